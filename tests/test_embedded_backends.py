@@ -9,7 +9,8 @@ import pytest
 
 from talaria_storage.backends.filesystem import FilesystemBackend
 from talaria_storage.backends.memory import MemoryBackend
-from talaria_storage.testing.backend_suite import BackendConformance
+from talaria_storage.chunk_store import ChunkStore
+from talaria_storage.testing import BackendConformance, ChunkStorageConformance
 
 
 class TestMemoryBackend(BackendConformance):
@@ -22,3 +23,15 @@ class TestFilesystemBackend(BackendConformance):
     @pytest.fixture
     def backend(self, tmp_path: Path) -> Iterator[FilesystemBackend]:
         yield FilesystemBackend(tmp_path / "store")
+
+
+class TestMemoryChunkStorage(ChunkStorageConformance):
+    @pytest.fixture
+    def chunk_storage(self) -> Iterator[ChunkStore]:
+        yield ChunkStore(MemoryBackend())
+
+
+class TestFilesystemChunkStorage(ChunkStorageConformance):
+    @pytest.fixture
+    def chunk_storage(self, tmp_path: Path) -> Iterator[ChunkStore]:
+        yield ChunkStore(FilesystemBackend(tmp_path / "store"))
