@@ -49,8 +49,8 @@ class Codec(ABC):
         """Compress ``data``."""
 
     @abstractmethod
-    def decompress(self, payload: bytes, size: int) -> bytes:
-        """Decompress ``payload`` that must expand to exactly ``size`` bytes."""
+    def decompress(self, payload: bytes | memoryview, size: int) -> bytes:
+        """Decompress ``payload`` (any bytes-like object) that must expand to exactly ``size`` bytes."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -78,10 +78,10 @@ class NoneCodec(Codec):
     def compress(self, data: bytes) -> bytes:
         return bytes(data)
 
-    def decompress(self, payload: bytes, size: int) -> bytes:
+    def decompress(self, payload: bytes | memoryview, size: int) -> bytes:
         if len(payload) != size:
             raise CompressionError(f"stored payload is {len(payload)} bytes, header says {size}")
-        return payload
+        return bytes(payload)
 
 
 _ZSTD_LOCAL = threading.local()
@@ -121,7 +121,7 @@ class ZstdCodec(Codec):
     def compress(self, data: bytes) -> bytes:
         return self._compressor().compress(data)
 
-    def decompress(self, payload: bytes, size: int) -> bytes:
+    def decompress(self, payload: bytes | memoryview, size: int) -> bytes:
         import zstandard
 
         decomp = getattr(_ZSTD_LOCAL, "decompressor", None)
@@ -149,7 +149,7 @@ class Lz4Codec(Codec):
 
         return lz4.block.compress(data, store_size=False)
 
-    def decompress(self, payload: bytes, size: int) -> bytes:
+    def decompress(self, payload: bytes | memoryview, size: int) -> bytes:
         import lz4.block
 
         try:
@@ -170,7 +170,7 @@ class SnappyCodec(Codec):
 
         return snappy.compress(data)
 
-    def decompress(self, payload: bytes, size: int) -> bytes:
+    def decompress(self, payload: bytes | memoryview, size: int) -> bytes:
         import snappy
 
         try:

@@ -64,7 +64,7 @@ def decode_header(frame: bytes) -> FrameHeader:
 def decode(frame: bytes) -> tuple[bytes, FrameHeader]:
     """Return the original bytes and the header; :class:`CompressionError` on any corruption."""
     header = decode_header(frame)
-    data = header.codec.decompress(memoryview(frame)[HEADER_SIZE:].tobytes(), header.size)
+    data = header.codec.decompress(memoryview(frame)[HEADER_SIZE:], header.size)
     if len(data) != header.size:
         raise CompressionError(
             f"frame decoded to {len(data)} bytes but its header says {header.size} (truncated or corrupt)"
