@@ -92,7 +92,12 @@ def open_store(
         config = load_config(location_or_config, **overrides)
     else:
         config = config_for_location(str(location_or_config), config_path=config_path, **overrides)
-    backend = open_backend(config.location, config.backend_options)
+    options = dict(config.backend_options)
+    if not create and config.location.startswith(("/", "file://")):
+        options["create"] = False  # a read-only open of a wrong path must not leave a folder behind
+    backend = open_backend(config.location, options)
+    # The writer's configured codec compresses new chunks; every frame names its own codec,
+    # so a store written with several codecs reads back without any setting.
     name, level = config.codec_spec
     store = Store(backend, codec_from_config(name, level), threads=config.threads, config=config)
     try:

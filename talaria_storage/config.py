@@ -59,6 +59,7 @@ import difflib
 import functools
 import importlib
 import json
+import math
 import os
 import re
 import sys
@@ -79,12 +80,12 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
-    "CacheSettings",
     "ENVIRONMENT",
+    "SCHEMA",
+    "CacheSettings",
     "IndexSettings",
     "OptimizationSettings",
     "RemoteSettings",
-    "SCHEMA",
     "StorageConfig",
     "StorageSettings",
     "config_for_location",
@@ -103,7 +104,14 @@ CLOUD_BACKENDS = ("s3", "gcs", "azure")
 #: The sub-table key that names a cloud backend's bucket (Azure calls it a container).
 _BUCKET_KEY = {"s3": "bucket", "gcs": "bucket", "azure": "container"}
 _URL_SCHEME = {"rocksdb": "rocksdb", "s3": "s3", "gcs": "gs", "azure": "az"}
-_BACKEND_OF_SCHEME = {"file": "filesystem", "memory": "memory", "rocksdb": "rocksdb", "s3": "s3", "gs": "gcs", "az": "azure"}
+_BACKEND_OF_SCHEME = {
+    "file": "filesystem",
+    "memory": "memory",
+    "rocksdb": "rocksdb",
+    "s3": "s3",
+    "gs": "gcs",
+    "az": "azure",
+}
 
 _KiB = 1024
 _MiB = 1024 * _KiB
@@ -181,7 +189,7 @@ class Float:
     def check(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _Invalid(f"is not a number: {self.allowed}")
-        if value != value or value < self.low or (self.high is not None and value > self.high):
+        if math.isnan(value) or value < self.low or (self.high is not None and value > self.high):
             raise _Invalid(f"is out of range: {self.allowed}")
         return float(value)
 
@@ -225,7 +233,9 @@ class Str:
 
     @property
     def allowed(self) -> str:
-        return self.pattern_text or ("expected a string" if self.empty_ok else "expected a non-empty string")
+        return self.pattern_text or (
+            "expected a string" if self.empty_ok else "expected a non-empty string"
+        )
 
     def check(self, value: Any) -> str:
         if isinstance(value, os.PathLike):
@@ -262,7 +272,15 @@ class Choice:
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": _KiB, "mb": 1000**2, "mib": _MiB, "gb": 1000**3, "gib": _GiB}
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": _KiB,
+    "mb": 1000**2,
+    "mib": _MiB,
+    "gb": 1000**3,
+    "gib": _GiB,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +356,6 @@ class Key:
     default: Any
     doc: str
     env: str | None = None
-    is_path: bool = False  # relative values from a file are relative to the file's folder
 
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -347,42 +364,75 @@ _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 SCHEMA: dict[str, dict[str, Key]] = {
     "storage": {
         "backend": Key(Choice(BACKEND_NAMES), "filesystem", "where objects live"),
-        "path": Key(Str(), DEFAULT_STORAGE_DIR, "store folder (filesystem, rocksdb) or memory:// name",
-                    env="TALARIA_STORAGE_DIR", is_path=True),
+        "path": Key(
+            Str(),
+            DEFAULT_STORAGE_DIR,
+            "store folder (filesystem, rocksdb) or memory:// name",
+            env="TALARIA_STORAGE_DIR",
+        ),
         "compression": Key(Choice(tuple(CODECS)), "zstd", "codec for new chunks"),
         "compression_level": Key(
-            Int(ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL, f"zstd levels are {ZSTD_MIN_LEVEL}-{ZSTD_MAX_LEVEL}"),
-            DEFAULT_ZSTD_LEVEL, "zstd level; not allowed with the level-less codecs",
-            env="TALARIA_COMPRESSION_LEVEL"),
-        "threads": Key(Int(1, 256), DEFAULT_THREADS, "worker threads for I/O and compression",
-                       env="TALARIA_STORAGE_THREADS"),
+            Int(
+                ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL, f"zstd levels are {ZSTD_MIN_LEVEL}-{ZSTD_MAX_LEVEL}"
+            ),
+            DEFAULT_ZSTD_LEVEL,
+            "zstd level; not allowed with the level-less codecs",
+            env="TALARIA_COMPRESSION_LEVEL",
+        ),
+        "threads": Key(
+            Int(1, 256),
+            DEFAULT_THREADS,
+            "worker threads for I/O and compression",
+            env="TALARIA_STORAGE_THREADS",
+        ),
     },
     "storage.s3": {
-        "bucket": Key(Str(pattern=r"[^/]+", pattern_text="expected a bucket name without '/'"), None,
-                      "S3 bucket", env="TALARIA_S3_BUCKET"),
+        "bucket": Key(
+            Str(pattern=r"[^/]+", pattern_text="expected a bucket name without '/'"),
+            None,
+            "S3 bucket",
+            env="TALARIA_S3_BUCKET",
+        ),
         "prefix": Key(Str(empty_ok=True), None, "key prefix inside the bucket (default: none)"),
     },
     "storage.gcs": {
-        "bucket": Key(Str(pattern=r"[^/]+", pattern_text="expected a bucket name without '/'"), None,
-                      "GCS bucket"),
+        "bucket": Key(
+            Str(pattern=r"[^/]+", pattern_text="expected a bucket name without '/'"),
+            None,
+            "GCS bucket",
+        ),
         "prefix": Key(Str(empty_ok=True), None, "key prefix inside the bucket (default: none)"),
-        "project": Key(Str(), None, "Google Cloud project (passed to the backend)", env="TALARIA_GCS_PROJECT"),
+        "project": Key(
+            Str(), None, "Google Cloud project (passed to the backend)", env="TALARIA_GCS_PROJECT"
+        ),
     },
     "storage.azure": {
-        "container": Key(Str(pattern=r"[^/]+", pattern_text="expected a container name without '/'"), None,
-                         "Azure Blob container", env="TALARIA_AZURE_CONTAINER"),
-        "prefix": Key(Str(empty_ok=True), None, "blob name prefix inside the container (default: none)"),
+        "container": Key(
+            Str(pattern=r"[^/]+", pattern_text="expected a container name without '/'"),
+            None,
+            "Azure Blob container",
+            env="TALARIA_AZURE_CONTAINER",
+        ),
+        "prefix": Key(
+            Str(empty_ok=True), None, "blob name prefix inside the container (default: none)"
+        ),
     },
     "storage.rocksdb": {},
     "cache": {
         "enabled": Key(Bool(), True, "keep a local cache of remote chunks"),
-        "size_mb": Key(Int(1, 1 << 20), 1024, "cache size limit in MiB", env="TALARIA_CACHE_SIZE_MB"),
+        "size_mb": Key(
+            Int(1, 1 << 20), 1024, "cache size limit in MiB", env="TALARIA_CACHE_SIZE_MB"
+        ),
         "ttl_seconds": Key(Int(0), 3600, "seconds an entry stays fresh; 0 = forever"),
-        "dir": Key(Str(), DEFAULT_CACHE_DIR, "cache folder", env="TALARIA_CACHE_DIR", is_path=True),
+        "dir": Key(Str(), DEFAULT_CACHE_DIR, "cache folder", env="TALARIA_CACHE_DIR"),
     },
     "index": {
-        "type": Key(Choice(("memory", "sqlite", "rocksdb")), "sqlite", "lookup index implementation"),
-        "rebuild_interval_hours": Key(Float(0.0), 24.0, "rebuild the index after this many hours; 0 = never"),
+        "type": Key(
+            Choice(("memory", "sqlite", "rocksdb")), "sqlite", "lookup index implementation"
+        ),
+        "rebuild_interval_hours": Key(
+            Float(0.0), 24.0, "rebuild the index after this many hours; 0 = never"
+        ),
     },
     "optimization": {
         "auto_optimize": Key(Bool(), False, "optimise (repack, reduce) after imports"),
@@ -391,17 +441,23 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_chunk_size": Key(Size(_KiB, _GiB), 16 * _MiB, "largest chunk the chunker cuts"),
     },
     "remote": {
-        "default": Key(Str(pattern=_NAME, pattern_text="expected the name of a [remote.<name>] table"), None,
-                       "remote used when none is named"),
+        "default": Key(
+            Str(pattern=_NAME, pattern_text="expected the name of a [remote.<name>] table"),
+            None,
+            "remote used when none is named",
+        ),
     },
     "remote.*": {
-        "location": Key(StoreLocation(), None, "the remote store's path or URL", is_path=True),
+        "location": Key(StoreLocation(), None, "the remote store's path or URL"),
     },
 }
 
 #: Environment variable -> (section, key); derived from the schema so it cannot drift.
 ENVIRONMENT: dict[str, tuple[str, str]] = {
-    key.env: (section, name) for section, keys in SCHEMA.items() for name, key in keys.items() if key.env
+    key.env: (section, name)
+    for section, keys in SCHEMA.items()
+    for name, key in keys.items()
+    if key.env
 }
 
 #: Bare keyword overrides accepted by :func:`load_config` (all [storage] keys but ``path``; the
@@ -423,7 +479,9 @@ class StorageSettings:
     compression_level: int | None
     threads: int
     #: Backend sub-tables as merged, e.g. ``backends["s3"] == {"bucket": ..., "endpoint_url": ...}``.
-    backends: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: types.MappingProxyType({}))
+    backends: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,6 +549,11 @@ class StorageConfig:
         return f"{scheme}://{bucket}/{quote(prefix)}" if prefix else f"{scheme}://{bucket}"
 
     @property
+    def threads(self) -> int:
+        """Worker threads (``[storage] threads``)."""
+        return self.storage.threads
+
+    @property
     def backend_options(self) -> dict[str, Any]:
         """Settings for the backend class (its sub-table without the keys that form the location)."""
         table = self.storage.backends.get(self.storage.backend, {})
@@ -535,7 +598,9 @@ class StorageConfig:
         storage = {k: getattr(self.storage, k) for k in SCHEMA["storage"]}
         for name, table in self.storage.backends.items():
             storage[name] = dict(table)
-        remote: dict[str, Any] = {name: {"location": loc} for name, loc in self.remotes.locations.items()}
+        remote: dict[str, Any] = {
+            name: {"location": loc} for name, loc in self.remotes.locations.items()
+        }
         if self.remotes.default is not None:
             remote["default"] = self.remotes.default
         return {
@@ -607,16 +672,20 @@ class _Layer:
             try:
                 value = key.kind.check(value)
             except _Invalid as exc:
-                raise self.error(f"{_table_name(section)} {name} = {_show(value)} {exc.reason}") from None
+                raise self.error(
+                    f"{_table_name(section)} {name} = {_show(value)} {exc.reason}"
+                ) from None
         self.settings[(section, name)] = _Setting(value, self.where, self.layer)
 
     def unknown(self, section: str, name: str, known: Any) -> ConfigError:
-        listed = ", ".join(sorted(known)) or "none"
+        listed = ", ".join(sorted(set(known))) or "none"
         return self.error(
             f"{_table_name(section)} unknown key '{name}': {_did_you_mean(name, known)}known keys: {listed}"
         )
 
-    def backend_option(self, backend: str, section: str, name: str, value: Any, core: Mapping[str, Key]) -> Any:
+    def backend_option(
+        self, backend: str, section: str, name: str, value: Any, core: Mapping[str, Key]
+    ) -> Any:
         """Check a key the backend class declares in ``OPTIONS`` (accepted as is when it cannot be imported)."""
         declared = _declared_options(backend)
         if declared is None:
@@ -639,24 +708,34 @@ class _Layer:
         for section, table in tree.items():
             if section not in _TOP_SECTIONS:
                 listed = ", ".join(f"[{s}]" for s in _TOP_SECTIONS)
-                raise self.error(f"unknown section [{section}]: {_did_you_mean(section, _TOP_SECTIONS)}sections are {listed}")
+                raise self.error(
+                    f"unknown section [{section}]: {_did_you_mean(section, _TOP_SECTIONS)}sections are {listed}"
+                )
             if not isinstance(table, Mapping):
-                raise self.error(f"{section} = {_show(table)} must be a table: write [{section}] and its keys below it")
+                raise self.error(
+                    f"{section} = {_show(table)} must be a table: write [{section}] and its keys below it"
+                )
             for name, value in table.items():
                 if section == "storage" and name in BACKEND_TABLES:
                     self.walk_table(f"storage.{name}", value)
                 elif section == "remote" and name != "default":
                     if not re.fullmatch(_NAME, name):
-                        raise self.error(f"[remote.{name}] is not a valid remote name: use letters, digits, '.', '_' and '-'")
+                        raise self.error(
+                            f"[remote.{name}] is not a valid remote name: use letters, digits, '.', '_' and '-'"
+                        )
                     if not isinstance(value, Mapping):
                         raise self.error(
-                            f"[remote] {name} = {_show(value)} must be a table: write [remote.{name}] location = \"...\""
+                            f'[remote] {name} = {_show(value)} must be a table: write [remote.{name}] location = "..."'
                         )
                     self.walk_table(f"remote.{name}", value)
                     if (f"remote.{name}", "location") not in self.settings:
-                        raise self.error(f"[remote.{name}] has no location: add location = \"s3://bucket/prefix\" or a path")
+                        raise self.error(
+                            f'[remote.{name}] has no location: add location = "s3://bucket/prefix" or a path'
+                        )
                 elif section == "storage" and name in BACKEND_NAMES:
-                    raise self.error(f"[storage.{name}] is not a settings table: the {name} backend has no options")
+                    raise self.error(
+                        f"[storage.{name}] is not a settings table: the {name} backend has no options"
+                    )
                 else:
                     self.set(section, name, value)
 
@@ -678,13 +757,15 @@ class _Layer:
         if backend in ("filesystem", "rocksdb"):
             self.set("storage", "path", loc.path)
         elif backend == "memory":
-            self.settings[("storage", "path")] = _Setting(loc.netloc or loc.prefix, self.where, self.layer)
+            self.settings[("storage", "path")] = _Setting(
+                loc.netloc or loc.prefix, self.where, self.layer
+            )
         else:
             self.set(f"storage.{backend}", _BUCKET_KEY[backend], loc.netloc)
             self.set(f"storage.{backend}", "prefix", loc.prefix)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _declared_options(backend: str) -> Mapping[str, type] | None:
     """The backend class's ``OPTIONS``, or None when the class cannot be imported or declares none."""
     spec = BACKENDS[ALIASES.get(backend, backend)]
@@ -743,7 +824,9 @@ def _argument_layer(overrides: Mapping[str, Any]) -> _Layer:
             tree.setdefault("storage", {})[name] = value
         elif name in _TOP_SECTIONS:
             if not isinstance(value, Mapping):
-                raise ConfigError(f"argument {name}= must be a mapping of [{name}] keys, got {_show(value)}")
+                raise ConfigError(
+                    f"argument {name}= must be a mapping of [{name}] keys, got {_show(value)}"
+                )
             # Merge with bare storage overrides rather than replace them.
             tree.setdefault(name, {}).update(value)
         else:
@@ -904,7 +987,9 @@ def _build(settings: _Settings, file_dir: Path | None, source: str | None) -> St
             compression=codec.value,
             compression_level=compression_level,
             threads=value("storage", "threads"),
-            backends=types.MappingProxyType({k: types.MappingProxyType(v) for k, v in backends.items()}),
+            backends=types.MappingProxyType(
+                {k: types.MappingProxyType(v) for k, v in backends.items()}
+            ),
         ),
         cache=CacheSettings(
             enabled=value("cache", "enabled"),
@@ -913,7 +998,9 @@ def _build(settings: _Settings, file_dir: Path | None, source: str | None) -> St
             dir=resolved("cache", "dir"),
         ),
         index=IndexSettings(**{name: value("index", name) for name in SCHEMA["index"]}),
-        optimization=OptimizationSettings(**{name: value("optimization", name) for name in SCHEMA["optimization"]}),
+        optimization=OptimizationSettings(
+            **{name: value("optimization", name) for name in SCHEMA["optimization"]}
+        ),
         remotes=RemoteSettings(
             default=None if default_remote is None else default_remote.value,
             locations=types.MappingProxyType(remotes),

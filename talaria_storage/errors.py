@@ -121,3 +121,23 @@ class InvalidKey(StorageError, ValueError):
 
 class MissingExtra(StorageError, ImportError):
     """An optional dependency (a cloud SDK) is not installed."""
+
+
+class RefConflict(StorageError):
+    """A ref moved while an operation was running; nothing was changed."""
+
+    def __init__(self, ref: str, expected: str | None, actual: str | None, hint: str = "re-run it, or pass --force to overwrite") -> None:
+        self.ref = ref
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"ref '{ref}' moved meanwhile (expected {expected or 'nothing'}, found {actual or 'nothing'}); "
+            f"nothing was changed: {hint}"
+        )
+
+
+class VersionNotFound(StorageError, KeyError):
+    """A database or one of its versions does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "version not found"

@@ -20,6 +20,7 @@ from talaria_storage.codecs import Codec
 from talaria_storage.errors import ObjectNotFound, StorageError
 from talaria_storage.keys import CHUNKS, MANIFESTS, STORE_META
 from talaria_storage.refs import RefStore
+from talaria_storage.types import VerificationError
 
 if TYPE_CHECKING:
     from talaria_storage.config import StorageConfig
@@ -43,6 +44,10 @@ class Store(ChunkStore):
         self.config = config
         self.manifests = ChunkStore(backend, self.codec, prefix=MANIFESTS, threads=threads)
         self.refs = RefStore(backend)
+
+    def verify_all(self) -> list[VerificationError]:
+        """Verify every chunk and every manifest (both are content-addressed frames)."""
+        return sorted(super().verify_all() + self.manifests.verify_all(), key=lambda p: p.key)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Session emulators (moto, fake-gcs-server, Azurite), fresh buckets and fresh backends:
+# s3_endpoint, gcs_endpoint, azurite_connection_string, s3_bucket, gcs_bucket,
+# azure_container, s3_backend, gcs_backend, azure_backend, rocksdb_backend.
+pytest_plugins = ["talaria_storage.testing.emulators"]
+
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 

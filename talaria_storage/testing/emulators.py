@@ -290,11 +290,33 @@ def s3_test_session() -> Any:
     )
 
 
-@pytest.fixture
-def s3_bucket(s3_endpoint: str) -> Iterator[str]:
-    """A new, empty bucket on the moto server; emptied and removed after the test."""
+@pytest.fixture(scope="session")
+def s3_session() -> Any:
+    """One boto3 Session with the test credentials for the whole run.
+
+    Creating a client from a warm Session takes ~15 ms instead of ~200 ms
+    (the service model is parsed once), which matters over a hundred tests.
+    """
     _require("boto3", "s3")
-    client = s3_test_session().client("s3", endpoint_url=s3_endpoint)
+    return s3_test_session()
+
+
+@pytest.fixture(scope="session")
+def s3_admin_client(s3_endpoint: str, s3_session: Any) -> Iterator[Any]:
+    """A plain boto3 S3 client on the moto server, for creating and inspecting buckets."""
+    from botocore.config import Config
+
+    client = s3_session.client("s3", endpoint_url=s3_endpoint, config=Config(s3={"addressing_style": "path"}))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def s3_bucket(s3_admin_client: Any) -> Iterator[str]:
+    """A new, empty bucket on the moto server; emptied and removed after the test."""
+    client = s3_admin_client
     name = unique_bucket_name()
     client.create_bucket(Bucket=name)
     try:
@@ -308,7 +330,6 @@ def s3_bucket(s3_endpoint: str) -> Iterator[str]:
             client.delete_bucket(Bucket=name)
         except Exception:  # noqa: BLE001 - best-effort cleanup of a throw-away server
             pass
-        client.close()
 
 
 @pytest.fixture
@@ -354,13 +375,11 @@ def azure_container(azurite_connection_string: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def s3_backend(s3_endpoint: str, s3_bucket: str) -> Iterator["S3Backend"]:
+def s3_backend(s3_endpoint: str, s3_bucket: str, s3_session: Any) -> Iterator["S3Backend"]:
     """An empty :class:`S3Backend` on a fresh moto bucket, under the prefix ``store``."""
     from talaria_storage.backends.s3 import S3Backend
 
-    backend = S3Backend(
-        s3_bucket, "store", endpoint_url=s3_endpoint, session=s3_test_session(), **S3_TEST_OPTIONS
-    )
+    backend = S3Backend(s3_bucket, "store", endpoint_url=s3_endpoint, session=s3_session, **S3_TEST_OPTIONS)
     try:
         yield backend
     finally:

@@ -1,0 +1,151 @@
+"""Version manifests: what one version of a database is made of.
+
+A manifest is stored content-addressed under ``manifests/<sha256>`` and named
+by ``refs/<db>/<version>`` and ``refs/<db>/HEAD``. Its encoding is canonical
+JSON (sorted keys, no insignificant whitespace, UTF-8), so equal content
+always gives an equal hash.
+
+The Merkle root commits to the ordered chunk list. Leaves and inner nodes are
+hashed with different one-byte prefixes (RFC 6962 style: ``0x00 || leaf``,
+``0x01 || left || right``) so a leaf can never be passed off as an inner
+node; an odd node is promoted unchanged to the next level; the root of an
+empty list is SHA-256 of the empty string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from talaria_storage.errors import StorageError
+from talaria_storage.hashing import SHA256Hash
+
+MANIFEST_FORMAT = "talaria-manifest"
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One input file of an import: its name, size and SHA-256 as read."""
+
+    name: str
+    size: int
+    sha256: str
+    format: str = "fasta"
+    records: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkEntry:
+    """One chunk of a version: its hash, the taxa of its records, and sizes."""
+
+    hash: SHA256Hash
+    taxa: tuple[int, ...]
+    records: int
+    residues: int
+    size: int  # serialised chunk bytes (what the chunk store hashed)
+    file_index: int = 0  # which source file the chunk's records came from
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A database version."""
+
+    database: str
+    version: str
+    created: float
+    sources: tuple[SourceFile, ...]
+    chunks: tuple[ChunkEntry, ...]
+    parent: SHA256Hash | None = None
+    taxonomy: SHA256Hash | None = None  # stored taxdump used to label records, if any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def merkle_root(self) -> SHA256Hash:
+        return merkle_root([c.hash for c in self.chunks])
+
+    @property
+    def records(self) -> int:
+        return sum(c.records for c in self.chunks)
+
+    @property
+    def residues(self) -> int:
+        return sum(c.residues for c in self.chunks)
+
+    def chunk_hashes(self) -> list[SHA256Hash]:
+        return [c.hash for c in self.chunks]
+
+    # -- encoding -------------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "format": MANIFEST_FORMAT,
+            "format_version": MANIFEST_VERSION,
+            "database": self.database,
+            "version": self.version,
+            "created": self.created,
+            "parent": self.parent.to_hex() if self.parent else None,
+            "taxonomy": self.taxonomy.to_hex() if self.taxonomy else None,
+            "sources": [
+                {"name": s.name, "size": s.size, "sha256": s.sha256, "format": s.format, "records": s.records}
+                for s in self.sources
+            ],
+            "chunks": [
+                [c.hash.to_hex(), list(c.taxa), c.records, c.residues, c.size, c.file_index] for c in self.chunks
+            ],
+            "merkle_root": self.merkle_root.to_hex(),
+            "extra": self.extra,
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, where: str = "manifest") -> "Manifest":
+        try:
+            doc = json.loads(raw)
+            if doc.get("format") != MANIFEST_FORMAT:
+                raise ValueError(f"format is {doc.get('format')!r}")
+            if int(doc["format_version"]) > MANIFEST_VERSION:
+                raise StorageError(f"{where} has manifest format {doc['format_version']}: upgrade talaria-storage")
+            manifest = cls(
+                database=doc["database"],
+                version=doc["version"],
+                created=float(doc["created"]),
+                parent=SHA256Hash.from_hex(doc["parent"]) if doc.get("parent") else None,
+                taxonomy=SHA256Hash.from_hex(doc["taxonomy"]) if doc.get("taxonomy") else None,
+                sources=tuple(SourceFile(**s) for s in doc["sources"]),
+                chunks=tuple(
+                    ChunkEntry(SHA256Hash.from_hex(h), tuple(taxa), records, residues, size, file_index)
+                    for h, taxa, records, residues, size, file_index in doc["chunks"]
+                ),
+                extra=doc.get("extra", {}),
+            )
+        except StorageError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageError(f"{where} is not a valid manifest ({exc}): the store is damaged") from None
+        if manifest.merkle_root.to_hex() != doc.get("merkle_root"):
+            raise StorageError(f"{where}: Merkle root does not match its chunk list; the manifest is corrupt")
+        return manifest
+
+
+def _leaf(h: SHA256Hash) -> bytes:
+    return hashlib.sha256(b"\x00" + h.digest).digest()
+
+
+def _inner(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def merkle_root(hashes: list[SHA256Hash]) -> SHA256Hash:
+    """Merkle root over an ordered list of hashes (see the module docstring)."""
+    if not hashes:
+        return SHA256Hash(hashlib.sha256(b"").digest())
+    level = [_leaf(h) for h in hashes]
+    while len(level) > 1:
+        nxt = [_inner(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return SHA256Hash(level[0])

@@ -1,0 +1,156 @@
+"""VersionCatalog: the databases of a store, their versions, and the refs that name them.
+
+Ordering rules (DESIGN.md §3), which make crashes harmless:
+
+1. every chunk a manifest lists must already be in the store;
+2. the manifest is stored (content-addressed) next;
+3. ``refs/<db>/<version>`` is created (create-only: a version name is never
+   re-pointed at different content);
+4. ``refs/<db>/HEAD`` moves last, by compare-and-swap from the HEAD the
+   import started from. If another writer moved it meanwhile, the publish
+   stops with :class:`RefConflict` and HEAD is left as the other writer set it.
+
+A crash between any two steps leaves only unreferenced objects, which GC
+collects after its grace period; never a ref to a missing object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from talaria_storage.errors import ChunkNotFound, RefConflict, StorageError, VersionNotFound
+from talaria_storage.hashing import SHA256Hash
+from talaria_storage.keys import REDUCTIONS, REFS, ref_key, validate_name
+from talaria_storage.sequences.manifest import Manifest
+from talaria_storage.store import Store
+
+HEAD = "HEAD"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    database: str
+    version: str
+    manifest: SHA256Hash
+    is_head: bool
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``NAME`` or ``NAME@VERSION`` -> (name, version or None)."""
+    name, _, version = spec.partition("@")
+    validate_name(name, "database name")
+    if version:
+        validate_name(version, "version")
+    return name, version or None
+
+
+class VersionCatalog:
+    """Reads and publishes database versions in one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def databases(self) -> list[str]:
+        """Names of every database that has a HEAD."""
+        return sorted({key.split("/")[1] for key in self.store.refs.list(REFS) if key.endswith("/" + HEAD)})
+
+    def versions(self, database: str) -> list[VersionInfo]:
+        """Every named version of ``database`` (oldest first by manifest creation time)."""
+        refs = self.store.refs.list(f"{REFS}{validate_name(database, 'database name')}/")
+        head = refs.get(ref_key(database, HEAD))
+        infos = [
+            VersionInfo(database, key.rsplit("/", 1)[1], h, h == head)
+            for key, h in refs.items()
+            if not key.endswith("/" + HEAD)
+        ]
+        created = {info.manifest: self.load(info.manifest).created for info in infos}
+        return sorted(infos, key=lambda i: (created[i.manifest], i.version))
+
+    def head(self, database: str) -> SHA256Hash | None:
+        return self.store.refs.get(ref_key(database, HEAD))
+
+    def resolve(self, database: str, version: str | None = None) -> tuple[SHA256Hash, Manifest]:
+        """The manifest of ``database@version`` (HEAD when version is None)."""
+        key = ref_key(database, version or HEAD)
+        h = self.store.refs.get(key)
+        if h is None:
+            if self.head(database) is None:
+                known = ", ".join(self.databases()) or "none yet"
+                raise VersionNotFound(f"database '{database}' does not exist in {self.store.location} (databases: {known})")
+            names = ", ".join(v.version for v in self.versions(database))
+            raise VersionNotFound(f"database '{database}' has no version '{version}' (versions: {names})")
+        return h, self.load(h)
+
+    def load(self, manifest_hash: SHA256Hash) -> Manifest:
+        try:
+            raw = self.store.manifests.get_chunk(manifest_hash)
+        except ChunkNotFound:
+            raise StorageError(
+                f"manifest {manifest_hash.to_hex()} is referenced but missing from {self.store.location}: "
+                "pull it from a remote or re-import"
+            ) from None
+        return Manifest.from_bytes(raw, f"manifest {manifest_hash.to_hex()[:12]}")
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def publish(self, manifest: Manifest, expected_head: SHA256Hash | None, *, force: bool = False) -> SHA256Hash:
+        """Store ``manifest`` and point its version ref and HEAD at it (see the module docstring)."""
+        missing = [c.hash for c in manifest.chunks if not self.store.has_chunk(c.hash)]
+        if missing:
+            raise StorageError(
+                f"refusing to publish {manifest.database}@{manifest.version}: {len(missing)} chunk(s) are missing, "
+                f"e.g. {missing[0].to_hex()}"
+            )
+        h = self.store.manifests.store_chunk(manifest.to_bytes())
+        version_key = ref_key(manifest.database, manifest.version)
+        if not self.store.refs.compare_and_swap(version_key, None, h):
+            existing = self.store.refs.get(version_key)
+            if existing != h:
+                if not force:
+                    raise RefConflict(
+                        version_key, None, existing.to_hex() if existing else None,
+                        hint="that version name is taken: choose another --version, or pass --force to re-point it",
+                    )
+                self.store.refs.set(version_key, h)
+        head_key = ref_key(manifest.database, HEAD)
+        if force:
+            self.store.refs.set(head_key, h)
+        elif not self.store.refs.compare_and_swap(head_key, expected_head, h):
+            actual = self.store.refs.get(head_key)
+            if actual != h:
+                raise RefConflict(
+                    head_key, expected_head.to_hex() if expected_head else None, actual.to_hex() if actual else None
+                )
+        return h
+
+    def delete_version(self, database: str, version: str) -> None:
+        """Remove a version's ref (its objects become collectable). HEAD cannot be deleted this way."""
+        key = ref_key(database, version)
+        if self.store.refs.get(key) is None:
+            raise VersionNotFound(f"database '{database}' has no version '{version}'")
+        self.store.refs.delete(key)
+
+    # -- reachability ---------------------------------------------------------------------------
+
+    def reachable(self) -> tuple[set[SHA256Hash], set[SHA256Hash]]:
+        """(chunks, manifests) reachable from every ref: the GC mark phase.
+
+        Reduction profiles and any other ``SHA256Hash``-valued ref also mark
+        their manifest object; their own chunk lists are marked by the
+        layer that owns them through :meth:`extra_roots`.
+        """
+        manifests: set[SHA256Hash] = set()
+        chunks: set[SHA256Hash] = set()
+        for key, h in self.store.refs.list(REFS).items():
+            if h in manifests:
+                continue
+            manifests.add(h)
+            manifest = self.load(h)
+            chunks.update(manifest.chunk_hashes())
+            if manifest.taxonomy is not None:
+                chunks.add(manifest.taxonomy)
+        for _, h in self.store.refs.list(REDUCTIONS).items():
+            manifests.add(h)
+        return chunks, manifests
