@@ -6,7 +6,7 @@
 * :func:`resolve_container` reconciles the bucket/prefix in a location URL
   with the same settings given as options.
 * :class:`KeyPrefix` maps store keys to object names under a prefix and back.
-* :func:`redact` strips secrets (signatures, account keys, tokens, query
+* :func:`public_url` and :func:`redact` strip secrets (signatures, account keys, tokens, query
   strings) from text taken from an SDK before it goes into an error message.
 * :func:`parallel_map` runs network requests on a small thread pool, for the
   batch variants (``get_many``, ``exists_many``...) of network backends.
@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from talaria_storage.errors import ConfigError
 from talaria_storage.keys import validate_key
@@ -40,7 +41,9 @@ def _type_name(kind: type) -> str:
     )
 
 
-def check_options(scheme: str, allowed: Mapping[str, type], options: Mapping[str, Any]) -> dict[str, Any]:
+def check_options(
+    scheme: str, allowed: Mapping[str, type], options: Mapping[str, Any]
+) -> dict[str, Any]:
     """Return ``options`` as a dict after checking every key and value type against ``allowed``.
 
     An integer is accepted where a number (float) is expected and converted;
@@ -51,7 +54,9 @@ def check_options(scheme: str, allowed: Mapping[str, type], options: Mapping[str
     for key, value in options.items():
         if key not in allowed:
             known = ", ".join(sorted(allowed))
-            raise ConfigError(f"unknown option '{key}' for {scheme}:// stores: known options are {known}")
+            raise ConfigError(
+                f"unknown option '{key}' for {scheme}:// stores: known options are {known}"
+            )
         if value is None:
             continue
         kind = allowed[key]
@@ -70,7 +75,7 @@ def check_options(scheme: str, allowed: Mapping[str, type], options: Mapping[str
 
 
 def resolve_container(
-    location: "Location", options: dict[str, Any], name_option: str, what: str
+    location: Location, options: dict[str, Any], name_option: str, what: str
 ) -> tuple[str, str]:
     """The bucket (or container) and prefix from the URL, else from the options.
 
@@ -81,7 +86,9 @@ def resolve_container(
     option_prefix = options.pop("prefix", None)
     name = location.netloc or option_name
     if not name:
-        raise ConfigError(f"store location '{location.raw}' names no {what}: give {location.scheme}://<{what}>")
+        raise ConfigError(
+            f"store location '{location.raw}' names no {what}: give {location.scheme}://<{what}>"
+        )
     if option_name and location.netloc and option_name != location.netloc:
         raise ConfigError(
             f"store location '{location.raw}' names {what} '{location.netloc}' but option "
@@ -104,7 +111,9 @@ class KeyPrefix:
         if prefix:
             for segment in prefix.split("/"):
                 if not segment or segment in (".", ".."):
-                    raise ConfigError(f"invalid store prefix '{prefix}': empty, '.' or '..' segment")
+                    raise ConfigError(
+                        f"invalid store prefix '{prefix}': empty, '.' or '..' segment"
+                    )
         self.prefix = prefix
         self._head = f"{prefix}/" if prefix else ""
 
@@ -121,7 +130,7 @@ class KeyPrefix:
         (outside the prefix, or foreign objects that do not pass key validation)."""
         if not name.startswith(self._head):
             return None
-        key = name[len(self._head):]
+        key = name[len(self._head) :]
         try:
             return validate_key(key)
         except ValueError:
@@ -150,6 +159,15 @@ def redact(text: str, *secrets: str | None) -> str:
     return " ".join(text.split())  # one line
 
 
+def public_url(url: str) -> str:
+    """``url`` without user info, query (a SAS token) or fragment: safe to print."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def first_line(text: str, limit: int = 200) -> str:
     """The first line of an SDK message, shortened, for the tail of an error message."""
     line = text.strip().splitlines()[0] if text.strip() else ""
@@ -165,7 +183,7 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> list
         return list(pool.map(fn, todo))
 
 
-def reconcile_lost_race(backend: "Backend", key: str, data: bytes) -> "Versioned | None":
+def reconcile_lost_race(backend: Backend, key: str, data: bytes) -> Versioned | None:
     """After a *retried* conditional write failed, the current object if it holds exactly ``data``.
 
     SDKs retry a request whose response was lost (a timeout, a reset

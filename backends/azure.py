@@ -28,13 +28,15 @@ missing blob from a missing container, even on HEAD requests).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+import requests
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
@@ -46,13 +48,32 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from talaria_storage.backend import Backend, ObjectInfo, Versioned
-from talaria_storage.errors import BackendError, ConfigError, ObjectNotFound, PreconditionFailed, StorageError
+from talaria_storage.errors import (
+    BackendError,
+    ConfigError,
+    ObjectNotFound,
+    PreconditionFailed,
+    StorageError,
+)
 from talaria_storage.keys import validate_prefix
 
-from ._common import MIB, KeyPrefix, check_options, first_line, parallel_map, reconcile_lost_race, redact, resolve_container
+from ._common import (
+    MIB,
+    KeyPrefix,
+    check_options,
+    first_line,
+    parallel_map,
+    public_url,
+    reconcile_lost_race,
+    redact,
+    resolve_container,
+)
 
 if TYPE_CHECKING:
     from talaria_storage.registry import Location
@@ -65,15 +86,6 @@ _ACCESS_CODES = {
     "InvalidAuthenticationInfo", "AuthorizationSourceIPMismatch", "AuthorizationProtocolMismatch",
 }  # fmt: skip
 _BATCH = 256  # Blob Batch takes at most 256 sub-requests
-
-
-def _public_url(url: str) -> str:
-    """``url`` without user info, query (a SAS token) or fragment: safe to print."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _error_code(exc: BaseException) -> str:
@@ -96,6 +108,38 @@ class _RetryCounter:
             self.count += 1
 
 
+def _transport(pool_size: int, connect_timeout: float, read_timeout: float) -> RequestsTransport:
+    """The SDK's requests transport with a connection pool sized for our threads.
+
+    The default pool keeps 10 connections; more concurrent requests than that
+    work but log "Connection pool is full" warnings and reconnect. Retries
+    stay with the SDK's retry policy, so the adapter itself never retries.
+    """
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=4,
+        pool_maxsize=pool_size,
+        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+    )
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    return RequestsTransport(
+        session=session,
+        session_owner=True,
+        connection_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
+
+
+class _BatchItemError(HttpResponseError):
+    """One failed sub-request of a Blob Batch, shaped like the SDK's own errors for translation."""
+
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(message=f"{status} {code}")
+        self.status_code = status
+        self.error_code = code
+
+
 class AzureBackend(Backend):
     """Blobs in an Azure container under a prefix; see the module docstring for the guarantees."""
 
@@ -113,6 +157,7 @@ class AzureBackend(Backend):
         "max_single_put_size_mb": int,  # larger blobs are uploaded in blocks
         "max_block_size_mb": int,  # block size of those uploads
         "max_concurrency": int,  # threads per block transfer and per batch call
+        "max_pool_connections": int,  # HTTP connections kept open (threads beyond it reconnect)
         "retry_total": int,  # retries per request (not counting the first attempt)
         "retry_initial_backoff": float,  # seconds
         "retry_increment_base": float,  # backoff = initial + base ** retry
@@ -136,6 +181,7 @@ class AzureBackend(Backend):
         max_single_put_size_mb: int = 64,
         max_block_size_mb: int = 8,
         max_concurrency: int = 8,
+        max_pool_connections: int = 32,
         retry_total: int = 4,
         retry_initial_backoff: float = 1.0,
         retry_increment_base: float = 2.0,
@@ -147,7 +193,9 @@ class AzureBackend(Backend):
         if not container:
             raise ConfigError("az:// stores need a container: az://<container>/<prefix>")
         if max_single_put_size_mb < 1 or max_block_size_mb < 1:
-            raise ConfigError("options max_single_put_size_mb and max_block_size_mb for az:// stores must be at least 1")
+            raise ConfigError(
+                "options max_single_put_size_mb and max_block_size_mb for az:// stores must be at least 1"
+            )
         if not 1 <= list_page_size <= 5000:
             raise ConfigError("option list_page_size for az:// stores must be between 1 and 5000")
         self.container_name = container
@@ -160,23 +208,27 @@ class AzureBackend(Backend):
         self._closed = False
 
         kwargs: dict[str, Any] = {
+            # The SDK annotates these as int but computes with any number.
             "retry_policy": ExponentialRetry(
-                initial_backoff=retry_initial_backoff,
-                increment_base=retry_increment_base,
+                initial_backoff=retry_initial_backoff,  # type: ignore[arg-type]
+                increment_base=retry_increment_base,  # type: ignore[arg-type]
                 retry_total=retry_total,
-                random_jitter_range=min(3.0, retry_initial_backoff),
+                random_jitter_range=min(3.0, retry_initial_backoff),  # type: ignore[arg-type]
             ),
             "max_single_put_size": max_single_put_size_mb * MIB,
             "max_block_size": max_block_size_mb * MIB,
             "connection_timeout": connect_timeout,
             "read_timeout": read_timeout,
+            "transport": _transport(
+                max(max_pool_connections, self._concurrency), connect_timeout, read_timeout
+            ),
         }
         if api_version:
             kwargs["api_version"] = api_version
         self._service = self._make_service(
             kwargs, account_url, account_name, account_key, sas_token, connection_string, anonymous
         )
-        self._endpoint = _public_url(self._service.url)
+        self._endpoint = public_url(self._service.url).rstrip("/")
         self._container: ContainerClient = self._service.get_container_client(container)
 
     def _make_service(
@@ -213,7 +265,7 @@ class AzureBackend(Backend):
                 )
             if urlsplit(account_url).scheme not in ("http", "https"):
                 raise ConfigError(
-                    f"option account_url for az:// stores must be an http(s) URL, got '{_public_url(account_url)}'"
+                    f"option account_url for az:// stores must be an http(s) URL, got '{public_url(account_url)}'"
                 )
             credential: Any
             if account_key:
@@ -244,7 +296,7 @@ class AzureBackend(Backend):
         return DefaultAzureCredential()
 
     @classmethod
-    def from_location(cls, location: Location, options: Mapping[str, Any]) -> "AzureBackend":
+    def from_location(cls, location: Location, options: Mapping[str, Any]) -> AzureBackend:
         """Open ``az://container/prefix`` with ``storage.toml`` options (see :attr:`OPTIONS`)."""
         opts = check_options("az", cls.OPTIONS, options)
         container, prefix = resolve_container(location, opts, "container", "container")
@@ -270,13 +322,21 @@ class AzureBackend(Backend):
         code, status = _error_code(exc), _status(exc)
         if code == "ContainerNotFound":
             return self._missing_container()
-        if isinstance(exc, ResourceModifiedError) or status == 412 or code in ("ConditionNotMet", "BlobAlreadyExists"):
+        if (
+            isinstance(exc, ResourceModifiedError)
+            or status == 412
+            or code in ("ConditionNotMet", "BlobAlreadyExists")
+        ):
             return PreconditionFailed(key or self.location)
         if isinstance(exc, ResourceNotFoundError) or status == 404:
             if key is not None:
                 return ObjectNotFound(key, self.location)
             return self._missing_container()
-        if isinstance(exc, ClientAuthenticationError) or status in (401, 403) or code in _ACCESS_CODES:
+        if (
+            isinstance(exc, ClientAuthenticationError)
+            or status in (401, 403)
+            or code in _ACCESS_CODES
+        ):
             return BackendError(
                 f"access denied for {self._url(key)} ({code or status}): check the Azure account key, "
                 "SAS token or connection string, and the container's role assignments",
@@ -322,7 +382,9 @@ class AzureBackend(Backend):
     def put(self, key: str, data: bytes) -> None:
         blob = self._blob(key)
         with self._errors(key):
-            blob.upload_blob(bytes(data), length=len(data), overwrite=True, max_concurrency=self._concurrency)
+            blob.upload_blob(
+                bytes(data), length=len(data), overwrite=True, max_concurrency=self._concurrency
+            )
 
     def get(self, key: str) -> bytes:
         blob = self._blob(key)
@@ -339,7 +401,9 @@ class AzureBackend(Backend):
             return b""
         with self._errors(key):
             try:
-                stream = blob.download_blob(offset=start, length=end - start, max_concurrency=self._concurrency)
+                stream = blob.download_blob(
+                    offset=start, length=end - start, max_concurrency=self._concurrency
+                )
                 return bytes(stream.readall())
             except HttpResponseError as exc:
                 if _error_code(exc) == "InvalidRange" or _status(exc) == 416:
@@ -395,7 +459,11 @@ class AzureBackend(Backend):
         condition: dict[str, Any] = (
             {"overwrite": False}
             if expected is None
-            else {"overwrite": True, "etag": expected, "match_condition": MatchConditions.IfNotModified}
+            else {
+                "overwrite": True,
+                "etag": expected,
+                "match_condition": MatchConditions.IfNotModified,
+            }
         )
         try:
             with self._errors(key):
@@ -417,7 +485,9 @@ class AzureBackend(Backend):
                 mine = reconcile_lost_race(self, key, data)
                 if mine is not None:
                     return mine.version
-            raise PreconditionFailed(key, "it exists" if expected is None else "its version changed") from None
+            raise PreconditionFailed(
+                key, "it exists" if expected is None else "its version changed"
+            ) from None
         return str(result["etag"])
 
     # -- batches --------------------------------------------------------------------------------
@@ -429,7 +499,9 @@ class AzureBackend(Backend):
             except ObjectNotFound:
                 return key, None
 
-        return {k: v for k, v in parallel_map(fetch, list(keys), self._concurrency) if v is not None}
+        return {
+            k: v for k, v in parallel_map(fetch, list(keys), self._concurrency) if v is not None
+        }
 
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         todo = list(keys)
@@ -449,17 +521,12 @@ class AzureBackend(Backend):
                 code = response.headers.get("x-ms-error-code", "")
                 if status == 404 and code != "ContainerNotFound":
                     continue  # already gone
-                error = HttpResponseError(message=f"{status} {code}", response=None)
-                error.status_code = status
-                error.error_code = code
-                raise self._translate(error, self._keys.key(name) or name)
+                raise self._translate(_BatchItemError(status, code), self._keys.key(name) or name)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(Exception):  # closing idle connections cannot fail meaningfully
             self._container.close()
             self._service.close()
-        except Exception:  # noqa: BLE001 - closing idle connections cannot fail meaningfully
-            pass

@@ -30,15 +30,17 @@ that names the fix.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exc
@@ -48,10 +50,26 @@ from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from talaria_storage.backend import Backend, ObjectInfo, Versioned
-from talaria_storage.errors import BackendError, ConfigError, ObjectNotFound, PreconditionFailed, StorageError
+from talaria_storage.errors import (
+    BackendError,
+    ConfigError,
+    ObjectNotFound,
+    PreconditionFailed,
+    StorageError,
+)
 from talaria_storage.keys import validate_prefix
 
-from ._common import MIB, KeyPrefix, check_options, first_line, parallel_map, reconcile_lost_race, redact, resolve_container
+from ._common import (
+    MIB,
+    KeyPrefix,
+    check_options,
+    first_line,
+    parallel_map,
+    public_url,
+    reconcile_lost_race,
+    redact,
+    resolve_container,
+)
 
 if TYPE_CHECKING:
     from talaria_storage.registry import Location
@@ -63,14 +81,6 @@ except ImportError:  # pragma: no cover - older or newer library layouts
 
 _RETRYABLE_CODES = {408, 429, 500, 502, 503, 504}
 _CONTENT_TYPE = "application/octet-stream"
-
-
-def _public_url(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class _RetryCounter:
@@ -103,6 +113,7 @@ class GCSBackend(Backend):
         "read_timeout": float,  # seconds
         "chunk_size_mb": int,  # resumable upload chunk size (objects above 8 MiB)
         "max_concurrency": int,  # threads for batch calls
+        "max_pool_connections": int,  # HTTP connections kept open (threads beyond it reconnect)
         "list_page_size": int,  # objects per list page (1-1000)
     }
 
@@ -114,7 +125,7 @@ class GCSBackend(Backend):
         project: str | None = None,
         endpoint_url: str | None = None,
         anonymous: bool = False,
-        retry_timeout: float = 60.0,
+        retry_timeout: float = 30.0,
         retry_initial: float = 1.0,
         retry_maximum: float = 16.0,
         retry_multiplier: float = 2.0,
@@ -122,6 +133,7 @@ class GCSBackend(Backend):
         read_timeout: float = 60.0,
         chunk_size_mb: int = 16,
         max_concurrency: int = 8,
+        max_pool_connections: int = 32,
         list_page_size: int = 1000,
     ) -> None:
         """Open ``gs://bucket/prefix``. No request is sent until the first operation."""
@@ -135,13 +147,13 @@ class GCSBackend(Backend):
             raise ConfigError("option retry_multiplier for gs:// stores must be at least 1")
         if endpoint_url is not None and urlsplit(endpoint_url).scheme not in ("http", "https"):
             raise ConfigError(
-                f"option endpoint_url for gs:// stores must be an http(s) URL, got '{_public_url(endpoint_url)}'"
+                f"option endpoint_url for gs:// stores must be an http(s) URL, got '{public_url(endpoint_url)}'"
             )
         self.bucket_name = bucket
         self._keys = KeyPrefix(prefix)
         self.prefix = self._keys.prefix
         self.location = f"gs://{bucket}/{self.prefix}" if self.prefix else f"gs://{bucket}"
-        self._endpoint = _public_url(endpoint_url) if endpoint_url else "the GCS endpoint"
+        self._endpoint = public_url(endpoint_url) if endpoint_url else "the GCS endpoint"
         self._chunk_size = chunk_size_mb * MIB
         self._concurrency = max(1, max_concurrency)
         self._page_size = list_page_size
@@ -162,7 +174,9 @@ class GCSBackend(Backend):
             kwargs["client_options"] = {"api_endpoint": endpoint_url}
         if anonymous:
             kwargs["credentials"] = AnonymousCredentials()
-            kwargs["project"] = project  # None: the SDK's "<none>" placeholder, fine for object calls
+            kwargs["project"] = (
+                project  # None: the SDK's "<none>" placeholder, fine for object calls
+            )
         elif project:
             kwargs["project"] = project
         try:
@@ -179,10 +193,25 @@ class GCSBackend(Backend):
                 f"cannot create a GCS client for {self.location}: {redact(first_line(str(exc)))}",
                 retryable=False,
             ) from None
+        self._size_connection_pool(max(max_pool_connections, self._concurrency))
         self._bucket = self._client.bucket(bucket)
 
+    def _size_connection_pool(self, size: int) -> None:
+        """Give the client's HTTP session a pool as large as our thread count.
+
+        requests keeps 10 connections per host by default; more concurrent
+        requests work but log "Connection pool is full" warnings and
+        reconnect. The session is the client's own (``Client._http``, an
+        AuthorizedSession); the SDK's retry policy still does all retrying.
+        """
+        session = getattr(self._client, "_http", None)
+        if isinstance(session, requests.Session):
+            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=size)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+
     @classmethod
-    def from_location(cls, location: Location, options: Mapping[str, Any]) -> "GCSBackend":
+    def from_location(cls, location: Location, options: Mapping[str, Any]) -> GCSBackend:
         """Open ``gs://bucket/prefix`` with ``storage.toml`` options (see :attr:`OPTIONS`)."""
         opts = check_options("gs", cls.OPTIONS, options)
         bucket, prefix = resolve_container(location, opts, "bucket", "bucket")
@@ -211,7 +240,9 @@ class GCSBackend(Backend):
         """One SDK exception as a talaria error. ``object_call``: a 404 may mean a missing object."""
         if isinstance(exc, gexc.RetryError):
             cause = exc.cause
-            inner = self._translate(cause, key, object_call=object_call) if cause is not None else None
+            inner = (
+                self._translate(cause, key, object_call=object_call) if cause is not None else None
+            )
             detail = f" ({inner})" if inner is not None else ""
             return BackendError(
                 f"gave up on {self._url(key)} after retrying for "
@@ -259,8 +290,16 @@ class GCSBackend(Backend):
                 retryable=True,
                 key=key,
             )
-        if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError,
-                            auth_exc.TransportError)) or _sdk_should_retry(exc):  # fmt: skip
+        if isinstance(
+            exc,
+            (
+                requests.ConnectionError,
+                requests.Timeout,
+                ConnectionError,
+                TimeoutError,
+                auth_exc.TransportError,
+            ),
+        ) or _sdk_should_retry(exc):
             return BackendError(
                 f"cannot reach {self._endpoint} for {self._url(key)} ({type(exc).__name__}): "
                 "check endpoint_url and the network, or retry later",
@@ -301,12 +340,19 @@ class GCSBackend(Backend):
             self._bucket.reload(timeout=self._timeout, retry=self._retry)
         except gexc.NotFound:
             raise self._missing_bucket() from None
+        except (gexc.Forbidden, gexc.Unauthorized):
+            # Object-only roles (no storage.buckets.get) cannot see the bucket itself:
+            # it exists as far as we can tell, and the object's 404 stands.
+            self._bucket_checked = True
+            return
         except self._SDK_ERRORS as exc:
             raise self._translate(exc, None, object_call=False) from exc
         self._bucket_checked = True
 
     def _blob(self, key: str, *, large: bool = False) -> storage.Blob:
-        return self._bucket.blob(self._keys.name(key), chunk_size=self._chunk_size if large else None)
+        return self._bucket.blob(
+            self._keys.name(key), chunk_size=self._chunk_size if large else None
+        )
 
     # -- primitives -----------------------------------------------------------------------------
 
@@ -343,7 +389,9 @@ class GCSBackend(Backend):
         with self._errors(key):
             try:
                 return bytes(
-                    blob.download_as_bytes(start=start, end=end - 1, timeout=self._timeout, retry=self._retry)
+                    blob.download_as_bytes(
+                        start=start, end=end - 1, timeout=self._timeout, retry=self._retry
+                    )
                 )
             except gexc.RequestRangeNotSatisfiable:
                 return b""  # the object exists but ends before ``start``
@@ -423,7 +471,9 @@ class GCSBackend(Backend):
                 mine = reconcile_lost_race(self, key, data)
                 if mine is not None:
                     return mine.version
-            raise PreconditionFailed(key, "it exists" if expected is None else "its version changed") from None
+            raise PreconditionFailed(
+                key, "it exists" if expected is None else "its version changed"
+            ) from None
         return str(blob.generation)
 
     # -- batches --------------------------------------------------------------------------------
@@ -435,7 +485,9 @@ class GCSBackend(Backend):
             except ObjectNotFound:
                 return key, None
 
-        return {k: v for k, v in parallel_map(fetch, list(keys), self._concurrency) if v is not None}
+        return {
+            k: v for k, v in parallel_map(fetch, list(keys), self._concurrency) if v is not None
+        }
 
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         todo = list(keys)
@@ -452,7 +504,5 @@ class GCSBackend(Backend):
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(Exception):  # closing idle connections cannot fail meaningfully
             self._client.close()
-        except Exception:  # noqa: BLE001 - closing idle connections cannot fail meaningfully
-            pass

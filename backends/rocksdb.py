@@ -170,7 +170,9 @@ class RocksDBBackend(Backend):
 
         names = [*_DATA_CFS, _META_CF]
         if not read_only and not create and not (self.root / "CURRENT").exists():
-            raise BackendError(f"store {self.root} does not exist: create it (create = true) or fix the path")
+            raise BackendError(
+                f"store {self.root} does not exist: create it (create = true) or fix the path"
+            )
         if read_only and not (self.root / "CURRENT").exists():
             raise BackendError(
                 f"store {self.root} does not exist: it cannot be opened read-only before a writer creates it"
@@ -184,7 +186,7 @@ class RocksDBBackend(Backend):
             if read_only and missing:
                 raise BackendError(
                     f"store {self.root} is not a talaria RocksDB store (no column family "
-                    f"'{sorted(missing)[0]}'): open it once for writing to upgrade it, or fix the path"
+                    f"'{min(missing)}'): open it once for writing to upgrade it, or fix the path"
                 )
             # Open every CF the database has, including any a newer version added.
             names = sorted(set(names) | existing)
@@ -193,8 +195,12 @@ class RocksDBBackend(Backend):
         if not read_only:
             self.root.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = Rdict(str(self.root), options=cf_options(_DEFAULT_CF), column_families=families,
-                             access_type=access)  # fmt: skip
+            self._db = Rdict(
+                str(self.root),
+                options=cf_options(_DEFAULT_CF),
+                column_families=families,
+                access_type=access,
+            )
         except Exception as exc:  # noqa: BLE001 - rocksdict raises bare Exception
             raise self._open_error(exc) from None
         for name in (*_DATA_CFS, _META_CF, _DEFAULT_CF):
@@ -218,11 +224,15 @@ class RocksDBBackend(Backend):
         if "No such file" in text or "does not exist" in text:
             return BackendError(f"store {self.root} does not exist: create it or fix the path")
         if "Permission denied" in text:
-            return BackendError(f"permission denied for store {self.root}: check the folder's owner and mode")
-        return BackendError(f"cannot open RocksDB store {self.root}: {text.splitlines()[0] if text else exc!r}")
+            return BackendError(
+                f"permission denied for store {self.root}: check the folder's owner and mode"
+            )
+        return BackendError(
+            f"cannot open RocksDB store {self.root}: {text.splitlines()[0] if text else exc!r}"
+        )
 
     @classmethod
-    def from_location(cls, location: Location, options: Mapping[str, Any]) -> "RocksDBBackend":
+    def from_location(cls, location: Location, options: Mapping[str, Any]) -> RocksDBBackend:
         """Open ``rocksdb:///path`` with ``storage.toml`` options (see :attr:`OPTIONS`)."""
         return cls(location.path, **check_options("rocksdb", cls.OPTIONS, options))
 
@@ -251,10 +261,14 @@ class RocksDBBackend(Backend):
     def _error(self, exc: Exception, key: str | None) -> BackendError:
         text = (str(exc).splitlines() or [repr(exc)])[0]
         if "No space left" in text:
-            return BackendError(f"no space left on device while writing '{key}' to {self.root}: free space and re-run")
+            return BackendError(
+                f"no space left on device while writing '{key}' to {self.root}: free space and re-run"
+            )
         retryable = "Busy" in text or "TryAgain" in text or "Timed out" in text
         where = f"'{key}' in " if key else ""
-        return BackendError(f"RocksDB error on {where}store {self.root}: {text}", retryable=retryable, key=key)
+        return BackendError(
+            f"RocksDB error on {where}store {self.root}: {text}", retryable=retryable, key=key
+        )
 
     def _meta(self, key: str) -> tuple[int, int, bytes] | None:
         raw = self._views[_META_CF].get(key.encode())
@@ -374,7 +388,9 @@ class RocksDBBackend(Backend):
             meta = self._meta(key)
             current = None if meta is None else meta[2].hex()
             if current != expected:
-                raise PreconditionFailed(key, "it exists" if expected is None else "its version changed")
+                raise PreconditionFailed(
+                    key, "it exists" if expected is None else "its version changed"
+                )
             return self._put_locked(key, data, True)
 
     # -- batches --------------------------------------------------------------------------------
@@ -386,14 +402,16 @@ class RocksDBBackend(Backend):
         self._live()
         found: dict[str, bytes] = {}
         for cf, names in by_cf.items():
-            values = self._views[cf].get([k.encode() for k in names])
+            values: list[Any] = self._views[cf].get([k.encode() for k in names]) or []
             found.update({k: bytes(v) for k, v in zip(names, values) if v is not None})
         return found
 
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         names = [validate_key(k) for k in keys]
         self._live()
-        values = self._views[_META_CF].get([k.encode() for k in names]) if names else []
+        values: list[Any] = (
+            (self._views[_META_CF].get([k.encode() for k in names]) or []) if names else []
+        )
         return {k for k, v in zip(names, values) if v is not None}
 
     def delete_many(self, keys: Iterable[str]) -> None:

@@ -8,8 +8,11 @@ Objects are named ``<prefix>/<key>`` in the bucket. How the contract is met:
 * Conditional writes use S3's own preconditions: create-only is
   ``If-None-Match: *``, compare-and-swap is ``If-Match: <ETag>``, and the
   version token is the ETag. Small objects (refs, state) go in one
-  ``PutObject``; large ones through a multipart upload whose
-  ``CompleteMultipartUpload`` carries the precondition.
+  ``PutObject``. A large create-only write is a multipart upload whose
+  ``CompleteMultipartUpload`` carries ``If-None-Match``; a large
+  compare-and-swap stays one ``PutObject`` up to S3's 5 GiB limit, because
+  ``If-Match`` on ``CompleteMultipartUpload`` is not honoured by every
+  S3-compatible server (moto ignores it).
 * Retries are botocore's (``retry_mode`` standard or adaptive: exponential
   backoff with jitter on throttling, 5xx and connection errors), bounded by
   ``max_attempts`` and the connect/read timeouts so a dead endpoint fails in
@@ -26,12 +29,13 @@ denied access or missing credentials a permanent one that names the fix.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import boto3
 import boto3.session
@@ -41,7 +45,6 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotoConnectionError,
     CredentialRetrievalError,
     NoCredentialsError,
     NoRegionError,
@@ -49,6 +52,9 @@ from botocore.exceptions import (
     ProfileNotFound,
     ReadTimeoutError,
     ResponseStreamingError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
 )
 
 from talaria_storage.backend import Backend, ObjectInfo, Versioned
@@ -61,7 +67,17 @@ from talaria_storage.errors import (
 )
 from talaria_storage.keys import validate_prefix
 
-from ._common import MIB, KeyPrefix, check_options, first_line, parallel_map, reconcile_lost_race, redact, resolve_container
+from ._common import (
+    MIB,
+    KeyPrefix,
+    check_options,
+    first_line,
+    parallel_map,
+    public_url,
+    reconcile_lost_race,
+    redact,
+    resolve_container,
+)
 
 if TYPE_CHECKING:
     from talaria_storage.registry import Location
@@ -84,6 +100,10 @@ _RETRYABLE = {
 #: outcome is unknown, so the write is retried a few times; the retry then wins or gets 412.
 _CONFLICT_RETRIES = 4
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
+#: S3's largest single PutObject. Compare-and-swap writes up to this size are one
+#: conditional PutObject: If-Match on CompleteMultipartUpload is newer than If-None-Match
+#: and not honoured everywhere (moto 5.2.5 ignores it), so it is used only above this size.
+_MAX_SINGLE_PUT = 5 * 1024**3
 
 
 def _code(exc: ClientError) -> str:
@@ -97,15 +117,6 @@ def _status(exc: ClientError) -> int:
 def _retried(exc: ClientError) -> bool:
     """True when botocore sent the failed request more than once."""
     return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0) > 0
-
-
-def _public_url(url: str) -> str:
-    """``url`` without user info, query or fragment (safe to print)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class S3Backend(Backend):
@@ -161,13 +172,19 @@ class S3Backend(Backend):
         if not bucket:
             raise ConfigError("s3:// stores need a bucket: s3://<bucket>/<prefix>")
         if retry_mode not in ("standard", "adaptive", "legacy"):
-            raise ConfigError(f"option retry_mode = '{retry_mode}' for s3:// stores: use standard, adaptive or legacy")
+            raise ConfigError(
+                f"option retry_mode = '{retry_mode}' for s3:// stores: use standard, adaptive or legacy"
+            )
         if addressing_style not in ("auto", "path", "virtual"):
-            raise ConfigError(f"option addressing_style = '{addressing_style}' for s3:// stores: use auto, path or virtual")
+            raise ConfigError(
+                f"option addressing_style = '{addressing_style}' for s3:// stores: use auto, path or virtual"
+            )
         if max_attempts < 1:
             raise ConfigError("option max_attempts for s3:// stores must be at least 1")
         if multipart_chunksize_mb < 5:
-            raise ConfigError("option multipart_chunksize_mb for s3:// stores must be at least 5 (S3's minimum part size)")
+            raise ConfigError(
+                "option multipart_chunksize_mb for s3:// stores must be at least 5 (S3's minimum part size)"
+            )
         if multipart_threshold_mb < 1:
             raise ConfigError("option multipart_threshold_mb for s3:// stores must be at least 1")
         if not 1 <= list_page_size <= 1000:
@@ -177,13 +194,15 @@ class S3Backend(Backend):
                 "option request_checksum_calculation for s3:// stores: use when_supported or when_required"
             )
         if endpoint_url is not None and urlsplit(endpoint_url).scheme not in ("http", "https"):
-            raise ConfigError(f"option endpoint_url for s3:// stores must be an http(s) URL, got '{_public_url(endpoint_url)}'")
+            raise ConfigError(
+                f"option endpoint_url for s3:// stores must be an http(s) URL, got '{public_url(endpoint_url)}'"
+            )
 
         self.bucket = bucket
         self._keys = KeyPrefix(prefix)
         self.prefix = self._keys.prefix
         self.location = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self._endpoint = _public_url(endpoint_url) if endpoint_url else "the AWS S3 endpoint"
+        self._endpoint = public_url(endpoint_url) if endpoint_url else "the AWS S3 endpoint"
         self._threshold = multipart_threshold_mb * MIB
         self._chunksize = multipart_chunksize_mb * MIB
         self._concurrency = max(1, max_concurrency)
@@ -203,7 +222,11 @@ class S3Backend(Backend):
             config_kwargs["response_checksum_validation"] = request_checksum_calculation
         try:
             if session is None:
-                session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
+                session = (
+                    boto3.session.Session(profile_name=profile)
+                    if profile
+                    else boto3.session.Session()
+                )
             self._client = session.client(
                 "s3", region_name=region, endpoint_url=endpoint_url, config=Config(**config_kwargs)
             )
@@ -213,9 +236,13 @@ class S3Backend(Backend):
                 "fix [storage] profile or run 'aws configure --profile'"
             ) from None
         except NoRegionError:
-            raise ConfigError(f"no AWS region for {self.location}: set [storage] region or AWS_REGION") from None
+            raise ConfigError(
+                f"no AWS region for {self.location}: set [storage] region or AWS_REGION"
+            ) from None
         except (BotoCoreError, ValueError) as exc:
-            raise ConfigError(f"cannot create an S3 client for {self.location}: {redact(first_line(str(exc)))}") from None
+            raise ConfigError(
+                f"cannot create an S3 client for {self.location}: {redact(first_line(str(exc)))}"
+            ) from None
         self._transfer = TransferConfig(
             multipart_threshold=self._threshold,
             multipart_chunksize=self._chunksize,
@@ -223,7 +250,7 @@ class S3Backend(Backend):
         )
 
     @classmethod
-    def from_location(cls, location: Location, options: Mapping[str, Any]) -> "S3Backend":
+    def from_location(cls, location: Location, options: Mapping[str, Any]) -> S3Backend:
         """Open ``s3://bucket/prefix`` with ``storage.toml`` options (see :attr:`OPTIONS`)."""
         opts = check_options("s3", cls.OPTIONS, options)
         bucket, prefix = resolve_container(location, opts, "bucket", "bucket")
@@ -319,6 +346,11 @@ class S3Backend(Backend):
         except ClientError as exc:
             if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
                 raise self._missing_bucket() from exc
+            if _status(exc) == 403:
+                # Object-only permissions (no s3:ListBucket) cannot see the bucket itself:
+                # it exists as far as we can tell, and the object's 404 stands.
+                self._bucket_checked = True
+                return
             raise self._client_error(exc, None) from exc
         except BotoCoreError as exc:
             raise self._transport_error(exc, None) from exc
@@ -332,7 +364,9 @@ class S3Backend(Backend):
             if len(data) <= self._threshold:
                 self._client.put_object(Bucket=self.bucket, Key=name, Body=bytes(data))
             else:
-                self._client.upload_fileobj(io.BytesIO(data), self.bucket, name, Config=self._transfer)
+                self._client.upload_fileobj(
+                    io.BytesIO(data), self.bucket, name, Config=self._transfer
+                )
 
     def get(self, key: str) -> bytes:
         name = self._keys.name(key)
@@ -350,7 +384,9 @@ class S3Backend(Backend):
             return b""
         with self._errors(key):
             try:
-                response = self._client.get_object(Bucket=self.bucket, Key=name, Range=f"bytes={start}-{end - 1}")
+                response = self._client.get_object(
+                    Bucket=self.bucket, Key=name, Range=f"bytes={start}-{end - 1}"
+                )
             except ClientError as exc:
                 if _code(exc) == "InvalidRange":  # the object exists but ends before ``start``
                     return b""
@@ -409,7 +445,10 @@ class S3Backend(Backend):
         for attempt in range(_CONFLICT_RETRIES + 1):
             with self._errors(key):
                 try:
-                    if len(data) <= self._threshold:
+                    single = len(data) <= self._threshold or (
+                        expected is not None and len(data) <= _MAX_SINGLE_PUT
+                    )
+                    if single:
                         response = self._client.put_object(
                             Bucket=self.bucket, Key=name, Body=bytes(data), **condition
                         )
@@ -419,8 +458,10 @@ class S3Backend(Backend):
                 except ClientError as exc:
                     code = _code(exc)
                     # If-Match on a key deleted meanwhile gets 404: a lost race as well.
-                    lost = code in _PRECONDITION or _status(exc) == 412 or (
-                        expected is not None and code in ("NoSuchKey", "404")
+                    lost = (
+                        code in _PRECONDITION
+                        or _status(exc) == 412
+                        or (expected is not None and code in ("NoSuchKey", "404"))
                     )
                     if lost:
                         if _retried(exc):
@@ -436,7 +477,9 @@ class S3Backend(Backend):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _conditional_multipart(self, name: str, data: bytes, condition: dict[str, str]) -> dict[str, Any]:
+    def _conditional_multipart(
+        self, name: str, data: bytes, condition: dict[str, str]
+    ) -> dict[str, Any]:
         """Upload ``data`` in parts and publish it with a conditional CompleteMultipartUpload."""
         upload_id = self._client.create_multipart_upload(Bucket=self.bucket, Key=name)["UploadId"]
         try:
@@ -465,7 +508,9 @@ class S3Backend(Backend):
             )
         except BaseException:
             try:
-                self._client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
+                self._client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=name, UploadId=upload_id
+                )
             except (ClientError, BotoCoreError):
                 pass  # a leftover upload is reaped by the bucket's lifecycle rule, and costs no correctness
             raise
@@ -479,7 +524,9 @@ class S3Backend(Backend):
             except ObjectNotFound:
                 return key, None
 
-        return {k: v for k, v in parallel_map(fetch, list(keys), self._concurrency) if v is not None}
+        return {
+            k: v for k, v in parallel_map(fetch, list(keys), self._concurrency) if v is not None
+        }
 
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         todo = list(keys)
@@ -498,7 +545,10 @@ class S3Backend(Backend):
             failures = [e for e in response.get("Errors", []) if e.get("Code") != "NoSuchKey"]
             if failures:
                 first = failures[0]
-                fake = ClientError({"Error": {"Code": first.get("Code", ""), "Message": first.get("Message", "")}}, "DeleteObjects")
+                fake = ClientError(
+                    {"Error": {"Code": first.get("Code", ""), "Message": first.get("Message", "")}},
+                    "DeleteObjects",
+                )
                 key = self._keys.key(str(first.get("Key", ""))) or str(first.get("Key", ""))
                 raise self._client_error(fake, key)
 
@@ -506,8 +556,5 @@ class S3Backend(Backend):
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(Exception):  # closing idle connections cannot fail meaningfully
             self._client.close()
-        except Exception:  # noqa: BLE001 - closing idle connections cannot fail meaningfully
-            pass
-

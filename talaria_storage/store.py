@@ -89,6 +89,12 @@ class Store(ChunkStore):
                 f"no store at {self.location}: create it with 'talaria-storage --store {self.location} init'"
             )
 
+    def database(self, name: str) -> Any:
+        """The sequence database ``name`` of this store (a :class:`SequenceDatabase`)."""
+        from talaria_storage.sequences.database import SequenceDatabase
+
+        return SequenceDatabase(self, name)
+
     def close(self) -> None:
         self.backend.close()
 

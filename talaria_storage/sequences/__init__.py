@@ -1,0 +1,40 @@
+"""Sequence-database formats: pure, storage-independent building blocks.
+
+Nothing in this package touches a store; the database layer (import, export,
+versions, index) composes these modules with the chunk store.
+
+Glossary:
+
+record
+    One FASTA (:class:`~talaria_storage.sequences.fasta.FastaRecord`) or
+    FASTQ entry: header bytes, residues as written, and a layout.
+layout
+    What byte-exact export needs beyond header and residues: line width (or
+    explicit line lengths), line terminator, final newline.
+canonical sequence
+    Residues upper-cased with whitespace removed; its SHA-256 is the
+    sequence's identity, and refget ``SQ.``/MD5 digests are its other names
+    (:mod:`~talaria_storage.sequences.canonical`).
+taxon
+    An NCBI Taxonomy id; :class:`~talaria_storage.sequences.taxonomy.Taxonomy`
+    gives lineage and descendants, and follows merged ids.
+taxon group
+    The records of one taxon, in input order; chunk boundaries are decided
+    inside a group (:mod:`~talaria_storage.sequences.chunking`).
+tail
+    The last, unfinished piece of a taxon group; small tails of several taxa
+    are packed into shared chunks.
+sequence chunk
+    A serialised list of records in separate compressed streams
+    (:mod:`~talaria_storage.sequences.chunk_format`), stored through the
+    chunk store like any other chunk.
+
+Modules:
+
+- :mod:`.fasta` -- streaming FASTA/FASTQ readers and writers, byte-exact;
+- :mod:`.genbank` -- GenBank/EMBL converted to records (not byte-exact);
+- :mod:`.canonical` -- canonical form, identity and refget digests, lookup ids;
+- :mod:`.taxonomy` -- NCBI taxdump, serialised taxonomy, accession maps;
+- :mod:`.chunk_format` -- the versioned chunk serialisation;
+- :mod:`.chunking` -- deterministic taxonomy-aware chunking.
+"""

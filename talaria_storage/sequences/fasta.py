@@ -62,20 +62,21 @@ Memory: one read block (4 MiB by default) plus the largest record.
 from __future__ import annotations
 
 import bz2
-import gzip
 import io
 import lzma
 import os
+import queue
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, NamedTuple, Union
+from typing import BinaryIO, NamedTuple
 
 import zstandard
 
 from talaria_storage.errors import InputFormatError
 
-Source = Union[str, "os.PathLike[str]", BinaryIO]
+Source = str | os.PathLike[str] | BinaryIO
 
 DEFAULT_BLOCK_SIZE = 4 << 20
 
@@ -86,6 +87,8 @@ CRLF = b"\r\n"
 _RESIDUE_BYTES = bytes(range(0x20, 0x7F)) + b"\t"
 # Bytes allowed inside a header line: the same plus any non-ASCII byte (UTF-8 organism names).
 _HEADER_BYTES = _RESIDUE_BYTES + bytes(range(0x80, 0x100))
+# A block with none of the other bytes has no CR and no control character anywhere.
+_CLEAN_BYTES = _HEADER_BYTES + b"\n"
 # FASTQ qualities: '!'..'~'.
 _QUALITY_BYTES = bytes(range(0x21, 0x7F))
 
@@ -141,7 +144,7 @@ class FastqRecord(NamedTuple):
         return format_fastq(self)
 
 
-SequenceRecord = Union[FastaRecord, FastqRecord]
+SequenceRecord = FastaRecord | FastqRecord
 
 # Regular layouts are shared: a file of 80 million records holds a handful of Layout objects.
 _LAYOUTS: dict[tuple[int, bool, bytes], Layout] = {}
@@ -250,41 +253,130 @@ def _source_name(source: Source, name: str | None) -> str:
     return str(getattr(source, "name", "<stream>"))
 
 
-class _CheckedStream(io.RawIOBase):
-    """A decompressing stream whose decoder errors become :class:`InputFormatError`.
+_PIECE = 1 << 20  # compressed bytes read at a time; bounds one decompressed piece
 
-    gzip reports a cut file as ``EOFError``, a bad one as ``BadGzipFile`` or
-    ``zlib.error``; zstandard as ``ZstdError``. The reader turns them into one
-    message that names the file, so a truncated download is reported as such
-    and never parsed as a short but valid file.
+
+def _members(stream: BinaryIO, kind: str) -> Iterator[bytes]:
+    """Decompress a gzip or zstd stream of one or more members (frames), piece by piece.
+
+    Python's ``gzip`` module is a third slower than ``zlib`` itself, and
+    ``zstandard``'s stream reader ends quietly at a frame cut short, which
+    would make a truncated download look like a shorter valid file. Here a
+    member still open at the end of the input raises ``EOFError``; zlib
+    checks every gzip member's CRC-32 and length.
+    """
+    if kind == "gzip":
+        new = lambda: zlib.decompressobj(31)  # noqa: E731
+    else:
+        factory = zstandard.ZstdDecompressor()
+        new = factory.decompressobj
+    member = new()
+    started = False
+    while True:
+        data = stream.read(_PIECE)
+        if not data:
+            if started and not member.eof:
+                raise EOFError(f"{kind} stream cut short")
+            return
+        while data:
+            if member.eof:
+                if kind == "gzip" and not data.strip(b"\x00"):
+                    break  # NUL padding after the last member, as tape and some tools write
+                member = new()
+            started = True
+            out = member.decompress(data)
+            if out:
+                yield out
+            data = member.unused_data if member.eof else b""
+
+
+def _file_pieces(stream: BinaryIO) -> Iterator[bytes]:
+    while data := stream.read(_PIECE):
+        yield data
+
+
+class _ReadAhead(io.RawIOBase):
+    """Decompress in a background thread, a few pieces ahead of the parser.
+
+    zlib, zstd, bz2 and lzma release the GIL while they work, so on two
+    cores decompression and parsing overlap instead of adding up. At most
+    ``depth`` pieces wait in the queue (bounded memory). Decoder errors are
+    raised in the reading thread as :class:`InputFormatError` naming the
+    file, so a truncated download is never parsed as a short valid file.
     """
 
-    def __init__(self, inner: BinaryIO, path: str, kind: str) -> None:
-        self._inner = inner
+    _END = object()
+
+    def __init__(self, pieces: Iterator[bytes], path: str, kind: str, depth: int = 4) -> None:
+        self._pieces = pieces
         self._path = path
         self._kind = kind
+        self._queue: queue.Queue[object] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._current = b""
+        self._at = 0
+        self._done = False
+        self._thread = threading.Thread(target=self._produce, name="talaria-decompress", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for piece in self._pieces:
+                if not self._put(piece):
+                    return
+        except BaseException as exc:  # handed to the reader, which raises it
+            self._put(exc)
+            return
+        self._put(self._END)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        try:
-            data = self._inner.read(len(buffer))
-        except EOFError as exc:
-            raise InputFormatError(self._path, None, f"truncated {self._kind} stream") from exc
-        except (OSError, zlib.error, zstandard.ZstdError, lzma.LZMAError) as exc:
-            raise InputFormatError(
-                self._path, None, f"corrupt or truncated {self._kind} stream ({exc})"
-            ) from exc
-        n = len(data)
-        buffer[:n] = data
+        while self._at >= len(self._current):
+            if self._done:
+                return 0
+            item = self._queue.get()
+            if item is self._END:
+                self._done = True
+                return 0
+            if isinstance(item, BaseException):
+                self._done = True
+                raise self._translate(item)
+            self._current = item  # type: ignore[assignment]
+            self._at = 0
+        n = min(len(buffer), len(self._current) - self._at)
+        buffer[:n] = self._current[self._at : self._at + n]
+        self._at += n
         return n
 
+    def _translate(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, EOFError):
+            return InputFormatError(self._path, None, f"truncated {self._kind} stream")
+        if isinstance(exc, (OSError, zlib.error, zstandard.ZstdError, lzma.LZMAError)):
+            return InputFormatError(
+                self._path, None, f"corrupt or truncated {self._kind} stream ({exc})"
+            )
+        return exc
+
     def close(self) -> None:
-        try:
-            self._inner.close()
-        finally:
-            super().close()
+        """Stop the producer and wait for it, so the caller may close the file under it."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        super().close()
 
 
 def compression_of(head: bytes) -> str:
@@ -310,35 +402,39 @@ def open_input(source: Source, name: str | None = None) -> Iterator[BinaryIO]:
     path = _source_name(source, name)
     owned = isinstance(source, (str, os.PathLike))
     raw: BinaryIO
-    if owned:
+    if isinstance(source, (str, os.PathLike)):
         try:
             raw = open(source, "rb")  # noqa: SIM115 - closed in finally
         except OSError as exc:
             raise InputFormatError(path, None, f"cannot open: {exc.strerror or exc}") from exc
     else:
-        raw = source  # type: ignore[assignment]
-    peekable: BinaryIO = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
+        raw = source
+    peekable: BinaryIO = (
+        raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type,type-var]
+    )
     try:
         kind = compression_of(peekable.peek(8)[:8])  # type: ignore[attr-defined]
         if kind == "none":
             yield peekable
             return
-        inner: BinaryIO
-        if kind == "gzip":
-            inner = gzip.GzipFile(fileobj=peekable, mode="rb")  # type: ignore[assignment]
-        elif kind == "zstd":
-            inner = zstandard.ZstdDecompressor().stream_reader(
-                peekable, read_across_frames=True, closefd=False
-            )
+        decoder: BinaryIO | None = None
+        if kind in ("gzip", "zstd"):
+            pieces = _members(peekable, kind)
         elif kind == "bzip2":
-            inner = bz2.BZ2File(peekable, "rb")  # type: ignore[assignment]
+            decoder = bz2.BZ2File(peekable, "rb")  # type: ignore[assignment]
+            pieces = _file_pieces(decoder)  # type: ignore[arg-type]
         else:
-            inner = lzma.LZMAFile(peekable, "rb")  # type: ignore[assignment]
-        stream = io.BufferedReader(_CheckedStream(inner, path, kind), buffer_size=1 << 20)
+            decoder = lzma.LZMAFile(peekable, "rb")  # type: ignore[assignment]  # noqa: SIM115
+            pieces = _file_pieces(decoder)  # type: ignore[arg-type]
+        stream = io.BufferedReader(  # noqa: SIM115 - closed in the finally below
+            _ReadAhead(pieces, path, kind), buffer_size=1 << 20
+        )
         try:
             yield stream  # type: ignore[misc]
         finally:
-            stream.close()
+            stream.close()  # stops and joins the decompressing thread first
+            if decoder is not None:
+                decoder.close()
     finally:
         if owned:
             raw.close()
@@ -414,31 +510,44 @@ class _FastaBlockParser:
         (already removed by the caller).
         """
         parts = text[1:].split(b"\n>")
+        last = len(parts) - 1
+        if text.translate(None, _CLEAN_BYTES):
+            # Somewhere in the block: a CR, a control byte... Check record by record.
+            return [
+                self._record(parts, i, part, first_line, final_eol or i != last)
+                for i, part in enumerate(parts)
+            ]
+        # One scan of the whole block found no CR and no control byte, so each record
+        # only needs its wrapping checked, its residues to be ASCII, its header not blank.
         out: list[FastaRecord] = []
         append = out.append
-        last = len(parts) - 1
-        layout_lf = _regular_layout(0, True)
+        layouts: dict[int, Layout] = {}
         for i, part in enumerate(parts):
-            final = final_eol or i != last
             nl = part.find(b"\n")
-            # Fast path: LF only, one sequence line, sound bytes (UniProt with -w 0, rRNA sets).
-            if (
-                nl > 0
-                and final
-                and part.find(b"\n", nl + 1) < 0
-                and b"\r" not in part
-                and nl + 1 < len(part)
-            ):
-                header = part[:nl]
-                residues = part[nl + 1 :]
-                if header.translate(None, _HEADER_BYTES) or residues.translate(None, _RESIDUE_BYTES):
-                    append(self._slow(parts, i, part, first_line, final))
-                elif not header.strip():
-                    append(self._slow(parts, i, part, first_line, final))
-                else:
-                    append(FastaRecord(header, residues, layout_lf))
+            if nl <= 0 or (i == last and not final_eol):
+                append(self._record(parts, i, part, first_line, final_eol or i != last))
                 continue
-            append(self._record(parts, i, part, first_line, final))
+            header = part[:nl]
+            body = part[nl + 1 :]
+            wrap = body.find(b"\n")
+            if wrap < 0:
+                residues = body
+                wrap = 0
+            elif (
+                wrap > 0
+                and body[-1] != 10
+                and body[wrap :: wrap + 1] == b"\n" * body.count(b"\n")
+            ):
+                residues = body.replace(b"\n", b"")
+            else:
+                residues = b""  # irregular: the general path below
+            if not residues or not residues.isascii() or header.isspace():
+                append(self._record(parts, i, part, first_line, True))
+                continue
+            layout = layouts.get(wrap)
+            if layout is None:
+                layout = layouts[wrap] = _regular_layout(wrap, True)
+            append(FastaRecord(header, residues, layout))
         return out
 
     def _record(
@@ -465,11 +574,7 @@ class _FastaBlockParser:
             layout = _regular_layout(0, final)
         else:
             newlines = body.count(b"\n")
-            if (
-                wrap > 0
-                and body[-1:] != b"\n"
-                and body[wrap :: wrap + 1] == b"\n" * newlines
-            ):
+            if wrap > 0 and body[-1:] != b"\n" and body[wrap :: wrap + 1] == b"\n" * newlines:
                 residues = body.replace(b"\n", b"")
                 layout = _regular_layout(wrap, final)
             else:
@@ -504,7 +609,10 @@ class _FastaBlockParser:
             if line.translate(None, _RESIDUE_BYTES):
                 at = _bad_byte(line, _RESIDUE_BYTES)
                 self._fail(
-                    parts, i, n, first_line,
+                    parts,
+                    i,
+                    n,
+                    first_line,
                     f"{_describe_byte(line[at])} in sequence data (column {at + 1})",
                 )
         residues = b"".join(seq_lines)
@@ -528,7 +636,11 @@ class _FastaBlockParser:
             layout = _regular_layout(wrap, final, eol)
         else:
             layout = Layout(
-                wrap if regular_lines else 0, None if regular_lines else lengths, eol, final, line_eols
+                wrap if regular_lines else 0,
+                None if regular_lines else lengths,
+                eol,
+                final,
+                line_eols,
             )
         return FastaRecord(header, residues, layout)
 
@@ -647,7 +759,9 @@ def read_fastq(
                 last = at_end and k + 4 >= usable
                 if len(group) < 4:
                     raise InputFormatError(
-                        path, line_no + k + len(group) - 1, "truncated FASTQ record (fewer than 4 lines)"
+                        path,
+                        line_no + k + len(group) - 1,
+                        "truncated FASTQ record (fewer than 4 lines)",
                     )
                 head, seq, plus, qual = group
                 if (
@@ -689,16 +803,25 @@ def _fastq_slow(path: str, line_no: int, group: list[bytes], final: bool) -> Fas
         raise InputFormatError(path, line_no, "empty header ('@' with no identifier)")
     if not plus.startswith(b"+"):
         raise InputFormatError(
-            path, line_no + 2,
+            path,
+            line_no + 2,
             "expected the '+' separator line (multi-line FASTQ is not supported)",
         )
     for n, (line, allowed, what) in enumerate(
-        ((head, _HEADER_BYTES, "header"), (seq, _RESIDUE_BYTES, "sequence data"),
-         (plus, _HEADER_BYTES, "'+' line"), (qual, _QUALITY_BYTES, "qualities"))
+        (
+            (head, _HEADER_BYTES, "header"),
+            (seq, _RESIDUE_BYTES, "sequence data"),
+            (plus, _HEADER_BYTES, "'+' line"),
+            (qual, _QUALITY_BYTES, "qualities"),
+        )
     ):
         if line.translate(None, allowed):
             at = _bad_byte(line, allowed)
-            problem = _describe_byte(line[at]) if line[at] < 0x21 or line[at] > 0x7E else f"byte {line[at:at + 1]!r}"
+            problem = (
+                _describe_byte(line[at])
+                if line[at] < 0x21 or line[at] > 0x7E
+                else f"byte {line[at : at + 1]!r}"
+            )
             raise InputFormatError(path, line_no + n, f"{problem} in {what}")
     if len(seq) != len(qual):
         raise InputFormatError(
@@ -725,6 +848,7 @@ def read_sequences(
     if fmt == "fastq":
         return read_fastq(source, name=name)
     raise InputFormatError(
-        _source_name(source, name), 1,
+        _source_name(source, name),
+        1,
         f"{fmt} is converted, not read byte-exactly: use talaria_storage.sequences.genbank",
     )

@@ -58,7 +58,7 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Iterator
-from itertools import accumulate, islice
+from itertools import accumulate, islice, pairwise
 from pathlib import Path
 
 import zstandard
@@ -77,7 +77,8 @@ _NODE = re.compile(rb"\n(\d+)\t\|\t(\d+)\t\|\t([^\t\n]*)\t\|")
 _NAME = re.compile(rb"\n(\d+)\t\|\t([^\t\n]*)\t\|\t[^\t\n]*\t\|\tscientific name\t\|")
 _MERGED = re.compile(rb"\n(\d+)\t\|\t(\d+)\t\|")
 _DELNODE = re.compile(rb"\n(\d+)\t\|")
-_OX = re.compile(rb"(?:^|\s)OX=(\d+)")
+_OX = re.compile(rb" OX=(\d+)")
+_OX_ANYWHERE = re.compile(rb"(?:^|\s)OX=(\d+)")
 _UNIPROT = re.compile(rb"(?:sp|tr)\|([^|\s]+)\|")
 _NCBI_GI = re.compile(rb"gi\|\d+\|[a-z]{2,4}\|([^|\s]+)")
 _VERSION = re.compile(r"\.\d+$")
@@ -127,10 +128,14 @@ def _scan(path: Source, pattern: re.Pattern[bytes], what: str, strict: bool = Tr
     with open_input(path) as stream:
         for block, first_line in _line_blocks(stream):
             found = pattern.findall(b"\n" + block)
-            if strict and len(found) != block.count(b"\n") - block.count(b"\n\n") - block.startswith(b"\n"):
+            if strict and len(found) != block.count(b"\n") - block.count(
+                b"\n\n"
+            ) - block.startswith(b"\n"):
                 for n, text in enumerate(block.split(b"\n")[:-1]):
                     if text and not pattern.match(b"\n" + text):
-                        raise InputFormatError(name, first_line + n, f"not a {what} line: {text[:60]!r}")
+                        raise InputFormatError(
+                            name, first_line + n, f"not a {what} line: {text[:60]!r}"
+                        )
             yield found
 
 
@@ -142,8 +147,17 @@ class Taxonomy:
     """
 
     __slots__ = (
-        "_taxids", "_index", "_parents", "_rank_codes", "_ranks", "_names", "_name_offsets",
-        "_merged", "_deleted", "_child_start", "_children",
+        "_child_start",
+        "_children",
+        "_deleted",
+        "_index",
+        "_merged",
+        "_name_offsets",
+        "_names",
+        "_parents",
+        "_rank_codes",
+        "_ranks",
+        "_taxids",
     )
 
     def __init__(
@@ -181,7 +195,7 @@ class Taxonomy:
         names: Source | None = None,
         merged: Source | None = None,
         delnodes: Source | None = None,
-    ) -> "Taxonomy":
+    ) -> Taxonomy:
         """Read a taxdump: a folder holding ``nodes.dmp`` (+ optional ``names``, ``merged``,
         ``delnodes``; each may end in ``.gz``/``.zst``/...) or the files given one by one."""
         if directory is not None:
@@ -223,7 +237,7 @@ class Taxonomy:
 
         if not all(map(operator.lt, taxids, islice(taxids, 1, None))):
             order = sorted(range(len(taxids)), key=taxids.__getitem__)
-            for a, b in zip(order, order[1:]):
+            for a, b in pairwise(order):
                 if taxids[a] == taxids[b]:
                     raise InputFormatError(
                         _source_name(nodes, None), None, f"taxon {taxids[a]} appears twice"
@@ -253,8 +267,16 @@ class Taxonomy:
             for found in _scan(delnodes, _DELNODE, "delnodes.dmp"):
                 deleted.extend(int(x) for x in found)
             deleted = array("I", sorted(set(deleted)))
-        return cls(taxids, parents, rank_codes, ranks, b"".join(name_list), name_offsets,
-                   merged_map, deleted)
+        return cls(
+            taxids,
+            parents,
+            rank_codes,
+            ranks,
+            b"".join(name_list),
+            name_offsets,
+            merged_map,
+            deleted,
+        )
 
     # ------------------------------------------------------------------ serialisation
 
@@ -272,11 +294,21 @@ class Taxonomy:
         parts = [
             struct.pack("<5I", n, len(rank_bytes), len(old), len(self._deleted), len(self._names)),
             b"".join(bytes([len(r)]) + r for r in rank_bytes),
-            _le(deltas), _le(self._parents), bytes(self._rank_codes), _le(lengths), self._names,
-            _le(old_deltas), _le(new), _le(del_deltas),
+            _le(deltas),
+            _le(self._parents),
+            bytes(self._rank_codes),
+            _le(lengths),
+            self._names,
+            _le(old_deltas),
+            _le(new),
+            _le(del_deltas),
         ]
         params = zstandard.ZstdCompressionParameters.from_level(
-            level, window_log=27, enable_ldm=True, threads=0, write_checksum=1,
+            level,
+            window_log=27,
+            enable_ldm=True,
+            threads=0,
+            write_checksum=1,
             write_content_size=1,
         )
         payload = b"".join(parts)
@@ -284,16 +316,20 @@ class Taxonomy:
         return FORMAT_MAGIC + bytes([FORMAT_VERSION]) + frame
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Taxonomy":
+    def from_bytes(cls, data: bytes) -> Taxonomy:
         """Rebuild a :class:`Taxonomy` from :meth:`to_bytes` output."""
         if data[:4] != FORMAT_MAGIC:
             raise InputFormatError("<taxonomy object>", None, "not a serialised taxonomy")
         if data[4:5] != bytes([FORMAT_VERSION]):
-            raise InputFormatError("<taxonomy object>", None, f"unknown taxonomy format version {data[4:5]!r}")
+            raise InputFormatError(
+                "<taxonomy object>", None, f"unknown taxonomy format version {data[4:5]!r}"
+            )
         try:
             payload = zstandard.ZstdDecompressor().decompress(data[5:])
         except zstandard.ZstdError as exc:
-            raise InputFormatError("<taxonomy object>", None, f"corrupt taxonomy object ({exc})") from exc
+            raise InputFormatError(
+                "<taxonomy object>", None, f"corrupt taxonomy object ({exc})"
+            ) from exc
         n, n_ranks, n_merged, n_deleted, n_name_bytes = struct.unpack_from("<5I", payload)
         at = 20
         ranks = []
@@ -323,8 +359,16 @@ class Taxonomy:
         old = list(accumulate(take(n_merged)))
         new = take(n_merged)
         deleted = array("I", accumulate(take(n_deleted)))
-        return cls(taxids, parents, bytes(rank_codes), tuple(ranks), bytes(names), offsets,
-                   dict(zip(old, new)), deleted)
+        return cls(
+            taxids,
+            parents,
+            bytes(rank_codes),
+            tuple(ranks),
+            bytes(names),
+            offsets,
+            dict(zip(old, new)),
+            deleted,
+        )
 
     # ------------------------------------------------------------------ lookups
 
@@ -339,10 +383,14 @@ class Taxonomy:
         if not isinstance(other, Taxonomy):
             return NotImplemented
         return (
-            self._taxids == other._taxids and self._parents == other._parents
-            and self._rank_codes == other._rank_codes and self._ranks == other._ranks
-            and self._names == other._names and self._name_offsets == other._name_offsets
-            and self._merged == other._merged and self._deleted == other._deleted
+            self._taxids == other._taxids
+            and self._parents == other._parents
+            and self._rank_codes == other._rank_codes
+            and self._ranks == other._ranks
+            and self._names == other._names
+            and self._name_offsets == other._name_offsets
+            and self._merged == other._merged
+            and self._deleted == other._deleted
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -402,7 +450,9 @@ class Taxonomy:
     def name(self, taxid: int) -> str:
         """Scientific name ('' when names.dmp was not read)."""
         i = self._node(taxid)
-        return self._names[self._name_offsets[i] : self._name_offsets[i + 1]].decode("utf-8", "replace")
+        return self._names[self._name_offsets[i] : self._name_offsets[i + 1]].decode(
+            "utf-8", "replace"
+        )
 
     def lineage(self, taxid: int) -> list[int]:
         """Taxids from the root down to ``taxid`` (resolved), both included."""
@@ -423,6 +473,12 @@ class Taxonomy:
     def is_ancestor(self, ancestor: int, taxid: int) -> bool:
         """True when ``ancestor`` is ``taxid`` or lies on its lineage."""
         return self.resolve(ancestor) in self.lineage(taxid)
+
+    def _child_index(self) -> tuple[array, array]:
+        """(start per node, children) in CSR form, built on first use."""
+        if self._child_start is None or self._children is None:
+            self._build_children()
+        return self._child_start, self._children  # type: ignore[return-value]
 
     def _build_children(self) -> None:
         n = len(self._taxids)
@@ -449,17 +505,15 @@ class Taxonomy:
 
     def children(self, taxid: int) -> list[int]:
         """Direct children taxids, ascending."""
-        if self._children is None:
-            self._build_children()
+        start, children = self._child_index()
+        taxids = self._taxids
         i = self._node(taxid)
-        start, children, taxids = self._child_start, self._children, self._taxids
         return [taxids[c] for c in children[start[i] : start[i + 1]]]
 
     def descendants(self, taxid: int, *, include_self: bool = True) -> list[int]:
         """Every taxid in the subtree under ``taxid`` (breadth first)."""
-        if self._children is None:
-            self._build_children()
-        start, children, taxids = self._child_start, self._children, self._taxids
+        start, children = self._child_index()
+        taxids = self._taxids
         root = self._node(taxid)
         queue = [root]
         for i in queue:  # the list grows while it is walked: a breadth-first search
@@ -489,7 +543,8 @@ def _le(values: array) -> bytes:
 
 def taxon_from_header(header: bytes) -> int | None:
     """The UniProt ``OX=<taxid>`` of a header, or None."""
-    found = _OX.search(header)
+    at = header.find(b" OX=")  # a plain find first: a regex search per header costs 4x more
+    found = _OX.match(header, at) if at >= 0 else _OX_ANYWHERE.search(header)
     return int(found.group(1)) if found else None
 
 
@@ -547,7 +602,7 @@ class AccessionTaxonMap:
         *,
         prefix_separator: str | None = None,
         wanted: Collection[str] | None = None,
-    ) -> "AccessionTaxonMap":
+    ) -> AccessionTaxonMap:
         """Load an NCBI ``accession2taxid`` file or a two-column map (told apart by the header).
 
         ``wanted`` keeps only those accessions (bare, without version): the
@@ -562,8 +617,8 @@ class AccessionTaxonMap:
 
 
 _NCBI_HEADER = b"accession\taccession.version\ttaxid\tgi"
-_NCBI_ROW = re.compile(rb"^([^\t\n]+)\t[^\t\n]*\t(\d+)(?:\t[^\n]*)?$", re.M)
-_PAIR_ROW = re.compile(rb"^(\S+)[ \t]+(\d+)[ \t]*$", re.M)
+_NCBI_ROW = re.compile(rb"^([^\t\n]+)\t[^\t\n]*\t(\d+)(?:\t[^\n]*)?$", re.MULTILINE)
+_PAIR_ROW = re.compile(rb"^(\S+)[ \t]+(\d+)[ \t]*$", re.MULTILINE)
 
 
 def iter_accession_taxids(source: Source) -> Iterator[tuple[str, int]]:

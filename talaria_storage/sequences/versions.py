@@ -149,6 +149,10 @@ class VersionCatalog:
             manifests.add(h)
             manifest = self.load(h)
             chunks.update(manifest.chunk_hashes())
+            # Per-file record-order objects: without them export cannot restore the original order.
+            for entry in manifest.extra.get("files", []):
+                if entry.get("order"):
+                    chunks.add(SHA256Hash.from_hex(entry["order"]))
             if manifest.taxonomy is not None:
                 chunks.add(manifest.taxonomy)
         for _, h in self.store.refs.list(REDUCTIONS).items():
