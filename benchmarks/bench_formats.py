@@ -159,6 +159,9 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, default=ChunkCodec().block_size)
     parser.add_argument("--long", action="store_true", help="zstd long-distance matching")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-size", type=int, default=ChunkingPolicy().min_size)
+    parser.add_argument("--target-size", type=int, default=ChunkingPolicy().target_size)
+    parser.add_argument("--max-size", type=int, default=ChunkingPolicy().max_size)
     parser.add_argument("--sweep", action="store_true", help="try several residue codec settings")
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -166,7 +169,9 @@ def main() -> None:
     chosen = datasets()
     if args.only:
         chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
-    policy = ChunkingPolicy()
+    policy = ChunkingPolicy(
+        args.min_size, args.target_size, args.max_size, max(args.max_size, 256 << 20)
+    )
     codecs = [ChunkCodec(args.level, args.meta_level, args.block_size, long_distance=args.long)]
     if args.sweep:
         codecs = [
