@@ -18,6 +18,9 @@ Run::
 
     .venv/bin/python benchmarks/bench_formats.py                 # default codec, all datasets
     .venv/bin/python benchmarks/bench_formats.py --only wol16s --level 9 --block-size 4194304
+    # "archive": big chunks, big blocks, long matches, level 19 (about 1-3 MB/s)
+    .venv/bin/python benchmarks/bench_formats.py --level 19 --nucleotide-level 19 --long \
+        --block-size 8388608 --min-size 8388608 --target-size 16777216 --max-size 33554432
     .venv/bin/python benchmarks/bench_formats.py --sweep          # residue codec settings
 
 It reads ``../shared/data`` in place and writes nothing.
@@ -156,6 +159,7 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated dataset names")
     parser.add_argument("--level", type=int, default=ChunkCodec().level)
     parser.add_argument("--meta-level", type=int, default=ChunkCodec().meta_level)
+    parser.add_argument("--nucleotide-level", type=int, default=ChunkCodec().nucleotide_level)
     parser.add_argument("--block-size", type=int, default=ChunkCodec().block_size)
     parser.add_argument("--long", action="store_true", help="zstd long-distance matching")
     parser.add_argument("--threads", type=int, default=2)
@@ -172,14 +176,22 @@ def main() -> None:
     policy = ChunkingPolicy(
         args.min_size, args.target_size, args.max_size, max(args.max_size, 256 << 20)
     )
-    codecs = [ChunkCodec(args.level, args.meta_level, args.block_size, long_distance=args.long)]
+    codecs = [
+        ChunkCodec(
+            args.level,
+            args.meta_level,
+            args.block_size,
+            long_distance=args.long,
+            nucleotide_level=args.nucleotide_level,
+        )
+    ]
     if args.sweep:
         codecs = [
-            ChunkCodec(level=3, block_size=64 << 10),
-            ChunkCodec(level=3, block_size=256 << 10),
+            ChunkCodec(block_size=64 << 10),
+            ChunkCodec(block_size=256 << 10),
+            ChunkCodec(block_size=1 << 20),
             ChunkCodec(level=3, block_size=1 << 20),
-            ChunkCodec(level=3, block_size=4 << 20, long_distance=True),
-            ChunkCodec(level=9, block_size=1 << 20),
+            ChunkCodec(block_size=4 << 20, long_distance=True),
         ]
     print(f"cpus={os.cpu_count()} policy={policy}")
     print(
@@ -188,8 +200,9 @@ def main() -> None:
     )
     print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
     for codec in codecs:
-        label = f"L{codec.level}/{codec.meta_level} blk {codec.block_size >> 10}K" + (
-            " ldm" if codec.long_distance else ""
+        label = (
+            f"L{codec.level}/{codec.nucleotide_level}/{codec.meta_level} blk {codec.block_size >> 10}K"
+            + (" ldm" if codec.long_distance else "")
         )
         for name, files in chosen.items():
             r = measure(name, files, codec, policy, args.threads)

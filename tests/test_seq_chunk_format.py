@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import random
 from pathlib import Path
 
 import pytest
@@ -97,8 +98,13 @@ def test_headers_are_read_without_residues() -> None:
     assert not [k for k in reader._block_cache if k[0] == RESIDUES]
 
 
+def random_dna(length: int, seed: int = 1) -> bytes:
+    rng = random.Random(seed)
+    return bytes(rng.choice(b"ACGT") for _ in range(length))
+
+
 def test_dna_blocks_are_packed_to_four_or_two_bits() -> None:
-    genome = FastaRecord(b"chr", b"ACGTTGCAAGCT" * 4000)
+    genome = FastaRecord(b"chr", random_dna(48_000))
     chunk = encode_chunk([genome])
     assert residue_encodings(chunk) <= {NUC4, NUC2}
     assert len(chunk) < len(genome.residues) // 3
@@ -106,7 +112,8 @@ def test_dna_blocks_are_packed_to_four_or_two_bits() -> None:
 
 
 def test_soft_masked_dna_with_n_runs_round_trips_packed() -> None:
-    residues = b"ACGTacgtNNNNnnnnRYacgtACGT-" * 500 + b"n" * 3000
+    dna = random_dna(20_000)
+    residues = dna[:5000] + b"NNNNnnnn" + dna[5000:9000].lower() + b"RY-" + dna[9000:] + b"n" * 300
     chunk = encode_chunk([FastaRecord(b"x", residues)])
     assert residue_encodings(chunk) & {NUC4, NUC2}
     assert decode_chunk(chunk)[0][0].residues == residues
@@ -219,3 +226,10 @@ def test_a_real_fastq_file_round_trips(shared_data: Path) -> None:
         itertools.islice(read_fastq(shared_data / "fastq/seqkit_Illumina1.8_10k.fq.gz"), 2000)
     )
     assert decode_chunk(encode_chunk(reads))[0] == reads
+
+
+def test_the_smallest_encoding_is_kept_per_block() -> None:
+    periodic = FastaRecord(b"x", b"ACGTacgtNNNNnnnnRYacgtACGT-" * 500)  # raw text wins here
+    random_genome = FastaRecord(b"y", random_dna(48_000))  # packed codes win here
+    assert residue_encodings(encode_chunk([periodic])) == {ZSTD}
+    assert residue_encodings(encode_chunk([random_genome])) <= {NUC2, NUC4}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 from pathlib import Path
 
 import pytest
@@ -275,6 +277,36 @@ def test_concatenated_zstd_frames_are_read_whole(tmp_path: Path) -> None:
     path = tmp_path / "two.fa.zst"
     path.write_bytes(c.compress(b">a\nAC\n") + c.compress(b">b\nGG\n"))
     assert [r.header for r in read_fasta(path)] == [b"a", b"b"]
+
+
+@pytest.mark.parametrize("compress", [bz2.compress, lzma.compress])
+def test_bzip2_and_xz_inputs_are_read(tmp_path: Path, compress) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(compress(b">a\nAC\n>b\nGG\n"))
+    assert [r.header for r in read_fasta(path)] == [b"a", b"b"]
+
+
+def test_multi_member_gzip_with_nul_padding_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "bgzf-like.fa.gz"
+    path.write_bytes(gzip.compress(b">a\nAC\n") + gzip.compress(b">b\nGG\n") + bytes(64))
+    assert [r.header for r in read_fasta(path)] == [b"a", b"b"]
+
+
+def test_corrupt_gzip_member_is_reported(tmp_path: Path) -> None:
+    data = bytearray(gzip.compress(b">a\n" + b"ACGT" * 1000 + b"\n"))
+    data[-8] ^= 0xFF  # the member's CRC-32
+    path = tmp_path / "bad.fa.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputFormatError, match="corrupt or truncated gzip"):
+        list(read_fasta(path))
+
+
+def test_reader_stopped_early_releases_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "big.fa.gz"
+    path.write_bytes(gzip.compress(b"".join(b">r%d\nACGT\n" % i for i in range(200_000))))
+    records = read_fasta(path)
+    assert next(records).header == b"r0"
+    records.close()  # stops the decompressing thread and closes the file
 
 
 def test_missing_file_is_an_input_format_error(tmp_path: Path) -> None:

@@ -48,15 +48,18 @@ Stream contents once decoded:
 * residues, qualities -- the records' residues (qualities) concatenated.
 
 Nucleotide blocks: a residue block whose letters are all IUPAC nucleotide
-codes (``ACGTRYSWKMBDHVN-`` in either case) is stored as 4-bit codes, two per
-byte, and one that is only ``ACGT`` (either case) may instead be stored as
-2-bit codes, four per byte: both are tried and the smaller kept. Lower case
-is kept as a run-length mask in front of the packed bytes: varint mask
-length, then varints of alternating upper/lower run lengths. Packing to 4
-bits roughly halves zstd's work and beats raw text on every nucleotide set
-measured; 2 bits wins on single genomes and loses on redundant gene sets
-(repeats at odd offsets no longer line up), which is why it is a per-block
-choice and never forced.
+codes (``ACGTRYSWKMBDHVN-`` in either case) may be stored as 4-bit codes,
+two per byte, or -- when at most 1/16 of it is not ``ACGT`` -- as 2-bit
+codes, four per byte, with the other letters kept as exception runs. Lower
+case is kept as a run-length mask in front of the packed bytes. The raw
+text is compressed first; under 2 bits a base (a redundant gene set) 4-bit
+codes are tried, over it (a genome) 2-bit codes, and the smaller of raw and
+packed is kept, per block. Measured: 2-bit wins on single genomes (E. coli,
+P. falciparum), 4-bit or raw text on redundant gene sets (a repeat at an
+odd offset no longer lines up once packed, which costs most at high levels). Payload layouts: 4-bit = case mask,
+packed codes; 2-bit = case mask, exception runs, varint length and letters
+of the exceptions, packed codes (exceptions packed as ``A``); a run list is
+a varint count then varints of alternating outside/inside run lengths.
 
 Integrity: every zstd block carries its content checksum (4 bytes), so a
 block read on its own -- from a byte range of a stored chunk, which the chunk
@@ -65,9 +68,11 @@ store's SHA-256 cannot cover -- is still verified. A bad block is a
 
 Determinism: the same records and codec give the same bytes. zstd runs with
 fixed parameters (level, no threads, content size and checksum written), no
-dictionary, no timestamps, and every table is in record order. The bytes depend on the zstd library's
-output, which is stable within a library version; a change of libzstd may
-re-encode the same records differently (decoding is unaffected).
+dictionary, no timestamps, and every table is in record order. The bytes
+depend on the zstd library's output, which is stable within a library
+version; another libzstd may encode the same records differently (decoding
+is unaffected, but the chunk's hash changes, so a release re-imported after
+a libzstd upgrade is stored again instead of deduplicated).
 """
 
 from __future__ import annotations
@@ -116,7 +121,7 @@ _FIXED = struct.Struct("<4sBBHIB")
 _STREAM = struct.Struct("<BI")
 _BLOCK = struct.Struct("<BII")
 
-# 4-bit nucleotide codes, in NAF's order of frequency: ACGT first so a 2-bit code is the same number.
+# 4-bit nucleotide codes: ACGT first, so an ACGT letter has the same code in 2 and 4 bits.
 _NUC16 = b"ACGTRYSWKMBDHVN-"
 _TO_NUC = bytes.maketrans(_NUC16, bytes(range(16)))
 _FROM_NUC = bytes.maketrans(bytes(range(16)), _NUC16)
@@ -131,21 +136,32 @@ _NOT_ACGT_FLAGS = bytes(0 if b in _ACGT else 1 for b in range(256))
 class ChunkCodec:
     """Compression parameters of a chunk; the defaults were chosen by measurement.
 
-    ``level`` applies to residues and qualities, ``meta_level`` to headers
-    and the small streams (headers repay a higher level: they are a fifth of
-    a UniProt file and zstd is fast on them). ``block_size`` is the raw size
-    of a residue block: larger compresses redundant sets better, smaller
-    makes a single-record read cheaper.
+    ``level`` applies to residues and qualities. zstd level 2 is the default
+    because on protein residues it is both smaller and 3.5x faster than level
+    3 (UniProt proteomes in 1 MiB blocks: 19.85 MB at 376 MB/s against 20.35
+    MB at 109 MB/s; levels 3-9 find short useless matches in protein text),
+    and on nucleotides levels 1-3 are within 1% of each other -- except on
+    redundant rRNA sets, where level 3 on raw text is 10% smaller than level
+    2, hence ``nucleotide_level`` (3) for blocks that are nucleotides only
+    (250 MB/s with every candidate encoding tried). ``meta_level``
+    applies to headers and the small streams: headers repay a higher level
+    (UniProt headers: 1.17 MB at level 9, 1.38 MB at level 3) and are a
+    fifth of a UniProt file. ``block_size`` is the raw size of a residue
+    block: larger compresses redundant sets better, smaller makes a
+    single-record read cheaper. ``long_distance`` turns on zstd's long
+    distance matcher (window 128 MiB) for blocks of several MiB. Figures and
+    commands: ``benchmarks/bench_formats.py``.
     """
 
-    level: int = 3
+    level: int = 2
     meta_level: int = 9
     block_size: int = 1 << 20
     pack_nucleotides: bool = True
     long_distance: bool = False
+    nucleotide_level: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("level", "meta_level"):
+        for name in ("level", "meta_level", "nucleotide_level"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= 22:
                 raise ConfigError(f"chunk codec {name} must be an integer 1..22, got {value!r}")
@@ -333,18 +349,15 @@ def _read_runs(payload: bytes, at: int) -> tuple[list[int], int]:
     return runs, at
 
 
-def _nucleotide_payloads(block: bytes) -> list[tuple[int, bytes]]:
-    """Candidate (encoding, raw payload) pairs for a residue block, raw text excluded.
+def _nucleotide_payload(block: bytes, upper: bytes, bits: int) -> bytes | None:
+    """The 4-bit or 2-bit payload of a nucleotide block (``upper``: the block upper-cased).
 
-    4-bit payload: case mask, packed codes. 2-bit payload: case mask,
-    exception runs (stretches that are not ACGT, such as runs of N) with
-    their letters, packed codes (exceptions packed as A).
+    4-bit: case mask, packed codes. 2-bit: case mask, exception runs
+    (stretches that are not ACGT, such as runs of N) with their letters,
+    packed codes (exceptions packed as A); None when more than 1/16 of the
+    block would be exceptions.
     """
-    upper = block.upper()
-    if upper.translate(None, _NUC16):
-        return []  # not only nucleotide codes (protein, spaces, '*', ...)
-    # The regex scans are the slow part (~100 MB/s); the common all-upper, all-lower
-    # and pure-ACGT blocks skip them.
+    # The run scans are the slow part; all-upper and all-lower blocks skip them.
     if upper == block:
         runs: list[int] = []
     elif block.islower() and not block.translate(None, _LOWER_NUC16):
@@ -352,16 +365,15 @@ def _nucleotide_payloads(block: bytes) -> list[tuple[int, bytes]]:
     else:
         runs = _runs(block, _LOWER_FLAGS)
     mask = _varints([len(runs)]) + _varints(runs)
-    out = [(NUC4, mask + _pack(upper.translate(_TO_NUC), 4))]
+    if bits == 4:
+        return mask + _pack(upper.translate(_TO_NUC), 4)
     odd_count = len(upper.translate(None, _ACGT))
-    if odd_count <= len(block) // 16:
-        odd = _runs(upper, _NOT_ACGT_FLAGS) if odd_count else []
-        odd_letters = b"".join(upper[a : a + n] for a, n in _run_spans(odd))
-        exceptions = (
-            _varints([len(odd)]) + _varints(odd) + _varints([len(odd_letters)]) + odd_letters
-        )
-        out.append((NUC2, mask + exceptions + _pack(upper.translate(_TO_NUC2), 2)))
-    return out
+    if odd_count > len(block) // 16:
+        return None
+    odd = _runs(upper, _NOT_ACGT_FLAGS) if odd_count else []
+    odd_letters = b"".join(upper[a : a + n] for a, n in _run_spans(odd))
+    exceptions = _varints([len(odd)]) + _varints(odd) + _varints([len(odd_letters)]) + odd_letters
+    return mask + exceptions + _pack(upper.translate(_TO_NUC2), 2)
 
 
 def _run_spans(runs: Sequence[int]) -> Iterator[tuple[int, int]]:
@@ -422,27 +434,36 @@ class _Compressors:
 
 
 def _block(
-    data: bytes, level: int, compressors: _Compressors, nucleotides: bool
+    data: bytes,
+    level: int,
+    compressors: _Compressors,
+    nucleotides: bool = False,
+    nucleotide_level: int = 3,
 ) -> tuple[int, int, bytes]:
-    """Encode one block as the smallest of its candidate encodings: (encoding, raw, stored).
+    """Encode one block: (encoding, raw size, stored bytes).
 
-    Even when zstd does not shrink a block it is kept as a zstd frame, for
-    its checksum; only an empty block is stored as nothing.
+    Nucleotide blocks are tried as raw text and as one packed form (see the
+    module docstring) and the smaller is kept. Even when zstd does not
+    shrink a block it is kept as a zstd frame, for its checksum; only an
+    empty block is stored as nothing.
     """
     if not data:
         return STORED, 0, b""
-    candidates = [(ZSTD, data)]
-    if nucleotides:
-        packed = _nucleotide_payloads(data)
-        if packed:
-            candidates = packed  # 4-bit beats raw text on every nucleotide set measured
-    encoding, payload = candidates[0]
-    best = (encoding, len(data), compressors.compress(payload, level))
-    for encoding, payload in candidates[1:]:
-        stored = compressors.compress(payload, level)
-        if len(stored) < len(best[2]):
-            best = (encoding, len(data), stored)
-    return best
+    upper = data.upper() if nucleotides else b""
+    if not nucleotides or upper.translate(None, _NUC16):  # protein, spaces, '*', ...
+        return ZSTD, len(data), compressors.compress(data, level)
+    raw = compressors.compress(data, nucleotide_level)
+    # Under 2 bits a base, raw text is already exploiting repeats (a gene set): 4-bit
+    # codes may still help, 2-bit ones break repeats at odd offsets. Over it (a genome),
+    # 2-bit codes are the ones that beat raw text.
+    bits = 4 if len(raw) * 4 < len(data) else 2
+    payload = _nucleotide_payload(data, upper, bits)
+    if payload is None:
+        bits, payload = 4, _nucleotide_payload(data, upper, 4)
+    packed = compressors.compress(payload, nucleotide_level)  # type: ignore[arg-type]
+    if len(packed) < len(raw):
+        return (NUC4 if bits == 4 else NUC2), len(data), packed
+    return ZSTD, len(data), raw
 
 
 def encode_chunk(
@@ -492,7 +513,9 @@ def encode_chunk(
         size = codec.block_size
         nucleotides = codec.pack_nucleotides and stream_id == RESIDUES
         blocks = [
-            _block(data[at : at + size], codec.level, compressors, nucleotides)
+            _block(
+                data[at : at + size], codec.level, compressors, nucleotides, codec.nucleotide_level
+            )
             for at in range(0, len(data), size)
         ]
         entries.append((stream_id, blocks))

@@ -58,7 +58,7 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Iterator
-from itertools import accumulate, islice, pairwise
+from itertools import accumulate, chain, islice, pairwise
 from pathlib import Path
 
 import zstandard
@@ -118,25 +118,35 @@ def _line_blocks(stream, block_size: int = 8 << 20) -> Iterator[tuple[bytes, int
         line += block.count(b"\n")
 
 
-def _scan(path: Source, pattern: re.Pattern[bytes], what: str, strict: bool = True):
-    """Yield every match of ``pattern`` in the file, block by block.
+def _matches(
+    blocks: Iterable[tuple[bytes, int]],
+    pattern: re.Pattern[bytes],
+    name: str,
+    what: str,
+    strict: bool = True,
+) -> Iterator[list]:
+    """Yield, block by block, every match of a ``"\\n"``-anchored ``pattern``.
 
-    With ``strict``, every non-empty line must match, and the first that does
-    not is reported with its line number.
+    With ``strict`` every non-blank line must match; the first that does not
+    is reported with its line number (looked for only when the match count
+    says something is off, so sound files pay one ``findall`` per block).
     """
-    name = _source_name(path, None)
+    for block, first_line in blocks:
+        found = pattern.findall(b"\n" + block)
+        lines = block.count(b"\n") - block.count(b"\n\n") - block.startswith(b"\n")
+        if strict and len(found) != lines:
+            for n, text in enumerate(block.split(b"\n")[:-1]):
+                if text.strip() and not pattern.match(b"\n" + text + b"\n"):
+                    raise InputFormatError(
+                        name, first_line + n, f"not a {what} line: {text[:60]!r}"
+                    )
+        yield found
+
+
+def _scan(path: Source, pattern: re.Pattern[bytes], what: str, strict: bool = True):
+    """Every match of ``pattern`` in a (possibly compressed) file, block by block."""
     with open_input(path) as stream:
-        for block, first_line in _line_blocks(stream):
-            found = pattern.findall(b"\n" + block)
-            if strict and len(found) != block.count(b"\n") - block.count(
-                b"\n\n"
-            ) - block.startswith(b"\n"):
-                for n, text in enumerate(block.split(b"\n")[:-1]):
-                    if text and not pattern.match(b"\n" + text):
-                        raise InputFormatError(
-                            name, first_line + n, f"not a {what} line: {text[:60]!r}"
-                        )
-            yield found
+        yield from _matches(_line_blocks(stream), pattern, _source_name(path, None), what, strict)
 
 
 class Taxonomy:
@@ -617,8 +627,8 @@ class AccessionTaxonMap:
 
 
 _NCBI_HEADER = b"accession\taccession.version\ttaxid\tgi"
-_NCBI_ROW = re.compile(rb"^([^\t\n]+)\t[^\t\n]*\t(\d+)(?:\t[^\n]*)?$", re.MULTILINE)
-_PAIR_ROW = re.compile(rb"^(\S+)[ \t]+(\d+)[ \t]*$", re.MULTILINE)
+_NCBI_ROW = re.compile(rb"\n([^\t\n]+)\t[^\t\n]*\t(\d+)(?:\t[^\n]*|\r)?(?=\n)")
+_PAIR_ROW = re.compile(rb"\n(\S+)[ \t]+(\d+)[ \t\r]*(?=\n)")
 
 
 def iter_accession_taxids(source: Source) -> Iterator[tuple[str, int]]:
@@ -633,25 +643,10 @@ def iter_accession_taxids(source: Source) -> Iterator[tuple[str, int]]:
         first = next(blocks, None)
         if first is None:
             return
-        block, _ = first
-        ncbi = block.startswith(_NCBI_HEADER)
-        pattern = _NCBI_ROW if ncbi else _PAIR_ROW
-        if ncbi:
-            block = block[block.index(b"\n") + 1 :]
-            start = 2
-        else:
-            start = 1
-
-        def rows(block: bytes, first_line: int) -> Iterable[tuple[str, int]]:
-            found = pattern.findall(block)
-            if len(found) != block.count(b"\n") - block.count(b"\n\n") - block.startswith(b"\n"):
-                for n, text in enumerate(block.split(b"\n")[:-1]):
-                    if text.strip() and not pattern.match(text):
-                        raise InputFormatError(
-                            name, first_line + n, f"not an accession/taxid row: {text[:60]!r}"
-                        )
-            return [(acc.decode("utf-8", "surrogateescape"), int(tax)) for acc, tax in found]
-
-        yield from rows(block, start)
-        for block, line in blocks:
-            yield from rows(block, line)
+        block, line = first
+        pattern = _PAIR_ROW
+        if block.startswith(_NCBI_HEADER):
+            pattern = _NCBI_ROW
+            block, line = block[block.index(b"\n") + 1 :], 2
+        for found in _matches(chain([(block, line)], blocks), pattern, name, "accession/taxid"):
+            yield from [(acc.decode("utf-8", "surrogateescape"), int(tax)) for acc, tax in found]
