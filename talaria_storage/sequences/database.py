@@ -51,11 +51,11 @@ from talaria_storage.sequences.chunking import ChunkingPolicy, PlannedChunk, Tax
 from talaria_storage.sequences.fasta import (
     FastqRecord,
     SequenceRecord,
-    format_record,
     open_input,
     read_fasta,
     read_fastq,
     sniff_format,
+    write_records,
 )
 from talaria_storage.sequences.manifest import ChunkEntry, Manifest, SourceFile
 from talaria_storage.sequences.order import decode_order, encode_order
@@ -377,22 +377,9 @@ class SequenceDatabase:
             )
         else:
             records = self.records(version=version, file_index=file_index)
-        fmt = _normalized if normalized else (lambda r, _w: format_record(r))
-        written = 0
-        batch: list[bytes] = []
-        size = 0
-        for record in records:
-            data = fmt(record, width)
-            batch.append(data)
-            size += len(data)
-            if size >= 1 << 20:
-                out.write(b"".join(batch))
-                written += size
-                batch, size = [], 0
-        if batch:
-            out.write(b"".join(batch))
-            written += size
-        return written
+        if normalized:
+            return write_records(records, out, lambda r: _normalized(r, width))
+        return write_records(records, out)
 
     def by_taxon(
         self,

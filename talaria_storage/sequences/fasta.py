@@ -228,13 +228,20 @@ def format_record(record: SequenceRecord) -> bytes:
     return format_fastq(record) if isinstance(record, FastqRecord) else format_fasta(record)
 
 
-def write_records(records: Iterable[SequenceRecord], out: BinaryIO) -> int:
-    """Write the records' exact bytes to ``out``; return the number of bytes written."""
+def write_records(
+    records: Iterable[SequenceRecord],
+    out: BinaryIO,
+    formatter: Callable[[SequenceRecord], bytes] = format_record,
+) -> int:
+    """Write each record as ``formatter`` renders it (default: its exact bytes) to ``out``.
+
+    Writes go out in batches of about 1 MiB. Returns the number of bytes written.
+    """
     written = 0
     batch: list[bytes] = []
     size = 0
     for record in records:
-        data = format_record(record)
+        data = formatter(record)
         batch.append(data)
         size += len(data)
         if size >= 1 << 20:
