@@ -381,6 +381,13 @@ def verify(ctx: typer.Context, json_output: JsonOption = False) -> None:
         raise typer.Exit(EXIT_FAILURE)
 
 
+# Command groups defined in their own modules; imported here, after the shared helpers above exist.
+from talaria_storage.cli_sync import state_app, sync_app  # noqa: E402
+
+app.add_typer(sync_app, name="sync")
+app.add_typer(state_app, name="state")
+
+
 def main() -> None:
     """Console-script entry point (``talaria-storage``)."""
     app(prog_name="talaria-storage")

@@ -88,6 +88,18 @@ class ImportResult:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordEntry:
+    """One record of a version as look-ups, diffs and indexes see it (no residues)."""
+
+    accession: str
+    header: bytes
+    sequence: SHA256Hash  # canonical sequence hash (upper case, no whitespace)
+    taxid: int  # 0 = none
+    chunk: int  # index into the manifest's chunk list
+    index: int  # record index inside that chunk
+
+
+@dataclass(frozen=True, slots=True)
 class DatabaseStats:
     database: str
     version: str
@@ -351,6 +363,20 @@ class SequenceDatabase:
 
     def __iter__(self) -> Iterator[SequenceRecord]:
         return self.records()
+
+    def entries(self, version: str | None = None) -> Iterator[RecordEntry]:
+        """Every record of a version, in manifest chunk order, as a :class:`RecordEntry`.
+
+        This is the stable way for other modules (diff, index, taxonomy) to walk a
+        version without knowing how chunks are laid out.
+        """
+        _, manifest = self.manifest(version)
+        for ci, entry in enumerate(manifest.chunks):
+            reader = ChunkReader(self.store.get_chunk(entry.hash))
+            for ri, (header, record, taxid) in enumerate(zip(reader.headers(), reader.records(), reader.taxids())):
+                yield RecordEntry(
+                    accession_from_header(header), header, sequence_hash(record.residues), taxid, ci, ri
+                )
 
     def export(
         self,
