@@ -382,7 +382,8 @@ def verify(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
 
 # Command groups defined in their own modules; imported here, after the shared helpers above exist.
-from talaria_storage.cli_sync import state_app, sync_app  # noqa: E402
+from talaria_storage.cli_state import state_app  # noqa: E402
+from talaria_storage.cli_sync import sync_app  # noqa: E402
 
 app.add_typer(sync_app, name="sync")
 app.add_typer(state_app, name="state")
