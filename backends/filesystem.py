@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from pathlib import Path
@@ -110,6 +111,23 @@ class FilesystemBackend(Backend):
             os.unlink(name)
             raise
         return Path(name)
+
+    def sweep_incomplete(self, older_than_seconds: float) -> int:
+        """Delete temporary files of killed writes (in ``.tmp``) not modified for that long."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        try:
+            leftovers = list(self._tmp.iterdir())
+        except FileNotFoundError:
+            return 0
+        for path in leftovers:
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # a writer renamed it into place meanwhile
+        return removed
 
     # -- primitives -----------------------------------------------------------------------------
 

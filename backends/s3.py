@@ -429,6 +429,27 @@ class S3Backend(Backend):
                     if key is not None and key.startswith(prefix):
                         yield ObjectInfo(key, int(item["Size"]), item["LastModified"].timestamp())
 
+    def sweep_incomplete(self, older_than_seconds: float) -> int:
+        """Abort multipart uploads under this store's prefix started that long ago.
+
+        A killed large write leaves its uploaded parts billed but invisible; S3
+        keeps them until aborted (or until a bucket lifecycle rule does it).
+        """
+        cutoff = time.time() - older_than_seconds
+        aborted = 0
+        with self._errors(None):
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self._keys.list_prefix("")
+            )
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"].timestamp() < cutoff:
+                        self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        aborted += 1
+        return aborted
+
     def read_versioned(self, key: str) -> Versioned | None:
         name = self._keys.name(key)
         try:

@@ -160,6 +160,17 @@ class Backend(ABC):
         for key in keys:
             self.delete(key)
 
+    def sweep_incomplete(self, older_than_seconds: float) -> int:
+        """Remove what writes killed mid-way left behind, older than ``older_than_seconds``.
+
+        Temporary files, unfinished multipart uploads: never objects, so never
+        visible to :meth:`list`, but they take space. Returns how many were
+        removed. GC calls it with its grace period, so a write in progress is
+        never robbed. Backends whose service expires such leftovers itself
+        keep this default.
+        """
+        return 0
+
     def close(self) -> None:
         """Release connections, handles and locks. Safe to call twice."""
 
