@@ -141,3 +141,21 @@ class VersionNotFound(StorageError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "version not found"
+
+
+class InvalidSequenceId(StorageError, ValueError):
+    """A lookup identifier is not a SHA-256, refget ``SQ.`` or MD5 digest."""
+
+
+class UnknownTaxon(StorageError, KeyError):
+    """A taxid is not a current node: deleted (``deleted=True``) or never existed."""
+
+    def __init__(self, taxid: int, deleted: bool = False) -> None:
+        self.taxid = taxid
+        self.deleted = deleted
+        super().__init__(taxid)
+
+    def __str__(self) -> str:
+        if self.deleted:
+            return f"taxon {self.taxid} was deleted from the NCBI taxonomy (delnodes.dmp)"
+        return f"taxon {self.taxid} is not in the taxonomy"

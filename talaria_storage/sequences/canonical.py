@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from talaria_storage.errors import StorageError
+from talaria_storage.errors import InvalidSequenceId
 from talaria_storage.hashing import SHA256Hash
 
 _WHITESPACE = b" \t\r\n\x0b\x0c"
@@ -42,10 +42,6 @@ _MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 _SHA512T24U = re.compile(r"[A-Za-z0-9_-]{32}")
 
 IdKind = Literal["sha256", "refget", "md5"]
-
-
-class InvalidSequenceId(StorageError, ValueError):
-    """A lookup identifier is not a SHA-256, refget ``SQ.`` or MD5 digest."""
 
 
 def canonical(residues: bytes) -> bytes:

@@ -63,7 +63,7 @@ from pathlib import Path
 
 import zstandard
 
-from talaria_storage.errors import InputFormatError, StorageError
+from talaria_storage.errors import InputFormatError, UnknownTaxon
 from talaria_storage.sequences.fasta import Source, _source_name, open_input
 
 FORMAT_MAGIC = b"TTAX"
@@ -82,20 +82,6 @@ _OX_ANYWHERE = re.compile(rb"(?:^|\s)OX=(\d+)")
 _UNIPROT = re.compile(rb"(?:sp|tr)\|([^|\s]+)\|")
 _NCBI_GI = re.compile(rb"gi\|\d+\|[a-z]{2,4}\|([^|\s]+)")
 _VERSION = re.compile(r"\.\d+$")
-
-
-class UnknownTaxon(StorageError, KeyError):
-    """A taxid is not a current node: deleted (``deleted=True``) or never existed."""
-
-    def __init__(self, taxid: int, deleted: bool = False) -> None:
-        self.taxid = taxid
-        self.deleted = deleted
-        super().__init__(taxid)
-
-    def __str__(self) -> str:
-        if self.deleted:
-            return f"taxon {self.taxid} was deleted from the NCBI taxonomy (delnodes.dmp)"
-        return f"taxon {self.taxid} is not in the taxonomy"
 
 
 def _line_blocks(stream, block_size: int = 8 << 20) -> Iterator[tuple[bytes, int]]:
