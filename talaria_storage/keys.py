@@ -7,6 +7,9 @@ Every backend holds the same keys (DESIGN.md §3)::
     refs/<database>/<version>       manifest hash, compare-and-swap
     refs/<database>/HEAD            manifest hash, compare-and-swap
     reductions/<profile>            reduction manifest hash, compare-and-swap
+    taxonomy/dumps/<version>        stored taxdump (a chunks/ object), create-only
+    taxonomy/dumps/HEAD             stored taxdump, compare-and-swap
+    taxonomy/labels                 manifest of taxon-labelled chunks, compare-and-swap
     state/<operation-id>            processing state, mutable
     store.json                      store format and defaults, written once
 
@@ -31,6 +34,10 @@ CHUNKS = "chunks/"
 MANIFESTS = "manifests/"
 REFS = "refs/"
 REDUCTIONS = "reductions/"
+# Taxonomy refs live outside refs/ so no database name can ever collide with them.
+TAXONOMY = "taxonomy/"
+TAXONOMY_DUMPS = TAXONOMY + "dumps/"
+TAXONOMY_LABELS = TAXONOMY + "labels"
 STATE = "state/"
 STORE_META = "store.json"
 
@@ -84,6 +91,11 @@ def ref_key(database: str, version: str) -> str:
 
 def reduction_key(profile: str) -> str:
     return REDUCTIONS + validate_name(profile, "reduction profile")
+
+
+def taxonomy_key(version: str) -> str:
+    """The ref naming a stored taxdump version (``taxonomy/dumps/<version>``; ``HEAD`` is the current one)."""
+    return TAXONOMY_DUMPS + validate_name(version, "taxonomy version")
 
 
 def state_key(operation_id: str) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from talaria_storage.errors import ChunkNotFound, RefConflict, StorageError, VersionNotFound
 from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import REDUCTIONS, REFS, ref_key, validate_name
+from talaria_storage.keys import REDUCTIONS, REFS, TAXONOMY, TAXONOMY_LABELS, ref_key, validate_name
 from talaria_storage.sequences.manifest import Manifest
 from talaria_storage.store import Store
 
@@ -139,7 +139,10 @@ class VersionCatalog:
 
         Reduction profiles and any other ``SHA256Hash``-valued ref also mark
         their manifest object; their own chunk lists are marked by the
-        layer that owns them through :meth:`extra_roots`.
+        layer that owns them (``collect_garbage(extra_roots=...)``).
+        Taxonomy refs mark their objects too: ``taxonomy/dumps/...`` name
+        stored taxdumps (chunks), ``taxonomy/labels`` a manifest of
+        taxon-labelled chunks (see :mod:`.taxonomy_store`).
         """
         manifests: set[SHA256Hash] = set()
         chunks: set[SHA256Hash] = set()
@@ -157,4 +160,10 @@ class VersionCatalog:
                 chunks.add(manifest.taxonomy)
         for _, h in self.store.refs.list(REDUCTIONS).items():
             manifests.add(h)
+        for key, h in self.store.refs.list(TAXONOMY).items():
+            if key == TAXONOMY_LABELS:
+                manifests.add(h)
+                chunks.update(self.load(h).chunk_hashes())
+            else:
+                chunks.add(h)  # a stored taxdump
         return chunks, manifests
