@@ -81,6 +81,7 @@ class GCResult:
     spared_young: int = 0
     dry_run: bool = False
     removed_hashes: tuple[SHA256Hash, ...] = ()
+    incomplete_removed: int = 0  # leftovers of killed writes (temp files, multipart uploads)
 
 
 class VerificationProblem(str, enum.Enum):

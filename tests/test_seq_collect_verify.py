@@ -20,7 +20,7 @@ from talaria_storage.sequences.integrity import verify_store
 from talaria_storage.sequences.taxonomy_store import TaxonomyCatalog, TaxonomyIndexedStore
 from talaria_storage.sequences.versions import VersionCatalog
 from talaria_storage.store import Store
-from talaria_storage.types import VerificationProblem
+from talaria_storage.types import OperationType, SourceInfo, VerificationProblem
 
 RELEASE_1 = b"".join(b">p%d OX=%d\n%s\n" % (i, 562 + i % 3, b"MKVL" * (10 + i)) for i in range(60))
 RELEASE_2 = RELEASE_1 + b">new OX=9606\nMSTNPKPQRKTKRNTNRRPQDVKFPGG\n"
@@ -144,6 +144,35 @@ def test_gc_keeps_extra_roots(store: Store, tmp_path: Path) -> None:
     _age(tmp_path / "store", 7200)
     collect_garbage(store, extra_roots=[in_flight])
     assert store.has_chunk(in_flight)
+
+
+def test_gc_keeps_the_objects_of_an_unfinished_operation_until_its_state_is_cleaned(
+    store: Store, tmp_path: Path
+) -> None:
+    copied = store.store_chunk(b"an object an interrupted sync already copied and verified")
+    state = store.states.start(
+        OperationType.SYNC_PULL, SourceInfo("db", source="s3://bucket/store"),
+        manifest_hash=None, manifest_version="v3", total_chunks=2,
+    )
+    store.states.record_completed(state.operation_id, [copied])
+    _age(tmp_path / "store", 7200)
+    collect_garbage(store)
+    assert store.has_chunk(copied)
+
+    store.states.complete(state.operation_id)
+    collect_garbage(store)
+    assert not store.has_chunk(copied)
+
+
+def test_gc_removes_the_temporary_files_of_killed_writes(store: Store, tmp_path: Path) -> None:
+    leftover = tmp_path / "store" / ".tmp" / "put-killed"
+    leftover.parent.mkdir(exist_ok=True)
+    leftover.write_bytes(b"half an object")
+    then = time.time() - 7200
+    os.utime(leftover, (then, then))
+    assert collect_garbage(store, dry_run=True).incomplete_removed == 0 and leftover.exists()
+    assert collect_garbage(store).incomplete_removed == 1
+    assert not leftover.exists()
 
 
 def test_a_ref_to_a_missing_manifest_stops_gc_before_it_deletes_anything(store: Store, tmp_path: Path) -> None:

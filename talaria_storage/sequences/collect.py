@@ -9,9 +9,13 @@ Mark (nothing is deleted until it has finished without error):
   manifest of taxon-labelled chunks, and those chunks);
 * ``reductions/<profile>``: the reduction manifest. A reduction's own chunk
   list is the reduction layer's to mark: it passes it in ``extra_roots``;
-* ``extra_roots``: objects a caller knows are live though no ref names them
-  yet (the objects of running operations' processing states). Each is kept
-  in both namespaces, since a root may be a chunk or a manifest.
+* the processing states under ``state/`` (:meth:`ProcessingStates.live_objects`):
+  the manifest and the completed objects of every unfinished import or sync,
+  so an interrupted operation can resume without re-copying what GC would
+  otherwise have taken. ``talaria-storage state clean`` releases them;
+* ``extra_roots``: other objects a caller knows are live though no ref names
+  them yet. Like state roots, each is kept in both namespaces, since a root
+  may be a chunk or a manifest.
 
 A ref that names a missing manifest stops the collection before anything is
 deleted: a mark that could not read a manifest would sweep the objects only
@@ -19,7 +23,9 @@ that manifest keeps alive.
 
 Sweep: :meth:`ChunkStore.gc` on ``chunks/`` and on ``manifests/``, which
 spares objects modified less than ``grace_seconds`` ago, so an import that
-has stored objects but not yet its ref is never robbed.
+has stored objects but not yet its ref is never robbed. Then the backend's
+:meth:`Backend.sweep_incomplete` removes what killed writes left behind
+(temporary files, multipart uploads) older than the same grace period.
 
 Known limit: a store write that finds its object already present writes
 nothing (a dedup hit), so it does not refresh the object's age. A writer
@@ -61,7 +67,7 @@ def collect_garbage(
         raise ConfigError(f"gc grace period must be >= 0 seconds, got {grace_seconds}")
     check_manifest_refs(store)
     chunks, manifests = VersionCatalog(store).reachable()
-    extra = set(extra_roots)
+    extra = set(extra_roots) | store.states.live_objects()
     chunks |= extra
     manifests |= extra
     swept_chunks = store.gc(chunks, dry_run=dry_run, grace_seconds=grace_seconds)
@@ -73,6 +79,7 @@ def collect_garbage(
         spared_young=swept_chunks.spared_young + swept_manifests.spared_young,
         dry_run=dry_run,
         removed_hashes=swept_chunks.removed_hashes + swept_manifests.removed_hashes,
+        incomplete_removed=0 if dry_run else store.backend.sweep_incomplete(grace_seconds),
     )
 
 
