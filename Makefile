@@ -25,8 +25,9 @@ demo: setup
 test: setup emulators
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
+# `make bench BENCH_ARGS=--quick` for a smoke run of a few minutes.
 bench: setup
-	cd benchmarks && PATH="$(CURDIR)/$(BIN):$$PATH" ../$(BIN)/python run_all.py
+	cd benchmarks && PATH="$(CURDIR)/$(BIN):$$PATH" ../$(BIN)/python run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .tools demo-store .pytest_cache .hypothesis

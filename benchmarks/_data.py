@@ -36,3 +36,35 @@ def read_decompressed(path: Path, limit: int | None = None) -> bytes:
             return data if limit is None else data[:limit]
     data = path.read_bytes()
     return data if limit is None else data[:limit]
+
+
+BASELINE_RESULTS = SHARED_DATA / "baselines" / "results.json"
+
+
+def baseline_results() -> dict:
+    """The peer-tool figures behind ``BASELINES.md`` (raw numbers and the commands that made them).
+
+    Keyed by dataset name (``uniprot15``, ``wol16s``...); empty when the file is absent.
+    """
+    import json
+
+    if not BASELINE_RESULTS.is_file():
+        return {}
+    return json.loads(BASELINE_RESULTS.read_text())
+
+
+def write_decompressed(paths: list[str] | list[Path], out: Path) -> int:
+    """Concatenate the decompressed bytes of ``paths`` into ``out`` (streamed); return its size.
+
+    This is what ``zcat FILES > out`` does in BASELINES.md, so peers and the store see the
+    same bytes.
+    """
+    import shutil
+
+    from talaria_storage.sequences.fasta import open_input
+
+    with out.open("wb") as sink:
+        for path in paths:
+            with open_input(str(path)) as stream:
+                shutil.copyfileobj(stream, sink, 1 << 22)
+    return out.stat().st_size

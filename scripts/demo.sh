@@ -1,25 +1,43 @@
 #!/usr/bin/env bash
-# The main job on the embedded default store (a filesystem store in ./demo-store):
-# create the store, put data in it, verify every object, print statistics.
+# The main job (README, `make demo`): the sample sequence database that ships in
+# examples/sample goes into the embedded default store (a filesystem store in
+# ./demo-store): its taxonomy, two releases as two versions, a byte-exact round
+# trip, look-ups by accession and by refget digest, a diff, verify and stats.
+# Re-running starts again from an empty store, so it always shows the same thing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STORE="${DEMO_STORE:-demo-store}"
+SAMPLE=examples/sample
+ACCESSION=O78C40                            # sp|O78C40|TUFA_ECOLI in release 1
+DIGEST=SQ.FSwNobkYu0TGxk7gLp52uf6Sgdko0_Bf  # refget id of its sequence; tufB codes the same protein
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
 ts() { talaria-storage --store "$STORE" "$@"; }
+step() { printf '\n== %s\n' "$*"; }
 
+if [ -e "$STORE" ]; then
+  [ -f "$STORE/store.json" ] || { echo "$STORE exists and is not a talaria-storage store: not deleting it" >&2; exit 1; }
+  rm -rf "$STORE"
+fi
+
+step "create the store"
 ts init
-echo "== storing files"
-for f in README.md storage.toml pyproject.toml; do
-  printf '%-16s ' "$f"; ts chunk put "$f"
-done
-echo "== storing them again (deduplicated: same hashes, nothing written)"
-for f in README.md storage.toml; do
-  printf '%-16s ' "$f"; ts chunk put "$f"
-done
-echo "== reading one back and comparing"
-h=$(ts chunk put README.md)
-ts chunk get "$h" -o "$STORE.readme.out"
-cmp README.md "$STORE.readme.out" && echo "README.md round-trips byte for byte" && rm -f "$STORE.readme.out"
-echo "== verify"
+step "import the NCBI taxdump (taxonomy with merged and deleted ids)"
+ts taxonomy import "$SAMPLE/taxdump"
+step "import release 1 and release 2 as versions r1 and r2 of database 'sample' (taxa from OX=)"
+ts import "$SAMPLE/release1.fasta" --database sample --version r1
+ts import "$SAMPLE/release2.fasta" --database sample --version r2
+step "databases and versions"
+ts list
+step "export sample@r1 and compare it with the file imported"
+ts export --database sample@r1 -o "$OUT/release1.fasta"
+cmp "$SAMPLE/release1.fasta" "$OUT/release1.fasta" && echo "round trip: byte-exact"
+step "look up accession $ACCESSION, then its sequence by refget digest (tufA and tufB: one sequence, stored once)"
+ts get "$ACCESSION" --database sample
+ts get "$DIGEST" --database sample
+step "what changed from r1 to r2"
+ts diff sample@r1 sample@r2
+step "verify every object"
 ts verify
-echo "== stats"
-ts stats
+step "statistics of database 'sample'"
+ts stats --database sample

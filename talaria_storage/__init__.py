@@ -82,8 +82,11 @@ def open_store(
     """
     from talaria_storage.codecs import codec_from_config
     from talaria_storage.config import StorageConfig, config_for_location, load_config
-    from talaria_storage.registry import open_backend
+    from talaria_storage.registry import open_backend, split_faults, with_faults
 
+    faults = None  # a "faults+<location>?..." drill wraps the backend; the config sees <location>
+    if isinstance(location_or_config, str):
+        location_or_config, faults = split_faults(location_or_config)
     if isinstance(location_or_config, StorageConfig):
         config = location_or_config
     elif location_or_config is None:
@@ -96,6 +99,8 @@ def open_store(
     if not create and config.location.startswith(("/", "file://")):
         options["create"] = False  # a read-only open of a wrong path must not leave a folder behind
     backend = open_backend(config.location, options)
+    if faults is not None:
+        backend = with_faults(backend, faults)
     # The writer's configured codec compresses new chunks; every frame names its own codec,
     # so a store written with several codecs reads back without any setting.
     name, level = config.codec_spec

@@ -114,6 +114,14 @@ class ChunkStore(ChunkStorage):
         # docstring inherited
         return self.backend.exists(self.key_for(hash))
 
+    def present(self, hashes: Iterable[SHA256Hash]) -> set[SHA256Hash]:
+        """The subset of ``hashes`` held here, asked in one batch (``Backend.exists_many``).
+
+        For the sync planner: it asks a remote about candidates only, never lists it.
+        """
+        by_key = {self.key_for(h): h for h in hashes}
+        return {by_key[key] for key in self.backend.exists_many(by_key)}
+
     def enumerate_chunks(self) -> list[StorageChunkInfo]:
         # docstring inherited
         return [StorageChunkInfo(h, info.size) for h, info in self._listed() if h is not None]

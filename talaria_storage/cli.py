@@ -35,6 +35,11 @@ first use and closes it when the command ends::
 
 Raise :class:`StorageError` for failures (never ``sys.exit``); use
 ``raise typer.Exit(1)`` for "ran fine, found problems".
+
+The sequence-database commands (import, export, get, list, diff, taxonomy,
+index, gc) live in :mod:`talaria_storage.cli_database`, the sync and state
+groups in ``cli_sync``/``cli_state``; each module registers itself on ``app``
+and is imported at the bottom of this one.
 """
 
 from __future__ import annotations
@@ -206,6 +211,21 @@ def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
+def byte_progress_bar(console: Any) -> Any:
+    """A transient rich progress bar for byte counts: done/total, bytes/s and ETA (import, sync)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 def _human_bytes(n: int) -> str:
     """``n`` bytes in binary units, for tables (JSON output keeps exact integers)."""
     if n < 1024:
@@ -298,9 +318,24 @@ def chunk_ls(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
 
 @app.command()
-def stats(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Object counts, sizes, compression ratio and dedup counters."""
+def stats(
+    ctx: typer.Context,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            metavar="NAME[@VERSION]",
+            help="Per-database figures for this database only (default: every database's HEAD).",
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Object counts, sizes, compression ratio and dedup counters; then per-database figures."""
+    from talaria_storage.cli_database import database_stats
+
     store = state(ctx).store()
+    databases = database_stats(store, database)
     s = store.get_stats()
     data = {
         "location": store.location,
@@ -319,6 +354,7 @@ def stats(ctx: typer.Context, json_output: JsonOption = False) -> None:
             }
             for name, c in sorted(s.per_codec.items())
         },
+        "databases": databases,
     }
     if json_output:
         emit_json(data)
@@ -347,13 +383,48 @@ def stats(ctx: typer.Context, json_output: JsonOption = False) -> None:
     console.print(table)
     if s.per_codec:
         console.print(codecs)
+    if databases:
+        per_db = Table(title="per database")
+        columns = ("database", "records", "unique", "residues", "stored", "ratio", "dedup saved")
+        for column in columns:
+            per_db.add_column(column, justify="left" if column == "database" else "right")
+        for d in databases:
+            per_db.add_row(
+                Text(f"{d['database']}@{d['version']}"),
+                str(d["records"]),
+                str(d["unique_sequences"]),
+                str(d["residues"]),
+                _human_bytes(d["stored_bytes"]),
+                f"{d['ratio']:.2f}",
+                _human_bytes(d["dedup_bytes_saved"]),
+            )
+        console.print(per_db)
 
 
 @app.command()
-def verify(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Re-read and re-hash every chunk; list each bad one and exit 1 if there is any."""
+def verify(
+    ctx: typer.Context,
+    subset: Annotated[
+        float | None,
+        typer.Option(
+            "--subset",
+            min=0.0,
+            max=100.0,
+            metavar="PERCENT",
+            help="Re-hash only this percentage of the objects, drawn at random (refs are always checked).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", metavar="N", help="Seed for --subset, to draw the same sample again."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Re-hash chunks and manifests and check every ref's objects exist; exit 1 if any is bad."""
+    from talaria_storage.sequences.integrity import verify_store
+
     store = state(ctx).store()
-    problems = store.verify_all()
+    problems = verify_store(store, subset=subset, seed=seed)
     if json_output:
         emit_json(
             {
@@ -382,6 +453,7 @@ def verify(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
 
 # Command groups defined in their own modules; imported here, after the shared helpers above exist.
+import talaria_storage.cli_database  # noqa: E402,F401  (registers import, export, get, list, ...)
 from talaria_storage.cli_state import state_app  # noqa: E402
 from talaria_storage.cli_sync import sync_app  # noqa: E402
 

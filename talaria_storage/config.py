@@ -428,7 +428,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "index": {
         "type": Key(
-            Choice(("memory", "sqlite", "rocksdb")), "sqlite", "lookup index implementation"
+            Choice(("memory", "sqlite", "rocksdb")), "rocksdb", "lookup index implementation"
         ),
         "rebuild_interval_hours": Key(
             Float(0.0), 24.0, "rebuild the index after this many hours; 0 = never"
@@ -752,6 +752,11 @@ class _Layer:
         except _Invalid as exc:
             raise self.error(f"location {_show(location)} {exc.reason}") from None
         loc = parse_location(text)
+        if loc.faults:  # the config cannot carry them: refuse rather than drop them silently
+            raise self.error(
+                f"location {_show(location)}: 'faults+' drills are opened with open_store(location) "
+                "or as a sync remote, not as the configured store"
+            )
         backend = _BACKEND_OF_SCHEME[loc.scheme]
         self.set("storage", "backend", backend)
         if backend in ("filesystem", "rocksdb"):

@@ -21,12 +21,16 @@ from __future__ import annotations
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from talaria_storage.errors import ChunkIndexError, ConfigError
 
 INDEX_TYPES = ("memory", "sqlite", "rocksdb")
+
+
+class IndexBusy(ChunkIndexError):
+    """The index folder is locked by another process (RocksDB admits one opener at a time)."""
 
 
 def _prefix_end(prefix: bytes) -> bytes | None:
@@ -146,7 +150,7 @@ class RocksIndex(ChunkIndex):
         except Exception as exc:  # rocksdict raises plain Exception
             text = str(exc)
             if "lock" in text.lower():
-                raise ChunkIndexError(
+                raise IndexBusy(
                     f"index {path} is open by another process (wait for it, or set [index] type = \"sqlite\")"
                 ) from None
             raise ChunkIndexError(
@@ -197,3 +201,59 @@ def open_index(kind: str, path: Path | None) -> ChunkIndex:
     if kind == "rocksdb":
         return RocksIndex(path / "index.rocksdb")
     raise ConfigError(f"[index] type = \"{kind}\" is not known: use one of {', '.join(INDEX_TYPES)}")
+
+
+class LazyIndex(ChunkIndex):
+    """An index opened by ``opener`` on first use, then shared by every caller.
+
+    A store hands one of these to each of its databases: commands that never
+    look anything up (import, export, gc) then never open, lock or create the
+    index on disk, and every database of the store shares the one handle
+    (RocksDB admits one opener per process).
+    """
+
+    def __init__(self, opener: Callable[[], ChunkIndex]) -> None:
+        self._opener = opener
+        self._index: ChunkIndex | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def opened(self) -> bool:
+        """True once the underlying index has been opened (and not closed)."""
+        return self._index is not None
+
+    @property
+    def index(self) -> ChunkIndex:
+        """The underlying index, opened now if it was not yet."""
+        return self._open()
+
+    def _open(self) -> ChunkIndex:
+        index = self._index
+        if index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = self._opener()
+                index = self._index
+        return index
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._open().get(key)
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        return self._open().get_many(keys)
+
+    def write_batch(self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = ()) -> None:
+        self._open().write_batch(puts, deletes)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self._open().scan(prefix)
+
+    def delete_prefix(self, prefix: bytes) -> int:
+        return self._open().delete_prefix(prefix)
+
+    def close(self) -> None:
+        """Close the underlying index if it was opened; a later use opens it again."""
+        with self._lock:
+            index, self._index = self._index, None
+        if index is not None:
+            index.close()

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import io
+import random
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from talaria_storage.backends.memory import MemoryBackend
 
-from talaria_storage.errors import InputFormatError
+from talaria_storage.errors import HashMismatch, InputFormatError, StorageError
 from talaria_storage.index import open_index
-from talaria_storage.sequences.canonical import digests
+from talaria_storage.sequences import importing
+from talaria_storage.sequences.canonical import digests, sequence_hash
+from talaria_storage.sequences.chunk_format import ChunkReader, PackReader
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.fasta import open_input
+from talaria_storage.sequences.manifest import Manifest
+from talaria_storage.sequences.order import OrderBuilder
 from talaria_storage.sequences.taxonomy import Taxonomy
 from talaria_storage.sequences.versions import VersionCatalog
 from talaria_storage.store import Store
@@ -171,7 +177,8 @@ def test_second_release_restores_only_changed_chunks(shared_data: Path) -> None:
     added = set(store.chunk_hashes()) - before
     assert first.new_chunks == first.chunks
     assert second.new_chunks <= second.chunks // 4
-    assert len(added) == second.new_chunks + 1  # + the new file's order object
+    assert second.new_packs <= second.packs // 4
+    assert len(added) == second.new_chunks + second.new_packs + 1  # + the new file's order object
     out = io.BytesIO()
     db.export(out, version="2019-07-17")
     assert out.getvalue() == _plain(old)
@@ -323,3 +330,164 @@ def test_gc_marking_keeps_the_record_order_objects_export_needs(tmp_path) -> Non
     out = __import__("io").BytesIO()
     db.export(out)
     assert out.getvalue() == source.read_bytes()
+
+
+# ----------------------------------------------------------------------- sequence packs
+
+
+SMALL_CHUNKS = ChunkingPolicy(min_size=2 << 10, target_size=8 << 10, max_size=64 << 10)
+
+
+def _proteins(count: int, seed: int, taxon: int, prefix: str = "p") -> list[bytes]:
+    rng = random.Random(seed)
+    return [
+        b">%s%d OX=%d\n%s\n" % (prefix.encode(), i, taxon, bytes(rng.choice(b"ACDEFGHIKLMNPQRSTVWY") for _ in range(200)))
+        for i in range(count)
+    ]
+
+
+def _pack_slots(store: Store, manifest) -> list[bytes]:  # noqa: ANN001
+    return [s for e in manifest.chunks if e.pack is not None for s in PackReader(store.get_chunk(e.pack)).sequences()]
+
+
+def test_a_sequence_shared_by_records_in_different_chunks_is_stored_once(tmp_path: Path) -> None:
+    shared = b">shared-in-9 OX=9\nMKVLATSHAREDSEQUENCE\n", b">shared-in-7 OX=7\nMKVLATSHAREDSEQUENCE\n"
+    data = b"".join(_proteins(60, 1, 9) + [shared[0]] + _proteins(60, 2, 7) + [shared[1]])
+    path = tmp_path / "in.fa"
+    path.write_bytes(data)
+    store = _store()
+    db = SequenceDatabase(store, "db", chunking=SMALL_CHUNKS)
+    db.import_files([path], version="v1")
+    _, manifest = db.manifest()
+    assert len({e.taxa for e in manifest.chunks}) >= 2
+    assert _pack_slots(store, manifest).count(b"MKVLATSHAREDSEQUENCE") == 1
+    found = db.get(digests(b"MKVLATSHAREDSEQUENCE").sha256.to_hex())
+    assert sorted(r.header for r in found) == [b"shared-in-7 OX=7", b"shared-in-9 OX=9"]
+    out = io.BytesIO()
+    db.export(out)
+    assert out.getvalue() == data
+
+
+def test_identical_sequences_in_different_files_are_stored_once(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.fa", tmp_path / "b.fa"
+    a.write_bytes(b">x OX=1\nMKVLAT\n>y OX=1\nMWWW\n")
+    b.write_bytes(b">z other header OX=2\nMKVLAT\n")
+    store = _store()
+    db = SequenceDatabase(store, "db")
+    db.import_files([a, b], version="v1")
+    _, manifest = db.manifest()
+    assert sorted(_pack_slots(store, manifest)) == [b"MKVLAT", b"MWWW"]
+    assert [r.header for r in db.records(file_index=1)] == [b"z other header OX=2"]
+
+
+def test_a_release_that_only_rewrites_headers_stores_no_new_sequence_pack(tmp_path: Path) -> None:
+    records = _proteins(150, 3, 9) + _proteins(150, 4, 7)
+    old, new = tmp_path / "old.fa", tmp_path / "new.fa"
+    old.write_bytes(b"".join(records))
+    new.write_bytes(b"".join(r.replace(b">", b">renamed|", 1) for r in records))
+    db = SequenceDatabase(_store(), "db", chunking=SMALL_CHUNKS)
+    first = db.import_files([old], version="v1")
+    second = db.import_files([new], version="v2")
+    assert first.new_packs == first.packs > 1
+    assert second.new_packs == 0 and second.new_chunks == second.chunks
+    for version, path in (("v1", old), ("v2", new)):
+        out = io.BytesIO()
+        db.export(out, version=version)
+        assert out.getvalue() == path.read_bytes()
+
+
+def _objects(store: Store) -> dict[str, bytes]:
+    return {info.key: store.backend.get(info.key) for info in store.backend.list("chunks/")}
+
+
+def test_the_same_input_gives_the_same_objects_in_two_stores_with_or_without_workers(tmp_path: Path) -> None:
+    records = _proteins(200, 5, 9) + _proteins(200, 6, 7) + _proteins(200, 5, 9, prefix="again")  # repeats
+    path = tmp_path / "in.fa"
+    path.write_bytes(b"".join(records))
+    stores = [_store(), _store()]
+    results = [
+        SequenceDatabase(stores[0], "db", chunking=SMALL_CHUNKS, processes=0).import_files([path], version="v1"),
+        SequenceDatabase(stores[1], "db", chunking=SMALL_CHUNKS, processes=2).import_files([path], version="v1"),
+    ]
+    m0, m1 = (VersionCatalog(s).load(r.manifest) for s, r in zip(stores, results))
+    assert m0.chunks == m1.chunks
+    assert any(len(ChunkReader(stores[0].get_chunk(e.hash)).pack_hashes()) > 1 for e in m0.chunks)
+    assert _objects(stores[0]) == _objects(stores[1])
+
+
+def test_a_bad_record_is_reported_at_its_line_when_workers_parse(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(importing, "PIECE_SIZE", 4096)  # many pieces, so the line is counted across them
+    lines = [b">s%d OX=1\nMKVLA\n" % i for i in range(2000)]
+    lines[1500] = b">bad OX=1\nMK\x01VLA\n"
+    path = tmp_path / "in.fa"
+    path.write_bytes(b"".join(lines))
+    db = SequenceDatabase(_store(), "db", processes=2)
+    with pytest.raises(InputFormatError) as caught:
+        db.import_files([path], version="v1")
+    assert caught.value.line == 3002 and str(path) in str(caught.value)
+    assert db.store.refs.list("refs/") == {}
+
+
+def _imported(tmp_path: Path) -> tuple[Store, SequenceDatabase, Manifest]:
+    path = tmp_path / "in.fa"
+    path.write_bytes(b"".join(_proteins(100, 7, 9)))
+    store = _store()
+    db = SequenceDatabase(store, "db")
+    db.import_files([path], version="v1")
+    return store, db, db.manifest()[1]
+
+
+def test_a_corrupt_sequence_pack_is_a_clear_error(tmp_path: Path) -> None:
+    store, db, manifest = _imported(tmp_path)
+    key = store.key_for(manifest.chunks[0].pack)
+    framed = bytearray(store.backend.get(key))
+    framed[-40] ^= 0xFF
+    store.backend.delete(key)
+    store.backend.put(key, bytes(framed))
+    with pytest.raises(HashMismatch, match=key):
+        db.export(io.BytesIO())
+
+
+def test_a_missing_sequence_pack_is_a_clear_error(tmp_path: Path) -> None:
+    store, db, manifest = _imported(tmp_path)
+    store.backend.delete(store.key_for(manifest.chunks[0].pack))
+    with pytest.raises(StorageError, match=r"sequence pack [0-9a-f]{64} of database 'db' is missing"):
+        db.export(io.BytesIO())
+
+
+def test_the_manifest_lists_every_object_a_version_needs(tmp_path: Path) -> None:
+    store, _, manifest = _imported(tmp_path)
+    objects = manifest.objects()
+    kinds = {o.kind for o in objects}
+    assert kinds == {"chunk", "sequence pack", "record order object"}
+    assert set(manifest.object_hashes()) == set(store.chunk_hashes())
+    assert all(o.size == len(store.get_chunk(o.hash)) for o in objects)
+    assert manifest.stored_bytes == sum(o.size for o in objects)
+    assert VersionCatalog(store).reachable()[0] == set(manifest.object_hashes())
+
+
+def test_publishing_a_manifest_whose_pack_is_missing_is_refused(tmp_path: Path) -> None:
+    store, _, manifest = _imported(tmp_path)
+    store.backend.delete(store.key_for(manifest.chunks[0].pack))
+    with pytest.raises(StorageError, match="refusing to publish"):
+        VersionCatalog(store).publish(replace(manifest, version="v2"), VersionCatalog(store).head("db"))
+
+
+def test_entries_give_each_record_its_canonical_sequence_hash(tmp_path: Path) -> None:
+    path = tmp_path / "in.fa"
+    path.write_bytes(b">a OX=1\nmkvl\n>b OX=2\nMK VL\n>c OX=1\nMWW\n")
+    db = SequenceDatabase(_store(), "db")
+    db.import_files([path], version="v1")
+    entries = sorted(db.entries(), key=lambda e: e.accession)
+    assert [e.sequence for e in entries] == [sequence_hash(b"MKVL"), sequence_hash(b"MKVL"), sequence_hash(b"MWW")]
+    assert [e.taxid for e in entries] == [1, 2, 1]
+
+
+def test_the_order_builder_keeps_runs_not_records() -> None:
+    builder = OrderBuilder()
+    builder.place(1, [3, 4, 5])  # placed before the records in front of it
+    assert builder.placed == 0
+    builder.place(0, [0, 1, 2, 6])
+    assert builder.runs(7) == [(0, 0, 3), (1, 0, 3), (0, 3, 1)]
+    with pytest.raises(StorageError, match="incomplete"):
+        OrderBuilder().runs(1)

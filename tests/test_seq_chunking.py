@@ -16,10 +16,11 @@ from talaria_storage.sequences.chunking import (
     ChunkingPolicy,
     PlannedChunk,
     TaxonChunker,
+    hash_prefix,
     plan_chunks,
     record_size,
 )
-from talaria_storage.sequences.fasta import FastaRecord, read_fasta
+from talaria_storage.sequences.fasta import FastaRecord, FastqRecord, read_fasta
 from talaria_storage.sequences.taxonomy import taxon_from_header
 
 POLICY = ChunkingPolicy(min_size=2_000, target_size=6_000, max_size=12_000, memory_budget=50_000)
@@ -134,8 +135,26 @@ def test_policy_limits_are_validated() -> None:
         ChunkingPolicy(min_size=1, target_size=5, max_size=20, memory_budget=10)
 
 
-def test_record_size_counts_header_and_residues() -> None:
-    assert record_size(FastaRecord(b"abc", b"ACGT")) == 7 + 16
+def test_record_size_counts_residues_and_a_fixed_weight_not_the_header() -> None:
+    assert record_size(FastaRecord(b"abc", b"ACGT")) == 4 + 64
+    assert record_size(FastaRecord(b"a much longer header", b"ACGT")) == 4 + 64
+
+
+def test_rewriting_every_header_keeps_every_chunk_boundary() -> None:
+    items = make_records(800, 11, taxa=3)
+    renamed = [(FastaRecord(b"renamed " * 5 + r.header, r.residues), t, h) for r, t, h in items]
+    assert [c.ordinals for c in plan_chunks(items, POLICY)] == [
+        c.ordinals for c in plan_chunks(renamed, POLICY)
+    ]
+
+
+def test_keys_travel_with_their_records() -> None:
+    chunker = TaxonChunker(POLICY)
+    planned: list[PlannedChunk] = []
+    for ordinal, (record, taxid, digest) in enumerate(make_records(300, 12)):
+        planned.extend(chunker.add(record, taxid, digest, key=b"%08d" % ordinal))
+    planned.extend(chunker.finish())
+    assert all(c.keys == b"".join(b"%08d" % o for o in c.ordinals) for c in planned)
 
 
 @settings(max_examples=40, deadline=None)
@@ -162,3 +181,91 @@ def test_uniprot_proteomes_chunk_by_their_ox_taxon(shared_data: Path) -> None:
     )
     assert {c.taxa for c in chunks} == {(1140,)}
     assert len(chunks) > 1
+
+
+def test_a_batch_gives_the_same_chunks_as_one_record_at_a_time(tmp_path: Path) -> None:
+    items = make_records(1500, 13, taxa=40)
+    tight = ChunkingPolicy(min_size=2_000, target_size=6_000, max_size=12_000, memory_budget=12_000)
+    one, batch = TaxonChunker(tight, str(tmp_path)), TaxonChunker(tight, str(tmp_path))
+    singly = [c for r, t, h in items for c in one.add(r, t, h, key=h[:4])] + list(one.finish())
+    batched = []
+    for at in range(0, len(items), 100):
+        part = items[at : at + 100]
+        batched += batch.extend(
+            [r.header for r, _, _ in part],
+            [r.residues for r, _, _ in part],
+            [r.layout for r, _, _ in part],
+            [t for _, t, _ in part],
+            [hash_prefix(h) for _, _, h in part],
+            b"".join(h[:4] for _, _, h in part),
+        )
+    batched += batch.finish()
+    assert batched == singly
+
+
+def test_fastq_records_are_chunked_with_their_qualities() -> None:
+    reads = [FastqRecord(b"r%d" % i, b"ACGT" * 50, b"", b"I" * 200) for i in range(100)]
+    chunks = list(plan_chunks([(r, 0, sequence_hash(r.residues).digest) for r in reads], POLICY))
+    assert [r for c in chunks for r in c.records] == reads
+
+
+def test_a_newline_in_a_sequence_is_refused() -> None:
+    with pytest.raises(ValueError, match="newline"):
+        list(plan_chunks([(FastaRecord(b"a", b"AC\nGT"), 0, b"\x00" * 32)], POLICY))
+
+
+def reference_chunks(items, policy: ChunkingPolicy) -> list[tuple[int, ...]]:  # noqa: ANN001
+    """The module docstring's rule, one record at a time, nothing clever: ordinals per chunk."""
+    open_: dict[int, tuple[list[int], int]] = {}
+    out: list[tuple[int, ...]] = []
+    for ordinal, (record, taxid, digest) in enumerate(items):
+        size = record_size(record)
+        ordinals, total = open_.get(taxid, ([], 0))
+        if total and total + size > policy.max_size:
+            out.append(tuple(ordinals))
+            ordinals, total = [], 0
+        ordinals, total = [*ordinals, ordinal], total + size
+        if total >= policy.min_size and policy.is_boundary(digest, size):
+            out.append(tuple(ordinals))
+            ordinals, total = [], 0
+        open_[taxid] = (ordinals, total)
+    pack: list[int] = []
+    pack_size = 0
+    for taxid in sorted(open_):
+        ordinals, total = open_[taxid]
+        if not total:
+            continue
+        if total >= policy.min_size:
+            out.append(tuple(ordinals))
+            continue
+        if pack and pack_size + total > policy.max_size:
+            out.append(tuple(pack))
+            pack, pack_size = [], 0
+        pack, pack_size = pack + ordinals, pack_size + total
+        if pack_size >= policy.min_size:
+            out.append(tuple(pack))
+            pack, pack_size = [], 0
+    if pack:
+        out.append(tuple(pack))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 600), st.integers(0, 10_000), st.integers(1, 8), st.sampled_from([1, 7, 100, 1000]))
+def test_batches_cut_exactly_where_the_rule_says(count: int, seed: int, taxa: int, batch: int) -> None:
+    rng = random.Random(seed)
+    items = make_records(count, seed, taxa)
+    for _ in range(count // 50):  # some records larger than max_size
+        record, taxid, digest = items[rng.randrange(len(items))]
+        items.append((FastaRecord(b"big", b"W" * rng.randint(5_000, 30_000)), taxid, digest))
+    rng.shuffle(items)
+    chunker = TaxonChunker(POLICY)
+    planned = []
+    for at in range(0, len(items), batch):
+        part = items[at : at + batch]
+        planned += chunker.extend(
+            [r.header for r, _, _ in part], [r.residues for r, _, _ in part], [r.layout for r, _, _ in part],
+            [t for _, t, _ in part], [hash_prefix(h) for _, _, h in part],
+        )
+    planned += chunker.finish()
+    assert [c.ordinals for c in planned] == reference_chunks(items, POLICY)

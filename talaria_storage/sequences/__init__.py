@@ -24,10 +24,15 @@ taxon group
 tail
     The last, unfinished piece of a taxon group; small tails of several taxa
     are packed into shared chunks.
-sequence chunk
-    A serialised list of records in separate compressed streams
+sequence chunk (record chunk)
+    A serialised list of records -- headers, layouts, taxids in separate
+    compressed streams -- whose residues are references into sequence packs
     (:mod:`~talaria_storage.sequences.chunk_format`), stored through the
     chunk store like any other chunk.
+sequence pack
+    The residues (and FASTQ qualities) of a chunk, each distinct string
+    once, in numbered slots; a chunk may also refer to slots of an earlier
+    chunk's pack of the same import, so an identical sequence is stored once.
 
 Modules:
 
@@ -35,6 +40,7 @@ Modules:
 - :mod:`.genbank` -- GenBank/EMBL converted to records (not byte-exact);
 - :mod:`.canonical` -- canonical form, identity and refget digests, lookup ids;
 - :mod:`.taxonomy` -- NCBI taxdump, serialised taxonomy, accession maps;
-- :mod:`.chunk_format` -- the versioned chunk serialisation;
-- :mod:`.chunking` -- deterministic taxonomy-aware chunking.
+- :mod:`.chunk_format` -- the versioned chunk and pack serialisation;
+- :mod:`.chunking` -- deterministic taxonomy-aware chunking;
+- :mod:`.importing` -- the import pipeline (parse, chunk, pack, encode, store).
 """

@@ -1,30 +1,40 @@
-"""The serialised form of a chunk of sequence records (format version 1).
+"""The serialised forms of sequence records: record chunks and sequence packs (format 2).
 
-A chunk holds a list of FASTA or FASTQ records (with their byte-exact
-layouts, see :mod:`talaria_storage.sequences.fasta`) and one taxid per
-record. As in the Nucleotide Archival Format, the parts of the records are
-kept in separate *streams* -- headers, residue lengths, layouts, taxids,
-residues (and for FASTQ the ``+`` lines and qualities) -- because each kind
-compresses far better beside its own kind than interleaved as in FASTA text.
+A chunk of records is stored as two kinds of content-addressed objects:
 
-Each stream is a list of independently compressed *blocks*. Small streams
-have one block; residues and qualities are cut into blocks of
-``block_size`` raw bytes (default 1 MiB, a measured trade-off, see
-``benchmarks/bench_formats.py``), so one record is read by decompressing
-the headers/lengths streams and only the one or two residue blocks it lies
-in -- never the whole chunk.
+* a **record chunk** holds what is particular to each occurrence of a
+  sequence -- header, line layout, taxid, FASTQ ``+`` line -- and, per
+  record, a *reference* ``(pack, slot)`` to its residues;
+* a **sequence pack** holds residues (and FASTQ qualities): each distinct
+  residue string once, in *slots* numbered from 0.
 
-Byte layout (integers little-endian)::
+Why two objects: a release that only rewrites headers (ResFinder did, twice)
+re-stores the small record chunks and none of the residues, and a sequence
+carried by several records -- in one chunk, in different chunks or files of
+one import -- is stored once; each occurrence keeps its own header, accession
+and taxon. A record chunk lists the packs it refers to (its *pack table*) by
+SHA-256; entry 0 is normally the chunk's *own* pack, which holds the residues
+first seen in that chunk, and later entries are packs of earlier chunks of the
+same import that already hold some of its sequences. Which occurrence is
+"first" is decided in the import's deterministic chunk order (see
+:mod:`talaria_storage.sequences.database`), never by what a store already
+holds, so the same input gives the same objects in any store.
 
-    magic        4 bytes  b"TSQC"
-    version      u8       1
+As in the Nucleotide Archival Format, the parts of the records are kept in
+separate *streams* -- headers, layouts, taxids, references; lengths,
+residues, qualities -- because each kind compresses far better beside its
+own kind than interleaved as in FASTA text.
+
+Container (both objects; integers little-endian)::
+
+    magic        4 bytes  b"TSQC" record chunk, b"TSQP" sequence pack
+    version      u8       2 (record chunk), 1 (sequence pack)
     kind         u8       0 = FASTA, 1 = FASTQ
     reserved     u16      0
-    records      u32      number of records
+    count        u32      records (chunk) or slots (pack)
     streams      u8       number of stream entries that follow
     stream entry, repeated:
-      id         u8       1 headers, 2 lengths, 3 layout table, 4 layout index,
-                          5 taxids, 6 residues, 7 plus lines, 8 qualities
+      id         u8       see below
       blocks     u32      number of blocks
       block entry, repeated:
         encoding u8       0 empty, 1 zstd, 2 zstd of 4-bit nucleotides,
@@ -33,19 +43,31 @@ Byte layout (integers little-endian)::
         stored   u32      bytes in the payload
     payload      the blocks' stored bytes, in entry order, nothing between them
 
-Stream contents once decoded:
+Each stream is a list of independently compressed blocks. Small streams have
+one block; residues and qualities are cut into blocks of ``block_size`` raw
+bytes (default 1 MiB), so one record is read by decoding the chunk's small
+streams, the pack's lengths and only the one or two residue blocks its slot
+lies in -- never a whole large pack.
 
-* headers, plus lines -- the lines joined by ``b"\\n"`` (a header never
+Record chunk streams, once decoded:
+
+* 1 headers, 7 plus lines -- the lines joined by ``b"\\n"`` (a header never
   contains a newline);
-* lengths -- u32 per record, residues per record;
-* layout table -- the distinct layouts, each encoded as: u8 flags (1 final
+* 3 layout table -- the distinct layouts, each encoded as: u8 flags (1 final
   newline, 2 CRLF, 4 explicit line lengths, 8 explicit terminators), varint
   wrap, then when flagged a varint count and varint line lengths, a varint
   count and one byte per terminator (0 none, 1 LF, 2 CRLF); the table is in
   first-use order;
-* layout index -- u32 per record, its row in the layout table;
-* taxids -- u32 per record (0 = none);
-* residues, qualities -- the records' residues (qualities) concatenated.
+* 4 layout index -- u32 per record, its row in the layout table;
+* 5 taxids -- u32 per record (0 = none);
+* 9 pack table -- 32-byte SHA-256 per referenced pack;
+* 10 references -- per record a varint ``p``: 0 means "the next new slot of
+  pack 0" (slots taken in record order, the common case, so the stream is
+  nearly all zeros), otherwise ``p - 1`` is the pack table index and a varint
+  slot follows.
+
+Sequence pack streams: 2 lengths (u32 per slot), 6 residues and 8 qualities
+(the slots' bytes concatenated).
 
 Nucleotide blocks: a residue block whose letters are all IUPAC nucleotide
 codes (``ACGTRYSWKMBDHVN-`` in either case) may be stored as 4-bit codes,
@@ -62,21 +84,28 @@ of the exceptions, packed codes (exceptions packed as ``A``); a run list is
 a varint count then varints of alternating outside/inside run lengths.
 
 Integrity: every zstd block carries its content checksum (4 bytes), so a
-block read on its own -- from a byte range of a stored chunk, which the chunk
-store's SHA-256 cannot cover -- is still verified. A bad block is a
-:class:`CompressionError`, never wrong residues.
+block read on its own -- from a byte range of a stored object, which the
+chunk store's SHA-256 cannot cover -- is still verified. A bad block is a
+:class:`CompressionError`, never wrong residues. A reference to a slot a
+pack does not have is one too.
 
-Determinism: the same records and codec give the same bytes. zstd runs with
-fixed parameters (level, no threads, content size and checksum written), no
-dictionary, no timestamps, and every table is in record order. The bytes
-depend on the zstd library's output, which is stable within a library
-version; another libzstd may encode the same records differently (decoding
-is unaffected, but the chunk's hash changes, so a release re-imported after
-a libzstd upgrade is stored again instead of deduplicated).
+Versions: record chunks of format 1 (residues inside the chunk) were written
+only by pre-releases; reading one is a :class:`CompressionError` that says
+to re-import, never a misreading.
+
+Determinism: the same records, references and codec give the same bytes.
+zstd runs with fixed parameters (level, no threads, content size and
+checksum written), no dictionary, no timestamps, and every table is in
+record (slot) order. The bytes depend on the zstd library's output, which is
+stable within a library version; another libzstd may encode the same records
+differently (decoding is unaffected, but the objects' hashes change, so a
+release re-imported after a libzstd upgrade is stored again instead of
+deduplicated).
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import sys
 from array import array
@@ -88,6 +117,7 @@ from itertools import accumulate
 import zstandard
 
 from talaria_storage.errors import CompressionError, ConfigError
+from talaria_storage.hashing import SHA256Hash
 from talaria_storage.sequences.fasta import (
     CRLF,
     LF,
@@ -98,12 +128,17 @@ from talaria_storage.sequences.fasta import (
     _regular_layout,
 )
 
-MAGIC = b"TSQC"
-VERSION = 1
+CHUNK_MAGIC = b"TSQC"
+PACK_MAGIC = b"TSQP"
+MAGIC = CHUNK_MAGIC  # the record chunk's magic, under its historical name
+CHUNK_VERSION = 2
+PACK_VERSION = 1
+VERSION = CHUNK_VERSION
 KIND_FASTA = 0
 KIND_FASTQ = 1
 
 HEADERS, LENGTHS, LAYOUT_TABLE, LAYOUT_INDEX, TAXIDS, RESIDUES, PLUS, QUALITIES = range(1, 9)
+PACK_TABLE, REFS = 9, 10
 STORED, ZSTD, NUC4, NUC2 = range(4)
 
 _STREAM_NAMES = {
@@ -115,6 +150,8 @@ _STREAM_NAMES = {
     RESIDUES: "residues",
     PLUS: "plus lines",
     QUALITIES: "qualities",
+    PACK_TABLE: "pack table",
+    REFS: "references",
 }
 
 _FIXED = struct.Struct("<4sBBHIB")
@@ -172,7 +209,7 @@ class ChunkCodec:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "name": "tsqc1",
+            "name": "tsqc2",
             "level": self.level,
             "meta_level": self.meta_level,
             "block_size": self.block_size,
@@ -182,8 +219,8 @@ class ChunkCodec:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> ChunkCodec:
-        if data.get("name") != "tsqc1":
-            raise ConfigError(f"not a tsqc1 chunk codec description: {data!r}")
+        if data.get("name") != "tsqc2":
+            raise ConfigError(f"not a tsqc2 chunk codec description: {data!r}")
         unknown = set(data) - {
             "name",
             "level",
@@ -449,8 +486,11 @@ def _block(
     """
     if not data:
         return STORED, 0, b""
-    upper = data.upper() if nucleotides else b""
-    if not nucleotides or upper.translate(None, _NUC16):  # protein, spaces, '*', ...
+    # Protein (or spaces, '*', ...): a sample tells at once, sparing a pass over the block.
+    if not nucleotides or data[:4096].upper().translate(None, _NUC16):
+        return ZSTD, len(data), compressors.compress(data, level)
+    upper = data.upper()
+    if upper.translate(None, _NUC16):
         return ZSTD, len(data), compressors.compress(data, level)
     raw = compressors.compress(data, nucleotide_level)
     # Under 2 bits a base, raw text is already exploiting repeats (a gene set): 4-bit
@@ -466,12 +506,187 @@ def _block(
     return ZSTD, len(data), raw
 
 
+
+DEFAULT_CODEC = ChunkCodec()
+_Blocks = list[tuple[int, int, bytes]]  # (encoding, raw size, stored bytes) per block
+
+
+def _blocked(data: bytes, codec: ChunkCodec, compressors: _Compressors, nucleotides: bool) -> _Blocks:
+    """A residue or quality stream cut into ``codec.block_size`` blocks (none when empty)."""
+    size = codec.block_size
+    return [
+        _block(data[at : at + size], codec.level, compressors, nucleotides, codec.nucleotide_level)
+        for at in range(0, len(data), size)
+    ]
+
+
+
+def _container(magic: bytes, version: int, kind: int, count: int, entries: list[tuple[int, _Blocks]]) -> bytes:
+    head = [_FIXED.pack(magic, version, kind, 0, count, len(entries))]
+    payload: list[bytes] = []
+    for stream_id, blocks in entries:
+        head.append(_STREAM.pack(stream_id, len(blocks)))
+        for encoding, raw, stored in blocks:
+            head.append(_BLOCK.pack(encoding, raw, len(stored)))
+            payload.append(stored)
+    return b"".join(head + payload)
+
+
+def encode_pack(
+    sequences: Sequence[bytes],
+    qualities: Sequence[bytes] | None = None,
+    codec: ChunkCodec = DEFAULT_CODEC,
+) -> bytes:
+    """Serialise a sequence pack: slot ``i`` holds ``sequences[i]`` (and ``qualities[i]`` for FASTQ).
+
+    The caller decides which strings go in (each distinct one once, in the
+    order its records were first met); this function only lays them out.
+    """
+    if qualities is not None and (
+        len(qualities) != len(sequences) or any(len(q) != len(s) for q, s in zip(qualities, sequences))
+    ):
+        raise ValueError("a FASTQ pack needs one quality string per sequence, of its length")
+    return encode_pack_joined(
+        b"".join(sequences),
+        [len(s) for s in sequences],
+        b"".join(qualities) if qualities is not None else None,
+        codec,
+    )
+
+
+def encode_pack_joined(
+    residues: bytes, lengths: Sequence[int], qualities: bytes | None, codec: ChunkCodec = DEFAULT_CODEC
+) -> bytes:
+    """:func:`encode_pack` on the slots already concatenated (``lengths``: bytes per slot).
+
+    The import's workers receive slots this way: one ``bytes`` pickles far
+    faster than a list of thousands.
+    """
+    count = len(lengths)
+    if count >= 1 << 32:
+        raise ValueError("too many slots for one sequence pack")
+    if sum(lengths) != len(residues) or (qualities is not None and len(qualities) != len(residues)):
+        raise ValueError("pack lengths do not add up to its residues (or qualities)")
+    compressors = _Compressors(codec.long_distance)
+    entries: list[tuple[int, _Blocks]] = [
+        (LENGTHS, [_block(_u32s(lengths), codec.meta_level, compressors)]),
+        (RESIDUES, _blocked(residues, codec, compressors, codec.pack_nucleotides)),
+    ]
+    if qualities is not None:
+        entries.append((QUALITIES, _blocked(qualities, codec, compressors, False)))
+    kind = KIND_FASTA if qualities is None else KIND_FASTQ
+    return _container(PACK_MAGIC, PACK_VERSION, kind, count, entries)
+
+
 def encode_chunk(
+    headers: Sequence[bytes],
+    layouts: Sequence[Layout],
+    taxids: Sequence[int],
+    refs: Sequence[tuple[int, int]],
+    packs: Sequence[SHA256Hash | bytes],
+    *,
+    plus: Sequence[bytes] | None = None,
+    codec: ChunkCodec = DEFAULT_CODEC,
+) -> bytes:
+    """Serialise a record chunk.
+
+    ``refs[i]`` is ``(pack table index, slot)`` of record ``i``'s residues;
+    ``packs`` is the pack table (SHA-256 of each pack). ``plus`` (the ``+``
+    lines) makes it a FASTQ chunk.
+    """
+    count = len(headers)
+    if not len(layouts) == len(taxids) == len(refs) == count:
+        raise ValueError(
+            f"{count} headers, {len(layouts)} layouts, {len(taxids)} taxids and {len(refs)} references"
+        )
+    if plus is not None and len(plus) != count:
+        raise ValueError("a FASTQ chunk needs one '+' line per record")
+    layout_rows: dict[Layout, int] = {}
+    layout_index = [layout_rows.setdefault(layout, len(layout_rows)) for layout in layouts]
+    return encode_chunk_joined(
+        b"\n".join(headers),
+        count,
+        list(layout_rows),
+        layout_index,
+        taxids,
+        [pack << 32 | slot for pack, slot in refs],
+        packs,
+        plus=b"\n".join(plus) if plus is not None else None,
+        codec=codec,
+    )
+
+
+def encode_chunk_joined(
+    headers: bytes,
+    count: int,
+    layout_table: Sequence[Layout],
+    layout_index: Sequence[int],
+    taxids: Sequence[int],
+    refs: Sequence[int],
+    packs: Sequence[SHA256Hash | bytes],
+    *,
+    plus: bytes | None = None,
+    codec: ChunkCodec = DEFAULT_CODEC,
+) -> bytes:
+    """:func:`encode_chunk` on columns: headers (and ``+`` lines) joined by newlines, the
+    distinct layouts and each record's row, references as ``pack << 32 | slot``."""
+    if count >= 1 << 32:
+        raise ValueError("too many records for one chunk")
+    if not len(layout_index) == len(taxids) == len(refs) == count:
+        raise ValueError(f"{count} records, {len(layout_index)} layouts, {len(taxids)} taxids, {len(refs)} references")
+    if headers.count(b"\n") != max(count - 1, 0) or (count == 0 and headers):
+        raise ValueError("a header contains a newline")
+    if plus is not None and plus.count(b"\n") != max(count - 1, 0):
+        raise ValueError("a '+' line contains a newline")
+    table = b"".join(p.digest if isinstance(p, SHA256Hash) else bytes(p) for p in packs)
+    if len(table) != 32 * len(packs):
+        raise ValueError("a pack table entry is not a 32-byte SHA-256")
+    if layout_index and max(layout_index) >= len(layout_table):
+        raise ValueError("a layout index points past the layout table")
+    streams: list[tuple[int, bytes]] = [
+        (HEADERS, headers),
+        (LAYOUT_TABLE, b"".join(_encode_layout(layout) for layout in layout_table)),
+        (LAYOUT_INDEX, _u32s(layout_index)),
+        (TAXIDS, _u32s(taxids)),
+        (PACK_TABLE, table),
+        (REFS, _encode_refs(refs, len(packs))),
+    ]
+    if plus is not None:
+        streams.append((PLUS, plus))
+    compressors = _Compressors(codec.long_distance)
+    entries = [(sid, [_block(data, codec.meta_level, compressors)]) for sid, data in streams]
+    kind = KIND_FASTA if plus is None else KIND_FASTQ
+    return _container(CHUNK_MAGIC, CHUNK_VERSION, kind, count, entries)
+
+
+def _encode_refs(refs: Sequence[int], packs: int) -> bytes:
+    """References (``pack << 32 | slot``) as the varint stream of the module docstring."""
+    if refs and refs[-1] == len(refs) - 1 and list(refs) == list(range(len(refs))):
+        return bytes(len(refs))  # the common case: every record has its own new slot
+    out = bytearray()
+    next_new = 0
+    for ref in refs:
+        if ref == next_new:  # pack 0, the next new slot
+            out.append(0)
+            next_new += 1
+            continue
+        pack = ref >> 32
+        if pack >= packs:
+            raise ValueError(f"reference to pack {pack} of a pack table of {packs}")
+        out += _varints((pack + 1, ref & 0xFFFFFFFF))
+    return bytes(out)
+
+
+def encode_records(
     records: Sequence[SequenceRecord],
     taxids: Sequence[int] | None = None,
-    codec: ChunkCodec = ChunkCodec(),
-) -> bytes:
-    """Serialise ``records`` (all FASTA or all FASTQ) with one taxid each (0 = none)."""
+    codec: ChunkCodec = DEFAULT_CODEC,
+) -> tuple[bytes, bytes]:
+    """``records`` (all FASTA or all FASTQ) as (record chunk, its own pack), each distinct sequence once.
+
+    The self-contained case: one chunk, one pack. The database import also
+    points chunks at the packs of earlier chunks (see the module docstring).
+    """
     count = len(records)
     if taxids is None:
         taxids = [0] * count
@@ -480,56 +695,25 @@ def encode_chunk(
     fastq = bool(count) and isinstance(records[0], FastqRecord)
     if any(isinstance(r, FastqRecord) != fastq for r in records):
         raise ValueError("a chunk holds FASTA records or FASTQ records, not both")
-    if count >= 1 << 32:
-        raise ValueError("too many records for one chunk")
-    compressors = _Compressors(codec.long_distance)
-
-    headers = b"\n".join(r.header for r in records)
-    if headers.count(b"\n") != max(count - 1, 0):
-        raise ValueError("a header contains a newline")
-    layout_rows: dict[Layout, int] = {}
-    layout_index = [layout_rows.setdefault(r.layout, len(layout_rows)) for r in records]
-    layout_table = b"".join(_encode_layout(layout) for layout in layout_rows)
-
-    single: list[tuple[int, bytes]] = [
-        (HEADERS, headers),
-        (LENGTHS, _u32s([len(r.residues) for r in records])),
-        (LAYOUT_TABLE, layout_table),
-        (LAYOUT_INDEX, _u32s(layout_index)),
-        (TAXIDS, _u32s(taxids)),
-    ]
-    blocked: list[tuple[int, bytes]] = [(RESIDUES, b"".join(r.residues for r in records))]
+    slots: dict[object, int] = {}
+    refs: list[tuple[int, int]] = []
+    for record in records:
+        key = (record.residues, record.qualities) if fastq else record.residues  # type: ignore[union-attr]
+        refs.append((0, slots.setdefault(key, len(slots))))
     if fastq:
-        plus = b"\n".join(r.plus for r in records)  # type: ignore[union-attr]
-        if plus.count(b"\n") != count - 1:
-            raise ValueError("a '+' line contains a newline")
-        single.append((PLUS, plus))
-        blocked.append((QUALITIES, b"".join(r.qualities for r in records)))  # type: ignore[union-attr]
-
-    entries: list[tuple[int, list[tuple[int, int, bytes]]]] = []
-    for stream_id, data in single:
-        entries.append((stream_id, [_block(data, codec.meta_level, compressors, False)]))
-    for stream_id, data in blocked:
-        size = codec.block_size
-        nucleotides = codec.pack_nucleotides and stream_id == RESIDUES
-        blocks = [
-            _block(
-                data[at : at + size], codec.level, compressors, nucleotides, codec.nucleotide_level
-            )
-            for at in range(0, len(data), size)
-        ]
-        entries.append((stream_id, blocks))
-
-    head = [
-        _FIXED.pack(MAGIC, VERSION, KIND_FASTQ if fastq else KIND_FASTA, 0, count, len(entries))
-    ]
-    payload: list[bytes] = []
-    for stream_id, blocks in entries:
-        head.append(_STREAM.pack(stream_id, len(blocks)))
-        for encoding, raw, stored in blocks:
-            head.append(_BLOCK.pack(encoding, raw, len(stored)))
-            payload.append(stored)
-    return b"".join(head + payload)
+        pack = encode_pack([k[0] for k in slots], [k[1] for k in slots], codec)  # type: ignore[index]
+    else:
+        pack = encode_pack(list(slots), None, codec)  # type: ignore[arg-type]
+    chunk = encode_chunk(
+        [r.header for r in records],
+        [r.layout for r in records],
+        taxids,
+        refs,
+        [hashlib.sha256(pack).digest()],
+        plus=[r.plus for r in records] if fastq else None,  # type: ignore[union-attr]
+        codec=codec,
+    )
+    return chunk, pack
 
 
 # --------------------------------------------------------------------------- decoding
@@ -541,27 +725,36 @@ class _Stream:
     raw_starts: tuple[int, ...]  # raw offset of each block in the decoded stream
 
 
-class ChunkReader:
-    """Random access to the records of one serialised chunk.
+class _Container:
+    """The stream table of a record chunk or sequence pack, and block decoding.
 
     Streams are decoded on first use and kept; residue and quality blocks
     are decoded one at a time, as the records asked for need them (the last
-    decoded block is cached, so reading records in order decodes each block
+    decoded block is cached, so reading slots in order decodes each block
     once).
     """
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, magic: bytes, version: int, what: str) -> None:
+        self._what = what
         self._data = memoryview(data)
         try:
-            magic, version, kind, _, count, n_streams = _FIXED.unpack_from(data, 0)
+            found, found_version, kind, _, count, n_streams = _FIXED.unpack_from(data, 0)
         except struct.error as exc:
-            raise CompressionError("chunk too short for its header") from exc
-        if magic != MAGIC:
-            raise CompressionError(f"not a sequence chunk (magic {bytes(magic)!r})")
-        if version != VERSION:
-            raise CompressionError(f"unsupported sequence chunk version {version}")
+            raise CompressionError(f"{what} too short for its header") from exc
+        if found != magic:
+            raise CompressionError(f"not a {what} (magic {bytes(found)!r}, expected {magic!r})")
+        if found_version != version:
+            if found_version < version:
+                raise CompressionError(
+                    f"{what} format {found_version} was written by a pre-release of talaria-storage "
+                    f"and is no longer read (this version reads format {version}): re-import the database"
+                )
+            raise CompressionError(
+                f"{what} format {found_version} is newer than this talaria-storage reads "
+                f"({version}): upgrade talaria-storage"
+            )
         if kind not in (KIND_FASTA, KIND_FASTQ):
-            raise CompressionError(f"unknown chunk kind {kind}")
+            raise CompressionError(f"unknown {what} kind {kind}")
         self.kind = kind
         self._count = count
         at = _FIXED.size
@@ -576,7 +769,7 @@ class ChunkReader:
                     at += _BLOCK.size
                 entries.append((stream_id, blocks))
         except struct.error as exc:
-            raise CompressionError("chunk stream table is truncated") from exc
+            raise CompressionError(f"{what} stream table is truncated") from exc
         self._streams: dict[int, _Stream] = {}
         offset = at
         for stream_id, blocks in entries:
@@ -588,7 +781,7 @@ class ChunkReader:
             self._streams[stream_id] = _Stream(tuple(placed), starts)
         if offset != len(data):
             raise CompressionError(
-                f"chunk payload is {len(data) - at} bytes, its stream table says {offset - at}"
+                f"{what} payload is {len(data) - at} bytes, its stream table says {offset - at}"
             )
         self._decoder = zstandard.ZstdDecompressor()
         self._cache: dict[int, object] = {}
@@ -597,7 +790,12 @@ class ChunkReader:
     def __len__(self) -> int:
         return self._count
 
-    # -- streams
+    @property
+    def fastq(self) -> bool:
+        return self.kind == KIND_FASTQ
+
+    def _name(self, stream_id: int) -> str:
+        return _STREAM_NAMES.get(stream_id, f"stream {stream_id}")
 
     def _decode_block(self, stream_id: int, index: int) -> bytes:
         key = (stream_id, index)
@@ -614,32 +812,38 @@ class ChunkReader:
             elif encoding in (NUC4, NUC2):
                 out = _decode_nucleotides(self._decoder.decompress(payload), encoding, raw)
             else:
-                raise CompressionError(f"unknown block encoding {encoding}")
+                raise CompressionError(f"unknown block encoding {encoding} in {self._what}")
         except zstandard.ZstdError as exc:
-            name = _STREAM_NAMES.get(stream_id, str(stream_id))
-            raise CompressionError(f"corrupt {name} block {index} in chunk: {exc}") from exc
+            raise CompressionError(
+                f"corrupt {self._name(stream_id)} block {index} in {self._what}: {exc}"
+            ) from exc
         if len(out) != raw:
             raise CompressionError(
-                f"{_STREAM_NAMES.get(stream_id)} block {index} decodes to {len(out)} bytes, expected {raw}"
+                f"{self._name(stream_id)} block {index} of a {self._what} decodes to {len(out)} bytes, "
+                f"expected {raw}"
             )
         if stream_id in (RESIDUES, QUALITIES):
             self._block_cache = {k: v for k, v in self._block_cache.items() if k[0] != stream_id}
         self._block_cache[key] = out
         return out
 
-    def _whole(self, stream_id: int) -> bytes:
+    def _stream(self, stream_id: int) -> _Stream:
         stream = self._streams.get(stream_id)
         if stream is None:
-            if stream_id in (PLUS, QUALITIES) and self.kind == KIND_FASTA:
-                raise ValueError("a FASTA chunk has no plus lines or qualities")
-            raise CompressionError(f"chunk has no {_STREAM_NAMES.get(stream_id)} stream")
+            raise CompressionError(f"{self._what} has no {self._name(stream_id)} stream")
+        return stream
+
+    def _whole(self, stream_id: int) -> bytes:
+        stream = self._stream(stream_id)
         return b"".join(self._decode_block(stream_id, i) for i in range(len(stream.blocks)))
 
     def _range(self, stream_id: int, start: int, end: int) -> bytes:
         """Bytes [start, end) of a blocked stream, decoding only the blocks they lie in."""
         if start == end:
             return b""
-        stream = self._streams[stream_id]
+        stream = self._stream(stream_id)
+        if end > (stream.raw_starts[-1] + stream.blocks[-1][1] if stream.blocks else 0):
+            raise CompressionError(f"{self._what} {self._name(stream_id)} stream is shorter than its lengths say")
         first = bisect_right(stream.raw_starts, start) - 1
         last = bisect_right(stream.raw_starts, end - 1) - 1
         parts = [self._decode_block(stream_id, i) for i in range(first, last + 1)]
@@ -653,7 +857,8 @@ class ChunkReader:
             cached = self._whole(stream_id).split(b"\n") if self._count else []
             if len(cached) != self._count:
                 raise CompressionError(
-                    f"chunk {_STREAM_NAMES[stream_id]} stream has {len(cached)} lines for {self._count} records"
+                    f"{self._what} {self._name(stream_id)} stream has {len(cached)} lines for "
+                    f"{self._count} records"
                 )
             self._cache[stream_id] = cached
         return cached  # type: ignore[return-value]
@@ -664,10 +869,34 @@ class ChunkReader:
             cached = _from_u32s(self._whole(stream_id))
             if len(cached) != self._count:
                 raise CompressionError(
-                    f"chunk {_STREAM_NAMES[stream_id]} stream has {len(cached)} values for {self._count} records"
+                    f"{self._what} {self._name(stream_id)} stream has {len(cached)} values for "
+                    f"{self._count} entries"
                 )
             self._cache[stream_id] = cached
         return cached  # type: ignore[return-value]
+
+    def stream_sizes(self) -> dict[str, tuple[int, int]]:
+        """Per stream: (raw bytes, stored bytes); for measurements."""
+        return {
+            self._name(sid): (sum(b[1] for b in stream.blocks), sum(b[3] for b in stream.blocks))
+            for sid, stream in self._streams.items()
+        }
+
+
+class PackReader(_Container):
+    """Random access to the slots of one serialised sequence pack."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data, PACK_MAGIC, PACK_VERSION, "sequence pack")
+        self._sequences: list[bytes] | None = None
+
+    def lengths(self) -> list[int]:
+        return list(self._u32(LENGTHS))
+
+    @property
+    def residue_blocks(self) -> int:
+        """How many blocks the residues are stored in."""
+        return len(self._stream(RESIDUES).blocks) if RESIDUES in self._streams else 0
 
     def _offsets(self) -> array:
         cached = self._cache.get(-1)
@@ -677,92 +906,187 @@ class ChunkReader:
             self._cache[-1] = cached
         return cached  # type: ignore[return-value]
 
-    def _layouts(self) -> list[Layout]:
-        cached = self._cache.get(LAYOUT_TABLE)
-        if cached is None:
-            cached = _decode_layouts(self._whole(LAYOUT_TABLE))
-            self._cache[LAYOUT_TABLE] = cached
-        return cached  # type: ignore[return-value]
+    def _slot(self, slot: int) -> tuple[int, int]:
+        if not 0 <= slot < self._count:
+            raise CompressionError(f"reference to slot {slot} of a sequence pack of {self._count}")
+        offsets = self._offsets()
+        return offsets[slot], offsets[slot + 1]
 
-    # -- public
+    def residues(self, slot: int, start: int = 0, end: int | None = None) -> bytes:
+        """Residues ``[start:end]`` of ``slot`` (as written, case kept), decoding only their blocks.
+
+        A 1 kb region of a chromosome costs one block, not the chromosome.
+        """
+        first, last = self._slot(slot)
+        begin, stop, _ = slice(start, end).indices(last - first)
+        return self._range(RESIDUES, first + begin, first + max(begin, stop))
+
+    def qualities(self, slot: int) -> bytes:
+        if not self.fastq:
+            raise ValueError("a FASTA sequence pack has no qualities")
+        first, last = self._slot(slot)
+        return self._range(QUALITIES, first, last)
+
+    def sequences(self) -> list[bytes]:
+        """Every slot's residues, decoding the residue stream once (kept for later calls)."""
+        if self._sequences is None:
+            self._sequences = self._split(RESIDUES)
+        return self._sequences
+
+    def all_qualities(self) -> list[bytes]:
+        if not self.fastq:
+            raise ValueError("a FASTA sequence pack has no qualities")
+        return self._split(QUALITIES)
+
+    def _split(self, stream_id: int) -> list[bytes]:
+        offsets = self._offsets()
+        data = self._whole(stream_id) if self._count else b""
+        if len(data) != offsets[-1]:
+            raise CompressionError(
+                f"sequence pack {self._name(stream_id)} stream has {len(data)} bytes, its lengths say {offsets[-1]}"
+            )
+        return [data[offsets[i] : offsets[i + 1]] for i in range(self._count)]
+
+
+class ChunkReader(_Container):
+    """Random access to the records of one serialised record chunk.
+
+    Residues come from the chunk's packs: methods that return records take
+    the :class:`PackReader` of every pack table entry, in table order.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data, CHUNK_MAGIC, CHUNK_VERSION, "sequence chunk")
+
+    # -- the chunk's own streams
 
     def headers(self) -> list[bytes]:
-        """Every header, without decoding any residue."""
+        """Every header, without touching any residue."""
         return list(self._lines(HEADERS))
 
     def taxids(self) -> list[int]:
         return list(self._u32(TAXIDS))
 
-    def lengths(self) -> list[int]:
-        return list(self._u32(LENGTHS))
+    def layouts(self) -> list[Layout]:
+        """Every record's layout."""
+        cached = self._cache.get(-2)  # per record, unlike the stream's own cache entry
+        if cached is None:
+            table = _decode_layouts(self._whole(LAYOUT_TABLE))
+            try:
+                cached = [table[i] for i in self._u32(LAYOUT_INDEX)]
+            except IndexError:
+                raise CompressionError("sequence chunk layout index points past its layout table") from None
+            self._cache[-2] = cached
+        return cached  # type: ignore[return-value]
 
-    def residues(self, index: int, start: int = 0, end: int | None = None) -> bytes:
-        """Residues ``[start:end]`` of record ``index`` (as written, case kept).
+    def plus_lines(self) -> list[bytes]:
+        if not self.fastq:
+            raise ValueError("a FASTA chunk has no plus lines")
+        return list(self._lines(PLUS))
 
-        Only the blocks holding that range are decoded, so a 1 kb region of
-        a chromosome costs one block, not the chromosome.
-        """
-        offsets = self._offsets()
-        first, last = offsets[index], offsets[index + 1]
-        length = last - first
-        begin, stop, _ = slice(start, end).indices(length)
-        return self._range(RESIDUES, first + begin, first + max(begin, stop))
+    def pack_hashes(self) -> list[SHA256Hash]:
+        """The pack table: the SHA-256 of every pack the records refer to."""
+        cached = self._cache.get(PACK_TABLE)
+        if cached is None:
+            table = self._whole(PACK_TABLE)
+            if len(table) % 32:
+                raise CompressionError(f"sequence chunk pack table is {len(table)} bytes, not a multiple of 32")
+            cached = [SHA256Hash(table[i : i + 32]) for i in range(0, len(table), 32)]
+            self._cache[PACK_TABLE] = cached
+        return list(cached)  # type: ignore[call-overload]
 
-    def record(self, index: int) -> SequenceRecord:
-        """Record ``index``, decoding only what it needs."""
+    def refs(self) -> list[tuple[int, int]]:
+        """``(pack table index, slot)`` of every record's residues."""
+        cached = self._cache.get(REFS)
+        if cached is None:
+            cached = _decode_refs(self._whole(REFS), self._count, len(self.pack_hashes()))
+            self._cache[REFS] = cached
+        return cached  # type: ignore[return-value]
+
+    # -- records (residues from the packs)
+
+    def _check_packs(self, packs: Sequence[PackReader]) -> None:
+        if len(packs) != len(self.pack_hashes()):
+            raise ValueError(f"{len(packs)} packs given for a pack table of {len(self.pack_hashes())}")
+        for pack in packs:
+            if pack.fastq != self.fastq:
+                raise CompressionError("a FASTQ chunk refers to a FASTA pack, or the other way round")
+
+    def record(self, index: int, packs: Sequence[PackReader]) -> SequenceRecord:
+        """Record ``index``, decoding only what it needs (one slot of one pack)."""
         if not -self._count <= index < self._count:
             raise IndexError(f"record {index} of a chunk of {self._count}")
         index %= self._count
-        layout = self._layouts()[self._u32(LAYOUT_INDEX)[index]]
+        self._check_packs(packs)
+        pack, slot = self.refs()[index]
+        layout = self.layouts()[index]
         header = self._lines(HEADERS)[index]
-        residues = self.residues(index)
-        if self.kind == KIND_FASTQ:
-            offsets = self._offsets()
-            quals = self._range(QUALITIES, offsets[index], offsets[index + 1])
-            return FastqRecord(header, residues, self._lines(PLUS)[index], quals, layout)
+        residues = packs[pack].residues(slot)
+        if self.fastq:
+            return FastqRecord(header, residues, self._lines(PLUS)[index], packs[pack].qualities(slot), layout)
         return FastaRecord(header, residues, layout)
 
-    def __iter__(self) -> Iterator[SequenceRecord]:
-        for i in range(self._count):
-            yield self.record(i)
-
-    def records(self) -> list[SequenceRecord]:
-        """Every record, decoding each stream once."""
+    def records(self, packs: Sequence[PackReader]) -> list[SequenceRecord]:
+        """Every record. Each residue block of a pack is decoded at most once: a pack the
+        chunk refers to often is decoded whole, from others the slots are read in slot order."""
+        self._check_packs(packs)
+        refs = self.refs()
+        wanted: list[set[int]] = [set() for _ in packs]
+        for index, slot in refs:
+            wanted[index].add(slot)
+        found: list[dict[int, bytes] | list[bytes]] = []
+        for reader, slots in zip(packs, wanted):
+            if slots and max(slots) >= len(reader):
+                raise CompressionError(f"reference to slot {max(slots)} of a sequence pack of {len(reader)}")
+            if len(slots) >= reader.residue_blocks:
+                found.append(reader.sequences())
+            else:
+                found.append({slot: reader.residues(slot) for slot in sorted(slots)})
+        residues = [found[p][s] for p, s in refs]
         headers = self._lines(HEADERS)
-        table = self._layouts()
-        index = self._u32(LAYOUT_INDEX)
-        offsets = self._offsets()
-        residues = self._whole(RESIDUES)
-        if self.kind == KIND_FASTQ:
+        layouts = self.layouts()
+        if self.fastq:
             plus = self._lines(PLUS)
-            quals = self._whole(QUALITIES)
             return [
-                FastqRecord(
-                    headers[i],
-                    residues[offsets[i] : offsets[i + 1]],
-                    plus[i],
-                    quals[offsets[i] : offsets[i + 1]],
-                    table[index[i]],
-                )
-                for i in range(self._count)
+                FastqRecord(headers[i], residues[i], plus[i], packs[p].qualities(s), layouts[i])
+                for i, (p, s) in enumerate(refs)
             ]
-        return [
-            FastaRecord(headers[i], residues[offsets[i] : offsets[i + 1]], table[index[i]])
-            for i in range(self._count)
-        ]
-
-    def stream_sizes(self) -> dict[str, tuple[int, int]]:
-        """Per stream: (raw bytes, stored bytes); for measurements."""
-        return {
-            _STREAM_NAMES.get(sid, str(sid)): (
-                sum(b[1] for b in stream.blocks),
-                sum(b[3] for b in stream.blocks),
-            )
-            for sid, stream in self._streams.items()
-        }
+        return [FastaRecord(h, r, layout) for h, r, layout in zip(headers, residues, layouts)]
 
 
-def decode_chunk(data: bytes) -> tuple[list[SequenceRecord], list[int]]:
-    """All records of a chunk and their taxids."""
-    reader = ChunkReader(data)
-    return reader.records(), reader.taxids()
+def _decode_refs(data: bytes, count: int, packs: int) -> list[tuple[int, int]]:
+    refs: list[tuple[int, int]] = []
+    next_new = 0
+    at = 0
+    try:
+        while at < len(data):
+            if data[at] == 0:
+                refs.append((0, next_new))
+                next_new += 1
+                at += 1
+                continue
+            pack, at = _read_varint(data, at)
+            slot, at = _read_varint(data, at)
+            refs.append((pack - 1, slot))
+    except CompressionError:
+        raise CompressionError("sequence chunk references are truncated") from None
+    if len(refs) != count:
+        raise CompressionError(f"sequence chunk has {len(refs)} references for {count} records")
+    if refs and packs == 0:
+        raise CompressionError("sequence chunk has records but an empty pack table")
+    if any(p >= packs for p, _ in refs):
+        raise CompressionError(f"sequence chunk refers past its pack table of {packs}")
+    return refs
+
+
+def decode_records(chunk: bytes, *packs: bytes) -> tuple[list[SequenceRecord], list[int]]:
+    """All records of a chunk and their taxids, given the bytes of the packs it refers to."""
+    reader = ChunkReader(chunk)
+    by_hash = {hashlib.sha256(p).digest(): p for p in packs}
+    readers = []
+    for h in reader.pack_hashes():
+        data = by_hash.get(h.digest)
+        if data is None:
+            raise CompressionError(f"sequence pack {h.to_hex()} of the chunk is not among those given")
+        readers.append(PackReader(data))
+    return reader.records(readers), reader.taxids()

@@ -8,13 +8,18 @@ content-defined boundaries from each record's canonical sequence hash, small
 taxa packed together; see that module). Records of different files never
 share a chunk: the chunker is run once per file.
 
-Each chunk is encoded with :func:`chunk_format.encode_chunk` and stored with
-``store_chunk(data, compress=False)`` (the chunk format compresses itself).
+Each chunk becomes a record chunk (headers, layouts, taxids, references) and
+a sequence pack of the residues first seen in it; an identical sequence met
+again -- in the same chunk, another chunk or another file of the import --
+is stored once and referred to (:mod:`talaria_storage.sequences.chunk_format`).
+Both are stored with ``store_chunk(data, compress=False)`` (the format
+compresses itself). The pipeline that does this, with a process pool for
+large inputs, is :mod:`talaria_storage.sequences.importing`.
 The original record order of each file is an *order object* (see
 :mod:`talaria_storage.sequences.order`) stored in ``chunks/`` and named by
 ``manifest.extra["files"][i]["order"]``. The manifest is published through
 :meth:`VersionCatalog.publish` against the HEAD read when the import began;
-a failed import publishes nothing (its stored chunks are unreferenced and
+a failed import publishes nothing (its stored objects are unreferenced and
 collectable) and can simply be re-run.
 
 Look-ups go through a :class:`ChunkIndex` built lazily per manifest from
@@ -23,52 +28,44 @@ the chunks; a ``built`` marker key, written last, says an index is whole.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
+import multiprocessing
 import os
 import struct
 import time
-from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from talaria_storage.errors import InputFormatError, StorageError
+from talaria_storage.errors import ChunkNotFound, CompressionError, StorageError
 from talaria_storage.hashing import SHA256Hash
 from talaria_storage.index import ChunkIndex, open_index
 from talaria_storage.keys import ref_key
 from talaria_storage.sequences.canonical import (
     InvalidSequenceId,
+    SequenceDigests,
     digests,
     parse_sequence_id,
-    sequence_hash,
 )
-from talaria_storage.sequences.chunk_format import ChunkCodec, ChunkReader, encode_chunk
-from talaria_storage.sequences.chunking import ChunkingPolicy, PlannedChunk, TaxonChunker
-from talaria_storage.sequences.fasta import (
-    FastqRecord,
-    SequenceRecord,
-    open_input,
-    read_fasta,
-    read_fastq,
-    sniff_format,
-    write_records,
-)
-from talaria_storage.sequences.manifest import ChunkEntry, Manifest, SourceFile
-from talaria_storage.sequences.order import decode_order, encode_order
+from talaria_storage.sequences.chunk_format import ChunkCodec, ChunkReader, PackReader
+from talaria_storage.sequences.chunking import ChunkingPolicy
+from talaria_storage.sequences.fasta import FastqRecord, SequenceRecord, write_records
+from talaria_storage.sequences.importing import POOL_THRESHOLD, ImportRun, header_labeller
+from talaria_storage.sequences.manifest import Manifest, SourceFile
+from talaria_storage.sequences.order import decode_order
 from talaria_storage.sequences.taxonomy import (
     AccessionTaxonMap,
     Taxonomy,
     accession_from_header,
-    taxon_from_header,
 )
 from talaria_storage.sequences.versions import HEAD, VersionCatalog, VersionInfo
 
 if TYPE_CHECKING:
     from talaria_storage.store import Store
+
+CHUNK_CACHE_BYTES = 128 << 20  # decoded records kept for export and look-ups
+MAX_PROCESSES = 4  # automatic import workers at most
 
 _POS = struct.Struct(">II")  # (chunk index, record index): big-endian so keys sort by position
 
@@ -85,6 +82,8 @@ class ImportResult:
     input_bytes: int
     logical_bytes: int
     seconds: float
+    packs: int = 0  # sequence packs the version's chunks own
+    new_packs: int = 0  # of which were not in the store yet (new_bytes counts them too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,39 +106,21 @@ class DatabaseStats:
     unique_sequences: int
     residues: int
     chunks: int
-    stored_bytes: int  # distinct chunks + order objects, as serialised
+    stored_bytes: int  # distinct record chunks, sequence packs and order objects, as serialised
     input_bytes: int  # source files as read (compressed, if they were)
     logical_bytes: int  # uncompressed FASTA/FASTQ bytes (what a byte-exact export writes)
     ratio: float  # logical_bytes / stored_bytes
 
 
-class _HashingReader(io.RawIOBase):
-    """Counts and hashes the raw bytes of an input file as they are read."""
-
-    def __init__(self, raw: BinaryIO, hashed: bool = True) -> None:
-        self.raw = raw
-        self.sha = hashlib.sha256() if hashed else None
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:  # type: ignore[override]
-        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
-            if self.sha is not None:
-                self.sha.update(memoryview(buffer)[:n])
-            self.size += n
-        return n or 0
-
-    def finish(self) -> None:
-        buf = bytearray(1 << 20)
-        while self.readinto(buf):
-            pass
-
-
 class SequenceDatabase:
-    """One named database in a store: its versions, import, export and look-ups."""
+    """One named database in a store: its versions, import, export and look-ups.
+
+    ``processes``: worker processes for an import (``None``: one per CPU, at
+    most ``MAX_PROCESSES``, when the input is at least
+    ``importing.POOL_THRESHOLD`` bytes on disk, else none; ``0``: never).
+    ``threads``: threads writing objects to the store (and encoding, when
+    there are no worker processes).
+    """
 
     def __init__(
         self,
@@ -150,6 +131,7 @@ class SequenceDatabase:
         codec: ChunkCodec | None = None,
         chunking: ChunkingPolicy | None = None,
         threads: int = 4,
+        processes: int | None = None,
     ) -> None:
         self.store = store
         self.name = name
@@ -158,8 +140,15 @@ class SequenceDatabase:
         self.codec = codec or ChunkCodec()
         self.chunking = chunking or ChunkingPolicy()
         self.threads = max(1, threads)
+        self.processes = processes
         self._manifests: dict[SHA256Hash, Manifest] = {}
-        self._chunk_cache: OrderedDict[SHA256Hash, list[SequenceRecord]] = OrderedDict()
+        # Decoded chunks, bounded by bytes: an export walks a file's runs, which for a file
+        # whose taxa are interleaved jump between many chunks (WoL 23S: 85); a cache of a
+        # few chunks decoded each of them once per run (3 MB/s), one that holds them all once.
+        self._chunk_cache: OrderedDict[SHA256Hash, tuple[list[SequenceRecord], int]] = OrderedDict()
+        self._chunk_cache_bytes = 0
+        self._chunk_cache_budget = CHUNK_CACHE_BYTES
+        self._pack_cache: OrderedDict[SHA256Hash, PackReader] = OrderedDict()
         self._cache_size = 16
 
     # ------------------------------------------------------------------------------ import
@@ -172,6 +161,7 @@ class SequenceDatabase:
         taxonomy: str = "header",
         taxon: int | None = None,
         prefix_separator: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> ImportResult:
         """Import files as a new version and make it HEAD; see the module docstring.
 
@@ -179,6 +169,7 @@ class SequenceDatabase:
         an accession->taxid map (accession from the header; ``taxon`` is the fall-back), or
         ``"none"`` (every record gets ``taxon``, or no taxon). ``prefix_separator`` lets a map
         keyed by genome name label ``G000005825_1`` through ``G000005825`` (Web of Life).
+        ``progress`` is called with the number of input bytes read since its last call.
         """
         started = time.perf_counter()
         files_in: list[str] = [str(os.fspath(p)) for p in paths]
@@ -187,10 +178,10 @@ class SequenceDatabase:
         version = version or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         expected_head = self.catalog.head(self.name)
         fallback = int(taxon or 0)
-        if taxonomy == "header":
-            def label(header: bytes) -> int:
-                found = taxon_from_header(header)
-                return found if found is not None else fallback
+        header_taxa = taxonomy == "header"
+        label: Callable[[bytes], int]
+        if header_taxa:
+            label = header_labeller(fallback)
         elif taxonomy == "none":
             def label(header: bytes) -> int:
                 return fallback
@@ -201,25 +192,16 @@ class SequenceDatabase:
                 found = mapping.get(accession_from_header(header))
                 return found if found is not None else fallback
 
-        entries: list[ChunkEntry | Future[tuple[ChunkEntry, bool]]] = []
         sources: list[SourceFile] = []
         files: list[dict[str, Any]] = []
-        new_chunks = new_bytes = 0
-        with ThreadPoolExecutor(self.threads) as pool:
-            for file_index, path in enumerate(files_in):
-                source, order_hex, order_size, logical = self._import_file(path, file_index, label, entries, pool)
-                sources.append(source)
-                files.append({"name": source.name, "order": order_hex, "order_size": order_size,
-                              "records": source.records, "bytes": logical})
-            final: list[ChunkEntry] = []
-            for item in entries:
-                if isinstance(item, Future):
-                    entry, new = item.result()
-                    new_chunks += new
-                    new_bytes += entry.size if new else 0
-                    final.append(entry)
-                else:
-                    final.append(item)
+        with ImportRun(
+            self.store, self.codec, self.chunking, processes=self._processes_for(files_in), threads=self.threads
+        ) as run:
+            for done in run.import_files(files_in, label, header_taxa, fallback, progress):
+                sources.append(done.source)
+                files.append({"name": done.source.name, "order": done.order.to_hex(), "order_size": done.order_size,
+                              "records": done.source.records, "bytes": done.logical_bytes})
+            final = run.finish()
         manifest = Manifest(
             database=self.name,
             version=version,
@@ -233,90 +215,27 @@ class SequenceDatabase:
         manifest_hash = self.catalog.publish(manifest, expected_head)
         return ImportResult(
             database=self.name, version=version, manifest=manifest_hash, records=manifest.records,
-            chunks=len(final), new_chunks=new_chunks, new_bytes=new_bytes,
-            input_bytes=sum(s.size for s in sources), logical_bytes=sum(f["bytes"] for f in files), seconds=time.perf_counter() - started,
+            chunks=len(final), new_chunks=run.new_chunks, new_bytes=run.new_bytes,
+            input_bytes=sum(s.size for s in sources), logical_bytes=sum(f["bytes"] for f in files),
+            seconds=time.perf_counter() - started,
+            packs=sum(1 for e in final if e.pack is not None), new_packs=run.new_packs,
         )
 
-    def _store_encoded(self, records: list[SequenceRecord], taxids: list[int], file_index: int) -> tuple[ChunkEntry, bool]:
-        data = encode_chunk(records, taxids, self.codec)
-        expected = SHA256Hash(hashlib.sha256(data).digest())
-        new = not self.store.has_chunk(expected)
-        h = self.store.store_chunk(data, compress=False)
-        taxa = tuple(sorted({t for t in taxids if t}))
-        entry = ChunkEntry(h, taxa, len(records), sum(len(r.residues) for r in records), len(data), file_index)
-        return entry, new
-
-    def _import_file(
-        self,
-        path: str,
-        file_index: int,
-        label: Callable[[bytes], int],
-        entries: list[ChunkEntry | Future[tuple[ChunkEntry, bool]]],
-        pool: ThreadPoolExecutor,
-    ) -> tuple[SourceFile, str, int, int]:
-        """Chunk one file into ``entries``; store its order object.
-
-        Returns (source, order object hex, order object size, uncompressed bytes).
-        """
-        fmt = sniff_format(path)
-        if fmt not in ("fasta", "fastq", "empty"):
-            raise InputFormatError(path, 1, f"{fmt} input is not read byte-exactly; convert it to FASTA first")
-        # where each input record went: ordinal -> (chunk index, record index)
-        where_chunk = array("Q")
-        where_record = array("Q")
-        pending: list[Future[tuple[ChunkEntry, bool]]] = []
-        count = 0
-        logical = 0
-
-        def place(planned: list[PlannedChunk]) -> None:
-            for chunk in planned:
-                ci = len(entries)
-                grow = max(chunk.ordinals) + 1 - len(where_chunk)
-                if grow > 0:
-                    where_chunk.extend([0] * grow)
-                    where_record.extend([0] * grow)
-                for ri, ordinal in enumerate(chunk.ordinals):
-                    where_chunk[ordinal] = ci
-                    where_record[ordinal] = ri
-                fut = pool.submit(self._store_encoded, list(chunk.records), list(chunk.taxids), file_index)
-                entries.append(fut)
-                pending.append(fut)
-                if len(pending) > 2 * self.threads:
-                    pending.pop(0).result()
-
-        with open(path, "rb") as raw, TaxonChunker(self.chunking) as chunker:
-            reader = _HashingReader(raw)
-            if fmt != "empty":
-                with open_input(io.BufferedReader(reader, buffer_size=1 << 20), name=path) as plain:
-                    counter = _HashingReader(plain, hashed=False)  # counts the decompressed bytes
-                    stream = io.BufferedReader(counter, buffer_size=1 << 20)
-                    records: Iterator[SequenceRecord] = (
-                        read_fasta(stream, name=path) if fmt == "fasta" else read_fastq(stream, name=path)
-                    )
-                    for record in records:
-                        count += 1
-                        done = chunker.add(record, label(record.header), sequence_hash(record.residues))
-                        if done:
-                            place(done)
-                    counter.finish()
-                    logical = counter.size
-            reader.finish()
-            place(chunker.finish())
-        runs: list[tuple[int, int, int]] = []
-        for ordinal in range(count):
-            ci, ri = where_chunk[ordinal], where_record[ordinal]
-            if runs and runs[-1][0] == ci and runs[-1][1] + runs[-1][2] == ri:
-                last = runs[-1]
-                runs[-1] = (ci, last[1], last[2] + 1)
-            else:
-                runs.append((ci, ri, 1))
-        order = encode_order(runs)
-        order_hash = self.store.store_chunk(order, compress=False)
-        assert reader.sha is not None
-        source = SourceFile(
-            os.path.basename(path), reader.size, reader.sha.hexdigest(), "fastq" if fmt == "fastq" else "fasta", count
-        )
-        return source, order_hash.to_hex(), len(order), logical
+    def _processes_for(self, paths: list[str]) -> int:
+        """Worker processes for importing ``paths`` (see the class docstring)."""
+        if multiprocessing.current_process().daemon:
+            return 0  # a daemonic process (a pool worker itself) may not start children
+        if self.processes is not None:
+            return max(0, self.processes)
+        cpus = os.cpu_count() or 1
+        if cpus < 2:
+            return 0
+        try:
+            size = sum(os.path.getsize(p) for p in paths)
+        except OSError:
+            return 0  # the import itself reports the unreadable file
+        # Past ~4 workers the main process (chunking, packing) is the bottleneck.
+        return min(cpus, MAX_PROCESSES) if size >= POOL_THRESHOLD else 0
 
     # ------------------------------------------------------------------------------ reading
 
@@ -331,22 +250,55 @@ class SequenceDatabase:
             self._manifests[h] = self.catalog.load(h)
         return h, self._manifests[h]
 
+    def _pack(self, h: SHA256Hash) -> PackReader:
+        """A sequence pack, from a small cache (several chunks may refer to one pack)."""
+        cached = self._pack_cache.get(h)
+        if cached is not None:
+            self._pack_cache.move_to_end(h)
+            return cached
+        try:
+            reader = PackReader(self.store.get_chunk(h))
+        except ChunkNotFound:
+            raise StorageError(
+                f"sequence pack {h.to_hex()} of database '{self.name}' is missing from {self.store.location}: "
+                "restore it from a remote (sync pull) or re-import the version"
+            ) from None
+        except CompressionError as exc:
+            raise CompressionError(f"sequence pack {h.to_hex()} of database '{self.name}': {exc}") from None
+        self._pack_cache[h] = reader
+        if len(self._pack_cache) > self._cache_size:
+            self._pack_cache.popitem(last=False)
+        return reader
+
+    def _reader(self, h: SHA256Hash) -> tuple[ChunkReader, list[PackReader]]:
+        """A record chunk and the packs of its pack table."""
+        try:
+            reader = ChunkReader(self.store.get_chunk(h))
+            packs = [self._pack(p) for p in reader.pack_hashes()]
+        except CompressionError as exc:
+            raise CompressionError(f"chunk {h.to_hex()} of database '{self.name}': {exc}") from None
+        return reader, packs
+
     def _chunk(self, h: SHA256Hash) -> list[SequenceRecord]:
         cached = self._chunk_cache.get(h)
         if cached is not None:
             self._chunk_cache.move_to_end(h)
-            return cached
-        records = ChunkReader(self.store.get_chunk(h)).records()
-        self._chunk_cache[h] = records
-        if len(self._chunk_cache) > self._cache_size:
-            self._chunk_cache.popitem(last=False)
+            return cached[0]
+        reader, packs = self._reader(h)
+        records = reader.records(packs)
+        size = sum(len(r.header) + len(r.residues) for r in records) + 100 * len(records)
+        self._chunk_cache[h] = (records, size)
+        self._chunk_cache_bytes += size
+        while self._chunk_cache_bytes > self._chunk_cache_budget and len(self._chunk_cache) > 1:
+            self._chunk_cache_bytes -= self._chunk_cache.popitem(last=False)[1][1]
         return records
 
     def _record_at(self, manifest: Manifest, ci: int, ri: int) -> SequenceRecord:
         cached = self._chunk_cache.get(manifest.chunks[ci].hash)
         if cached is not None:
-            return cached[ri]
-        return ChunkReader(self.store.get_chunk(manifest.chunks[ci].hash)).record(ri)
+            return cached[0][ri]
+        reader, packs = self._reader(manifest.chunks[ci].hash)
+        return reader.record(ri, packs)
 
     def records(self, *, version: str | None = None, file_index: int | None = None) -> Iterator[SequenceRecord]:
         """Records in original order (every file in import order, or one file)."""
@@ -364,19 +316,57 @@ class SequenceDatabase:
     def __iter__(self) -> Iterator[SequenceRecord]:
         return self.records()
 
+    def _walk(self, manifest: Manifest) -> Iterator[tuple[int, ChunkReader, list[SequenceDigests]]]:
+        """Per chunk: its index, reader and the digests of each record's sequence.
+
+        Digests are computed once per pack slot, not per record: a sequence
+        carried by many records (or chunks) is hashed once, and of another
+        chunk's pack only the slots referred to are read.
+        """
+        by_pack: OrderedDict[SHA256Hash, dict[int, SequenceDigests]] = OrderedDict()
+        for ci, entry in enumerate(manifest.chunks):
+            reader, packs = self._reader(entry.hash)
+            tables: list[dict[int, SequenceDigests]] = []
+            for h in reader.pack_hashes():
+                table = by_pack.get(h)
+                if table is None:
+                    table = by_pack[h] = {}
+                    if len(by_pack) > self._cache_size:
+                        by_pack.popitem(last=False)
+                else:
+                    by_pack.move_to_end(h)
+                tables.append(table)
+            refs = reader.refs()
+            need: list[set[int]] = [set() for _ in packs]
+            for p, slot in refs:
+                if slot not in tables[p]:
+                    need[p].add(slot)
+            try:
+                for pack, table, slots in zip(packs, tables, need):
+                    if not slots:
+                        continue
+                    if max(slots) >= len(pack):
+                        raise CompressionError(f"reference to slot {max(slots)} of a sequence pack of {len(pack)}")
+                    if len(slots) >= pack.residue_blocks:  # decode each block once, whole
+                        sequences = pack.sequences()
+                        table.update((slot, digests(sequences[slot])) for slot in slots)
+                    else:  # a few slots: their blocks only, in slot order
+                        table.update((slot, digests(pack.residues(slot))) for slot in sorted(slots))
+            except CompressionError as exc:
+                raise CompressionError(f"chunk {entry.hash.to_hex()} of database '{self.name}': {exc}") from None
+            yield ci, reader, [tables[p][slot] for p, slot in refs]
+
     def entries(self, version: str | None = None) -> Iterator[RecordEntry]:
         """Every record of a version, in manifest chunk order, as a :class:`RecordEntry`.
 
         This is the stable way for other modules (diff, index, taxonomy) to walk a
-        version without knowing how chunks are laid out.
+        version without knowing how chunks are laid out. Residues are decoded
+        once per pack, and each distinct sequence is hashed once.
         """
         _, manifest = self.manifest(version)
-        for ci, entry in enumerate(manifest.chunks):
-            reader = ChunkReader(self.store.get_chunk(entry.hash))
-            for ri, (header, record, taxid) in enumerate(zip(reader.headers(), reader.records(), reader.taxids())):
-                yield RecordEntry(
-                    accession_from_header(header), header, sequence_hash(record.residues), taxid, ci, ri
-                )
+        for ci, reader, found in self._walk(manifest):
+            for ri, (header, taxid, d) in enumerate(zip(reader.headers(), reader.taxids(), found)):
+                yield RecordEntry(accession_from_header(header), header, d.sha256, taxid, ci, ri)
 
     def export(
         self,
@@ -425,9 +415,8 @@ class SequenceDatabase:
         _, manifest = self.manifest(version)
         for entry in manifest.chunks:
             if wanted.intersection(entry.taxa):
-                reader = ChunkReader(self.store.get_chunk(entry.hash))
-                records = reader.records()
-                for record, t in zip(records, reader.taxids()):
+                reader, packs = self._reader(entry.hash)
+                for record, t in zip(reader.records(packs), reader.taxids()):
                     if t in wanted:
                         yield record
 
@@ -443,12 +432,10 @@ class SequenceDatabase:
             return json.loads(marker)
         self.index.delete_prefix(prefix)  # never trust a half-built index
         unique: set[bytes] = set()
-        for ci, entry in enumerate(manifest.chunks):
-            reader = ChunkReader(self.store.get_chunk(entry.hash))
+        for ci, reader, found in self._walk(manifest):
             puts: list[tuple[bytes, bytes]] = []
-            for ri, (header, record) in enumerate(zip(reader.headers(), reader.records())):
+            for ri, (header, d) in enumerate(zip(reader.headers(), found)):
                 pos = _POS.pack(ci, ri)
-                d = digests(record.residues)
                 unique.add(d.sha256.digest)
                 acc = accession_from_header(header).encode("utf-8", "surrogateescape")
                 puts.append((prefix + b"acc/" + acc + b"\x00" + pos, b""))
@@ -496,14 +483,13 @@ class SequenceDatabase:
     def stats(self, version: str | None = None) -> DatabaseStats:
         h, manifest = self.manifest(version)
         info = self._ensure_index(h, manifest)
-        sizes = {c.hash: c.size for c in manifest.chunks}
-        stored = sum(sizes.values()) + sum(int(f.get("order_size", 0)) for f in manifest.extra.get("files", []))
+        stored = manifest.stored_bytes  # distinct record chunks, sequence packs and order objects
         input_bytes = sum(s.size for s in manifest.sources)
         logical = sum(int(f.get("bytes", 0)) for f in manifest.extra.get("files", []))
         return DatabaseStats(
             database=self.name, version=manifest.version, records=manifest.records,
             unique_sequences=int(info["unique_sequences"]), residues=manifest.residues,
-            chunks=len(sizes), stored_bytes=stored, input_bytes=input_bytes, logical_bytes=logical,
+            chunks=len({c.hash for c in manifest.chunks}), stored_bytes=stored, input_bytes=input_bytes, logical_bytes=logical,
             ratio=logical / stored if stored else 0.0,
         )
 

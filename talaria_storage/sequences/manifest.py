@@ -5,7 +5,15 @@ by ``refs/<db>/<version>`` and ``refs/<db>/HEAD``. Its encoding is canonical
 JSON (sorted keys, no insignificant whitespace, UTF-8), so equal content
 always gives an equal hash.
 
-The Merkle root commits to the ordered chunk list. Leaves and inner nodes are
+Objects. A version needs more than its record chunks: each chunk's sequence
+pack (the residues, see :mod:`talaria_storage.sequences.chunk_format`), the
+per-file record order objects (``extra["files"][i]["order"]``) and the
+taxonomy object, if any. :meth:`Manifest.objects` lists them all, with
+their sizes, so GC marking, verification and sync can plan from the
+manifest alone, without reading a chunk.
+
+The Merkle root commits to the ordered chunk list (and through each record
+chunk's pack table, to its packs). Leaves and inner nodes are
 hashed with different one-byte prefixes (RFC 6962 style: ``0x00 || leaf``,
 ``0x01 || left || right``) so a leaf can never be passed off as an inner
 node; an odd node is promoted unchanged to the next level; the root of an
@@ -39,7 +47,7 @@ class SourceFile:
 
 @dataclass(frozen=True, slots=True)
 class ChunkEntry:
-    """One chunk of a version: its hash, the taxa of its records, and sizes."""
+    """One chunk of a version: its hash, the taxa of its records, sizes, and its own pack."""
 
     hash: SHA256Hash
     taxa: tuple[int, ...]
@@ -47,6 +55,17 @@ class ChunkEntry:
     residues: int
     size: int  # serialised chunk bytes (what the chunk store hashed)
     file_index: int = 0  # which source file the chunk's records came from
+    pack: SHA256Hash | None = None  # the sequence pack of residues first seen in this chunk
+    pack_size: int = 0  # its serialised bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestObject:
+    """One ``chunks/`` object a version needs: what it is, its hash and size (0 = not recorded)."""
+
+    kind: str  # "chunk", "sequence pack", "record order object" or "taxonomy object"
+    hash: SHA256Hash
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +94,45 @@ class Manifest:
         return sum(c.residues for c in self.chunks)
 
     def chunk_hashes(self) -> list[SHA256Hash]:
+        """The record chunks only; :meth:`object_hashes` is everything the version needs."""
         return [c.hash for c in self.chunks]
+
+    def objects(self) -> list[ManifestObject]:
+        """Every ``chunks/`` object this version needs, each once, in a stable order.
+
+        Record chunks and their packs (in chunk order), the record order object
+        of each source file, then the taxonomy object. A chunk's pack table
+        may also name packs of earlier chunks; those are listed here as the
+        earlier chunks' own packs, since a chunk only refers to packs of its
+        own import.
+        """
+        seen: set[SHA256Hash] = set()
+        out: list[ManifestObject] = []
+
+        def add(kind: str, h: SHA256Hash, size: int) -> None:
+            if h not in seen:
+                seen.add(h)
+                out.append(ManifestObject(kind, h, size))
+
+        for entry in self.chunks:
+            add("chunk", entry.hash, entry.size)
+            if entry.pack is not None:
+                add("sequence pack", entry.pack, entry.pack_size)
+        for file in self.extra.get("files", []):
+            if file.get("order"):
+                add("record order object", SHA256Hash.from_hex(file["order"]), int(file.get("order_size", 0)))
+        if self.taxonomy is not None:
+            add("taxonomy object", self.taxonomy, 0)
+        return out
+
+    def object_hashes(self) -> list[SHA256Hash]:
+        """The hashes of :meth:`objects`: what GC must keep and a sync must copy for this version."""
+        return [o.hash for o in self.objects()]
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of the distinct objects this version holds (chunks, packs, order objects)."""
+        return sum(o.size for o in self.objects())
 
     # -- encoding -------------------------------------------------------------------------------
 
@@ -92,16 +149,14 @@ class Manifest:
                 {"name": s.name, "size": s.size, "sha256": s.sha256, "format": s.format, "records": s.records}
                 for s in self.sources
             ],
-            "chunks": [
-                [c.hash.to_hex(), list(c.taxa), c.records, c.residues, c.size, c.file_index] for c in self.chunks
-            ],
+            "chunks": [_chunk_row(c) for c in self.chunks],
             "merkle_root": self.merkle_root.to_hex(),
             "extra": self.extra,
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes, where: str = "manifest") -> "Manifest":
+    def from_bytes(cls, raw: bytes, where: str = "manifest") -> Manifest:
         try:
             doc = json.loads(raw)
             if doc.get("format") != MANIFEST_FORMAT:
@@ -115,10 +170,7 @@ class Manifest:
                 parent=SHA256Hash.from_hex(doc["parent"]) if doc.get("parent") else None,
                 taxonomy=SHA256Hash.from_hex(doc["taxonomy"]) if doc.get("taxonomy") else None,
                 sources=tuple(SourceFile(**s) for s in doc["sources"]),
-                chunks=tuple(
-                    ChunkEntry(SHA256Hash.from_hex(h), tuple(taxa), records, residues, size, file_index)
-                    for h, taxa, records, residues, size, file_index in doc["chunks"]
-                ),
+                chunks=tuple(_chunk_entry(row) for row in doc["chunks"]),
                 extra=doc.get("extra", {}),
             )
         except StorageError:
@@ -128,6 +180,22 @@ class Manifest:
         if manifest.merkle_root.to_hex() != doc.get("merkle_root"):
             raise StorageError(f"{where}: Merkle root does not match its chunk list; the manifest is corrupt")
         return manifest
+
+
+def _chunk_row(c: ChunkEntry) -> list[Any]:
+    """A chunk list row: hash, taxa, records, residues, size, file index[, pack, pack size]."""
+    row: list[Any] = [c.hash.to_hex(), list(c.taxa), c.records, c.residues, c.size, c.file_index]
+    if c.pack is not None:
+        row += [c.pack.to_hex(), c.pack_size]
+    return row
+
+
+def _chunk_entry(row: list[Any]) -> ChunkEntry:
+    if len(row) not in (6, 8):
+        raise ValueError(f"a chunk row has 6 or 8 fields, not {len(row)}")
+    h, taxa, records, residues, size, file_index = row[:6]
+    pack, pack_size = (SHA256Hash.from_hex(row[6]), int(row[7])) if len(row) == 8 else (None, 0)
+    return ChunkEntry(SHA256Hash.from_hex(h), tuple(taxa), records, residues, size, file_index, pack, pack_size)
 
 
 def _leaf(h: SHA256Hash) -> bytes:

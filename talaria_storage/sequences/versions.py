@@ -2,7 +2,8 @@
 
 Ordering rules (DESIGN.md §3), which make crashes harmless:
 
-1. every chunk a manifest lists must already be in the store;
+1. every object a manifest needs (:meth:`Manifest.object_hashes`) must
+   already be in the store;
 2. the manifest is stored (content-addressed) next;
 3. ``refs/<db>/<version>`` is created (create-only: a version name is never
    re-pointed at different content);
@@ -97,10 +98,10 @@ class VersionCatalog:
 
     def publish(self, manifest: Manifest, expected_head: SHA256Hash | None, *, force: bool = False) -> SHA256Hash:
         """Store ``manifest`` and point its version ref and HEAD at it (see the module docstring)."""
-        missing = [c.hash for c in manifest.chunks if not self.store.has_chunk(c.hash)]
+        missing = [h for h in manifest.object_hashes() if not self.store.has_chunk(h)]
         if missing:
             raise StorageError(
-                f"refusing to publish {manifest.database}@{manifest.version}: {len(missing)} chunk(s) are missing, "
+                f"refusing to publish {manifest.database}@{manifest.version}: {len(missing)} object(s) are missing, "
                 f"e.g. {missing[0].to_hex()}"
             )
         h = self.store.manifests.store_chunk(manifest.to_bytes())
@@ -150,14 +151,8 @@ class VersionCatalog:
             if h in manifests:
                 continue
             manifests.add(h)
-            manifest = self.load(h)
-            chunks.update(manifest.chunk_hashes())
-            # Per-file record-order objects: without them export cannot restore the original order.
-            for entry in manifest.extra.get("files", []):
-                if entry.get("order"):
-                    chunks.add(SHA256Hash.from_hex(entry["order"]))
-            if manifest.taxonomy is not None:
-                chunks.add(manifest.taxonomy)
+            # Record chunks, their sequence packs, per-file record order objects, taxonomy.
+            chunks.update(self.load(h).object_hashes())
         for _, h in self.store.refs.list(REDUCTIONS).items():
             manifests.add(h)
         for key, h in self.store.refs.list(TAXONOMY).items():

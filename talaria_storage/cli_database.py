@@ -1,0 +1,738 @@
+"""The sequence-database commands of ``talaria-storage``: import, export, get, list, diff, taxonomy, index, gc.
+
+They are registered on the top-level ``app`` of :mod:`talaria_storage.cli`
+(which imports this module at its bottom) and follow its rules: the store
+comes from ``state(ctx).store()``, failures are :class:`StorageError`
+(one line on stderr, exit 1; malformed names and hashes exit 2), reports
+take ``--json``. Each command is a thin shell over the database layer
+(:class:`~talaria_storage.sequences.database.SequenceDatabase` and the
+modules beside it); no command reads a backend directly.
+
+Modules that other parts of the project own (diff, taxonomy storage, GC,
+integrity) are imported inside the command that needs them, so one of them
+failing to import breaks that one command only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
+
+import typer
+
+from talaria_storage.cli import byte_progress_bar, EXIT_FAILURE, JsonOption, _human_bytes, app, emit_json, state
+from talaria_storage.errors import StorageError
+from talaria_storage.keys import validate_name
+
+if TYPE_CHECKING:
+    from talaria_storage.sequences.database import SequenceDatabase
+    from talaria_storage.sequences.fasta import SequenceRecord
+    from talaria_storage.sequences.manifest import Manifest
+    from talaria_storage.store import Store
+
+taxonomy_app = typer.Typer(help="Store NCBI taxdumps as versioned objects.", no_args_is_help=True)
+app.add_typer(taxonomy_app, name="taxonomy")
+index_app = typer.Typer(help="The local lookup index (a rebuildable cache).", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+DatabaseOption = Annotated[
+    str, typer.Option("--database", "-d", metavar="NAME", help="Database name.")
+]
+_RANGE = re.compile(r"(\d+)-(\d+)")
+
+
+def _spec(text: str) -> tuple[str, str | None]:
+    """``NAME`` or ``NAME@VERSION`` (validated) -> (name, version or None)."""
+    from talaria_storage.sequences.versions import parse_spec
+
+    return parse_spec(text)
+
+
+def _text(raw: bytes) -> str:
+    """Header bytes as JSON-safe text (undecodable bytes shown as ``\\xNN``)."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+class ImportProgress:
+    """Reports bytes of input read: a rich bar on a terminal, one plain line per finished file otherwise.
+
+    Called with the number of input bytes read since the last call (the
+    ``progress`` callback of :meth:`SequenceDatabase.import_files`).
+    """
+
+    def __init__(self, files: list[Path]) -> None:
+        from rich.console import Console
+
+        self._console = Console(stderr=True, highlight=False)
+        self._files = [(f, f.stat().st_size if f.is_file() else 0) for f in files]
+        self._total = sum(size for _, size in self._files)
+        self._done = 0
+        self._next_file = 0
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> ImportProgress:
+        if self._console.is_terminal:
+            self._bar = byte_progress_bar(self._console)
+            self._bar.__enter__()
+            self._task = self._bar.add_task("import", total=self._total)
+        return self
+
+    def __call__(self, read: int) -> None:
+        self._done += read
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self._done)
+            return
+        finished = 0
+        for index, (_, size) in enumerate(self._files):
+            finished += size
+            if index >= self._next_file and self._done >= finished:
+                path, _ = self._files[index]
+                typer.echo(f"read {path} ({_human_bytes(size)})", err=True)
+                self._next_file = index + 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+@app.command("import")
+def import_files(
+    ctx: typer.Context,
+    files: Annotated[
+        list[Path], typer.Argument(metavar="FILE", help="FASTA/FASTQ files (plain, .gz or .zst).")
+    ],
+    database: DatabaseOption,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", "-v", metavar="V", help="Version name (default: UTC timestamp)."),
+    ] = None,
+    taxonomy: Annotated[
+        str,
+        typer.Option(
+            "--taxonomy",
+            metavar="header|MAPPING_FILE|none",
+            help="Where taxon ids come from: OX= in headers, an accession->taxid file, or none.",
+        ),
+    ] = "header",
+    taxon: Annotated[
+        int | None,
+        typer.Option("--taxon", metavar="ID", help="Taxon id for records that carry none."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Import files as a new version of a database and make it HEAD."""
+    validate_name(database, "database name")
+    if version is not None:
+        validate_name(version, "version")
+    db = state(ctx).store(create=True).database(database)
+    with ImportProgress(files) as progress:
+        result = db.import_files(
+            files, version=version, taxonomy=taxonomy, taxon=taxon, progress=progress
+        )
+    if json_output:
+        emit_json(
+            {
+                "database": result.database,
+                "version": result.version,
+                "manifest": result.manifest.to_hex(),
+                "records": result.records,
+                "chunks": result.chunks,
+                "new_chunks": result.new_chunks,
+                "new_bytes": result.new_bytes,
+                "input_bytes": result.input_bytes,
+                "logical_bytes": result.logical_bytes,
+                "seconds": result.seconds,
+            }
+        )
+        return
+    typer.echo(
+        f"imported {result.records} records into {result.database}@{result.version}: "
+        f"{result.chunks} chunks ({result.new_chunks} new, {_human_bytes(result.new_bytes)}), "
+        f"{_human_bytes(result.logical_bytes)} of sequence data in {result.seconds:.1f}s"
+    )
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A temporary file beside ``path``, renamed onto it only if the block succeeds.
+
+    A failed or interrupted export therefore leaves no half-written file and
+    never clobbers an existing one.
+    """
+    folder = path.parent
+    if path.is_dir():
+        raise StorageError(f"{path}: is a folder; give -o the name of the file to write")
+    if not folder.is_dir():
+        raise StorageError(f"{path}: folder '{folder}' does not exist; create it first")
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it: done once, from the one CLI thread)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    database: Annotated[
+        str,
+        typer.Option("--database", "-d", metavar="NAME[@VERSION]", help="Database (and version)."),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write to FILE (atomically) instead of stdout."
+        ),
+    ] = None,
+    normalized: Annotated[
+        bool,
+        typer.Option("--normalized", help="Upper-case residues, '\\n' line ends, --width columns."),
+    ] = False,
+    width: Annotated[
+        int,
+        typer.Option(
+            "--width", min=0, metavar="N", help="Line width of --normalized (0: one line)."
+        ),
+    ] = 60,
+    file_index: Annotated[
+        int | None,
+        typer.Option(
+            "--file-index", min=0, metavar="I", help="Only the I-th imported file (from 0)."
+        ),
+    ] = None,
+    taxon: Annotated[
+        int | None, typer.Option("--taxon", metavar="ID", help="Only the records of this taxon.")
+    ] = None,
+    descendants: Annotated[
+        bool,
+        typer.Option(
+            "--descendants", help="With --taxon: its whole subtree (needs 'taxonomy import')."
+        ),
+    ] = False,
+) -> None:
+    """Write a version's records: byte-exact by default, or normalised, one file, or one taxon."""
+    if descendants and taxon is None:
+        raise typer.BadParameter("--descendants needs --taxon", param_hint="--descendants")
+    if taxon is not None and file_index is not None:
+        raise typer.BadParameter(
+            "choose --taxon or --file-index, not both", param_hint="--file-index"
+        )
+    name, version = _spec(database)
+    store = state(ctx).store()
+    db = store.database(name)
+    _, manifest = db.manifest(version)  # an unknown database or version fails before any output
+    files = manifest.extra.get("files", [])
+    if file_index is not None and file_index >= len(files):
+        raise StorageError(
+            f"{name}@{manifest.version} has {len(files)} file(s): --file-index must be below {len(files)}"
+        )
+    tree = None
+    if descendants:
+        from talaria_storage.sequences.taxonomy_store import TaxonomyCatalog
+
+        tree = TaxonomyCatalog(store).load()
+    options: dict[str, Any] = {
+        "version": manifest.version,
+        "file_index": file_index,
+        "normalized": normalized,
+        "width": width,
+        "taxon": taxon,
+        "descendants": descendants,
+        "taxonomy": tree,
+    }
+    if output is None or str(output) == "-":
+        db.export(sys.stdout.buffer, **options)
+        sys.stdout.buffer.flush()
+        return
+    with _atomic_output(output) as out:
+        written = db.export(out, **options)
+    typer.echo(f"exported {name}@{manifest.version}: {_human_bytes(written)} to {output}")
+
+
+# -- get ------------------------------------------------------------------------------------------
+
+
+def _parse_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    found = _RANGE.fullmatch(text.strip())
+    if found is None or int(found[1]) > int(found[2]):
+        raise typer.BadParameter(
+            f"'{text}' is not START-END with START <= END (0-based, end-exclusive, as in refget)",
+            param_hint="--range",
+        )
+    return int(found[1]), int(found[2])
+
+
+def _format_hit(record: SequenceRecord, accession: str, span: tuple[int, int] | None) -> bytes:
+    """A found record: its exact bytes, or with ``span`` the sub-sequence (case kept, 60 columns)."""
+    from talaria_storage.sequences.fasta import FastqRecord, format_record
+
+    if span is None:
+        data = format_record(record)
+        return data if data.endswith(b"\n") else data + b"\n"
+    start, end = span
+    residues = record.residues.translate(None, b" \t\r\n\x0b\x0c")[start:end]
+    name = f"{accession}:{start}-{end}".encode("utf-8", "surrogateescape")
+    if isinstance(record, FastqRecord):
+        return b"@" + name + b"\n" + residues + b"\n+\n" + record.qualities[start:end] + b"\n"
+    lines = [b">" + name] + [residues[i : i + 60] for i in range(0, len(residues), 60)]
+    return b"\n".join(lines) + b"\n"
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    ids: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="ID",
+            help="Accession, SHA-256 hex, refget SQ./ga4gh:SQ. id or md5: digest.",
+        ),
+    ],
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            metavar="NAME",
+            help="Search this database only (default: every HEAD).",
+        ),
+    ] = None,
+    span: Annotated[
+        str | None,
+        typer.Option("--range", metavar="START-END", help="Sub-sequence, 0-based, end-exclusive."),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", "-v", metavar="V", help="Version (with --database).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Print the records an identifier names, as FASTA (or JSON); exit 1 naming each id not found."""
+    bounds = _parse_range(span)
+    if version is not None and database is None:
+        raise typer.BadParameter("--version needs --database", param_hint="--version")
+    store = state(ctx).store()
+    from talaria_storage.sequences.canonical import digests
+    from talaria_storage.sequences.taxonomy import accession_from_header
+    from talaria_storage.sequences.versions import VersionCatalog
+
+    if database is not None:
+        names = [validate_name(database, "database name")]
+        if version is not None:
+            validate_name(version, "version")
+    else:
+        names = VersionCatalog(store).databases()
+        if not names:
+            raise StorageError(
+                f"no databases in {store.location}: import one with 'talaria-storage import'"
+            )
+    databases = [store.database(name) for name in names]
+    hits: list[dict[str, Any]] = []
+    missing: list[str] = []
+    out = sys.stdout.buffer
+    for identifier in ids:
+        found = 0
+        for db in databases:
+            _, manifest = db.manifest(version)
+            for record in db.get(identifier, version=version):
+                accession = accession_from_header(record.header)
+                length = len(record.residues.translate(None, b" \t\r\n\x0b\x0c"))
+                if bounds is not None and bounds[1] > length:
+                    raise StorageError(
+                        f"--range {bounds[0]}-{bounds[1]} is outside '{accession}' in {db.name} "
+                        f"(length {length}; ranges are 0-based, end-exclusive)"
+                    )
+                found += 1
+                if json_output:
+                    d = digests(record.residues)
+                    residues = record.residues.translate(None, b" \t\r\n\x0b\x0c")
+                    if bounds is not None:
+                        residues = residues[bounds[0] : bounds[1]]
+                    hits.append(
+                        {
+                            "id": identifier,
+                            "database": db.name,
+                            "version": manifest.version,
+                            "accession": accession,
+                            "header": _text(record.header),
+                            "length": length,
+                            "sha256": d.sha256.to_hex(),
+                            "refget": d.refget,
+                            "md5": d.md5,
+                            "range": list(bounds) if bounds is not None else None,
+                            "sequence": _text(residues),
+                        }
+                    )
+                else:
+                    out.write(_format_hit(record, accession, bounds))
+        if not found:
+            missing.append(identifier)
+    if json_output:
+        emit_json(hits)
+    else:
+        out.flush()
+    where = (
+        f"database '{database}'" if database is not None else f"any database of {store.location}"
+    )
+    for identifier in missing:
+        typer.echo(f"error: '{identifier}' not found in {where}", err=True)
+    if missing:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+# -- list -----------------------------------------------------------------------------------------
+
+
+@app.command("list")
+def list_databases(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Databases and their versions (HEAD marked), with records, chunks and creation time."""
+    from talaria_storage.sequences.versions import VersionCatalog
+
+    store = state(ctx).store()
+    catalog = VersionCatalog(store)
+    report: list[dict[str, Any]] = []
+    for name in catalog.databases():
+        versions = []
+        for info in catalog.versions(name):
+            manifest = catalog.load(info.manifest)
+            versions.append(
+                {
+                    "version": info.version,
+                    "manifest": info.manifest.to_hex(),
+                    "head": info.is_head,
+                    "records": manifest.records,
+                    "chunks": len(manifest.chunks),
+                    "created": _iso(manifest.created),
+                }
+            )
+        report.append({"database": name, "versions": versions})
+    if json_output:
+        emit_json(report)
+        return
+    if not report:
+        typer.echo(f"no databases in {store.location}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(f"databases in {store.location}"))
+    for column in ("database", "version", "", "records", "chunks", "created"):
+        table.add_column(column, justify="right" if column in ("records", "chunks") else "left")
+    for entry in report:
+        for v in entry["versions"]:
+            table.add_row(
+                Text(entry["database"]),
+                Text(v["version"]),
+                "HEAD" if v["head"] else "",
+                str(v["records"]),
+                str(v["chunks"]),
+                v["created"],
+            )
+    Console(highlight=False).print(table)
+
+
+# -- diff -----------------------------------------------------------------------------------------
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(metavar="NAME@A", help="The older version.")],
+    b: Annotated[str, typer.Argument(metavar="NAME@B", help="The newer version.")],
+    details: Annotated[
+        bool, typer.Option("--details", help="List every changed sequence.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Sequences added, removed, with a changed header, or reclassified between two versions."""
+    name_a, version_a = _spec(a)
+    name_b, version_b = _spec(b)
+    if name_a != name_b:
+        raise typer.BadParameter(
+            f"both versions must be of one database (got '{name_a}' and '{name_b}')",
+            param_hint="NAME@B",
+        )
+    from talaria_storage.sequences.diff import diff_versions
+
+    db = state(ctx).store().database(name_a)
+    result = diff_versions(db, version_a, version_b)
+    if json_output:
+        data = result.to_dict()
+        if not details:
+            for what in _DIFF_KINDS:
+                del data[what]
+        emit_json(data)
+        return
+    counts = result.counts()
+    typer.echo(
+        f"{name_a}@{result.a} -> {name_a}@{result.b}: "
+        + ", ".join(
+            f"{counts[what]} {what.replace('_', '-')}" for what in (*_DIFF_KINDS, "unchanged")
+        )
+    )
+    if not details:
+        return
+    for o in result.added:
+        typer.echo(f"added\t{o.accession}\ttaxon {o.taxid}\t{o.header}")
+    for o in result.removed:
+        typer.echo(f"removed\t{o.accession}\ttaxon {o.taxid}\t{o.header}")
+    for c in result.header_changed:
+        typer.echo(f"header-changed\t{c.accession}\t{c.old_header!r} -> {c.new_header!r}")
+    for r in result.reclassified:
+        typer.echo(f"reclassified\t{r.accession}\ttaxon {r.old_taxid} -> {r.new_taxid}")
+
+
+_DIFF_KINDS = ("added", "removed", "header_changed", "reclassified")
+
+
+# -- taxonomy -------------------------------------------------------------------------------------
+
+
+@taxonomy_app.command("import")
+def taxonomy_import(
+    ctx: typer.Context,
+    directory: Annotated[
+        Path,
+        typer.Argument(metavar="DIR", help="Folder with nodes.dmp (+ names, merged, delnodes)."),
+    ],
+    version: Annotated[
+        str | None,
+        typer.Option("--version", "-v", metavar="V", help="Version name (default: a timestamp)."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Store an NCBI taxdump as a versioned object and make it the current taxonomy."""
+    if not directory.is_dir():
+        raise StorageError(f"{directory}: not a folder; give the folder that holds nodes.dmp")
+    if version is not None:
+        validate_name(version, "taxonomy version")
+    from talaria_storage.sequences.taxonomy_store import TaxonomyCatalog
+
+    catalog = TaxonomyCatalog(state(ctx).store(create=True))
+    imported = catalog.import_taxdump(directory, version=version)
+    tree = catalog.load(imported.version)
+    report = {
+        "version": imported.version,
+        "object": imported.object.to_hex(),
+        "taxa": len(tree),
+        "merged": len(tree.merged),
+        "deleted": len(tree.deleted),
+    }
+    if json_output:
+        emit_json(report)
+        return
+    typer.echo(
+        f"imported taxonomy {report['version']}: {report['taxa']} taxa, {report['merged']} merged ids, "
+        f"{report['deleted']} deleted ids (object {report['object']})"
+    )
+
+
+@taxonomy_app.command("list")
+def taxonomy_list(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Stored taxonomy versions, the current one marked HEAD."""
+    from talaria_storage.sequences.taxonomy_store import TaxonomyCatalog
+
+    catalog = TaxonomyCatalog(state(ctx).store())
+    head = catalog.head()
+    rows = [
+        {
+            "version": v.version,
+            "object": v.object.to_hex(),
+            "head": head is not None and v.version == head.version,
+        }
+        for v in catalog.versions()
+    ]
+    if json_output:
+        emit_json(rows)
+        return
+    if not rows:
+        typer.echo("no taxonomy stored: add one with 'talaria-storage taxonomy import DIR'")
+    for row in rows:
+        typer.echo(f"{row['version']}\t{'HEAD' if row['head'] else ''}\t{row['object']}")
+
+
+# -- index ----------------------------------------------------------------------------------------
+
+
+def _rebuild_index(db: SequenceDatabase, manifest_hash: Any, manifest: Manifest) -> dict[str, Any]:
+    """Drop the index entries of one manifest and build them again from its chunks.
+
+    Uses the database's own index-building step (``_ensure_index``, which
+    starts by dropping a prefix with no ``built`` marker); the entries are
+    keyed by manifest hash, so dropping them cannot touch another version.
+    """
+    db.index.delete_prefix(db._prefix(manifest_hash))
+    return db._ensure_index(manifest_hash, manifest)
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    ctx: typer.Context,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", "-d", metavar="NAME", help="Only this database (default: all)."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Drop the lookup index and rebuild it from the manifests of every version."""
+    from talaria_storage.sequences.versions import VersionCatalog
+
+    store = state(ctx).store()
+    catalog = VersionCatalog(store)
+    if database is not None:
+        validate_name(database, "database name")
+        catalog.resolve(database)  # unknown database: one line naming the known ones
+        names = [database]
+    else:
+        names = catalog.databases()
+        store.lookup_index().delete_prefix(b"")  # everything, including entries of deleted versions
+    report = []
+    for name in names:
+        db = store.database(name)
+        for info in catalog.versions(name):
+            h, manifest = db.manifest(info.version)
+            built = _rebuild_index(db, h, manifest)
+            report.append(
+                {
+                    "database": name,
+                    "version": info.version,
+                    "records": manifest.records,
+                    "unique_sequences": int(built["unique_sequences"]),
+                }
+            )
+    if json_output:
+        emit_json(report)
+        return
+    for row in report:
+        typer.echo(
+            f"rebuilt {row['database']}@{row['version']}: {row['records']} records, "
+            f"{row['unique_sequences']} unique sequences"
+        )
+    if not report:
+        typer.echo(f"no databases in {store.location}: the index is empty")
+
+
+# -- gc -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def gc(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be removed; remove nothing.")
+    ] = False,
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace", min=0.0, metavar="SECONDS", help="Spare objects younger than this."
+        ),
+    ] = 3600.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Remove objects no ref reaches (mark from every ref, sweep the rest, spare young objects)."""
+    from talaria_storage.sequences.collect import collect_garbage
+
+    store = state(ctx).store()
+    result = collect_garbage(store, dry_run=dry_run, grace_seconds=grace)
+    if json_output:
+        emit_json(
+            {
+                "location": store.location,
+                "dry_run": dry_run,
+                "removed": result.removed,
+                "freed_bytes": result.freed_bytes,
+                "kept": result.kept,
+                "spared_young": result.spared_young,
+                "removed_hashes": sorted(h.to_hex() for h in result.removed_hashes),
+            }
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(
+        f"{verb} {result.removed} object(s), {_human_bytes(result.freed_bytes)}; kept {result.kept}, "
+        f"spared {result.spared_young} younger than {grace:g}s in {store.location}"
+    )
+
+
+# -- per-database statistics (used by the top-level `stats` command) ------------------------------
+
+
+def database_stats(store: Store, spec: str | None) -> list[dict[str, Any]]:
+    """Per-database statistics: of ``NAME[@VERSION]``, or of every database's HEAD.
+
+    ``stored_bytes`` are the version's distinct objects (record chunks,
+    sequence packs, order objects) as serialised; ``ratio`` is its uncompressed FASTA bytes over them.
+    ``dedup_bytes_saved`` is what content addressing saves across the
+    database's versions: the bytes each version would store on its own,
+    summed, minus the bytes of the distinct chunks they all reference.
+    """
+    from talaria_storage.sequences.versions import VersionCatalog
+
+    if spec is not None:
+        name, version = _spec(spec)
+        targets = [(name, version)]
+    else:
+        targets = [(name, None) for name in VersionCatalog(store).databases()]
+    report = []
+    for name, version in targets:
+        db = store.database(name)
+        s = db.stats(version)
+        per_version = 0
+        distinct: dict[Any, int] = {}
+        versions = db.versions()
+        for info in versions:
+            _, manifest = db.manifest(info.version)
+            sizes = {o.hash: o.size for o in manifest.objects()}
+            per_version += sum(sizes.values())
+            distinct.update(sizes)
+        report.append(
+            {
+                "database": s.database,
+                "version": s.version,
+                "records": s.records,
+                "unique_sequences": s.unique_sequences,
+                "residues": s.residues,
+                "chunks": s.chunks,
+                "stored_bytes": s.stored_bytes,
+                "input_bytes": s.input_bytes,
+                "logical_bytes": s.logical_bytes,
+                "ratio": s.ratio,
+                "versions": len(versions),
+                "dedup_bytes_saved": per_version - sum(distinct.values()),
+            }
+        )
+    return report

@@ -1,0 +1,756 @@
+"""How input files become stored objects: parse, label, chunk, pack sequences, encode, store.
+
+One import (:meth:`SequenceDatabase.import_files`) runs one :class:`ImportRun`
+over its files in order. Per file:
+
+1. **Parse** -- the decompressed input is cut into pieces at record
+   boundaries; each piece is parsed, every record gets its canonical
+   sequence hash, its dedup key and (for ``OX=`` headers) its taxon. This is
+   most of the CPU work of an import, and pieces are independent, so with a
+   process pool it runs in the workers, several pieces in flight, while the
+   main process only decompresses (in a background thread) and cuts.
+   FASTQ, and every input when there is no pool, is parsed in the main
+   process.
+2. **Chunk** -- records go through :class:`TaxonChunker` in input order, in
+   the main process (its decisions depend on everything before them).
+3. **Pack** -- for each chunk, in the order the chunker emits them,
+   :class:`SequencePacker` decides where each record's residues live: a
+   residue string met for the first time takes the next slot of the chunk's
+   own pack; one met before refers to the slot that already holds it, in
+   this chunk's pack or an earlier chunk's. The order is the chunker's,
+   which depends only on the input, so the objects are the same in any
+   store. Dedup keys are remembered for a window of recently seen
+   sequences (two generations of ``window`` keys, ~120 bytes each), which
+   bounds memory on inputs of any size at the price of storing a sequence
+   again when its previous occurrence is very far back.
+4. **Encode** -- each chunk's pack and record chunk
+   (:mod:`talaria_storage.sequences.chunk_format`) are serialised in the
+   pool; a chunk that refers to an earlier chunk's pack waits for that
+   pack's hash.
+5. **Store** -- objects are written from a thread pool (backends block on
+   I/O); every object is in the store before the manifest that names it is
+   published. The per-file record order (:class:`OrderBuilder`) is built
+   as chunks are placed, and stored at the end of the file.
+
+Bounded memory: a few pieces and chunks are in flight at a time (encoded
+objects waiting for a slow backend hold the import back instead of piling
+up), the chunker buffers at most its memory budget (then spills), the dedup
+window is fixed, and the record order costs a few integers per run. A 1 GB
+FASTA imports in a few hundred MB; figures in ``benchmarks/README.md``.
+
+Why processes and not threads: on UniProt proteomes the profile is parse
+and per-record bookkeeping (Python, holding the GIL) and zstd (which
+releases it); threads gave about one core of work on two. CPU per 51 MB
+of UniProt (cProfile and ``resource``): decompression 0.25 s (a thread of
+the main process), parse 0.6 s, hashing and labelling 0.35 s, encoding
+0.65 s (workers), chunking and packing 0.6 s (main), pickling 0.3 s.
+Workers receive and return columns (newline-joined ``bytes`` and arrays),
+never record objects: pickling 82,814 records as named tuples took 0.68 s,
+as three lists 0.10 s, as joined bytes a few milliseconds.
+Workers are forked (on Linux) when the pool starts, before this import
+starts any thread of its own: a fork costs ~0.03 s where ``forkserver``
+costs 0.65 s and ``spawn`` 1.1 s (measured here), which would be most of a
+50 MB import. Small inputs (under ``POOL_THRESHOLD`` bytes on disk) are
+imported without a pool. Both paths give the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import io
+import multiprocessing
+import os
+import sys
+import threading
+from array import array
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+
+from talaria_storage.errors import InputFormatError
+from talaria_storage.hashing import SHA256Hash
+from talaria_storage.sequences.canonical import canonical
+from talaria_storage.sequences.chunk_format import (
+    ChunkCodec,
+    encode_chunk_joined,
+    encode_pack_joined,
+)
+from talaria_storage.sequences.chunking import (
+    ChunkingPolicy,
+    PlannedChunk,
+    TaxonChunker,
+    hash_prefix,
+)
+from talaria_storage.sequences.fasta import (
+    FastqRecord,
+    Layout,
+    SequenceRecord,
+    _complete_blocks,
+    open_input,
+    read_fasta,
+    read_fastq,
+    sniff_format,
+)
+from talaria_storage.sequences.manifest import ChunkEntry, SourceFile
+from talaria_storage.sequences.order import OrderBuilder
+from talaria_storage.sequences.taxonomy import taxon_from_header
+
+if TYPE_CHECKING:
+    from talaria_storage.store import Store
+
+POOL_THRESHOLD = 2 << 20  # bytes of input on disk from which a process pool pays off
+PIECE_SIZE = 2 << 20  # decompressed bytes per parse task
+DEDUP_WINDOW = 1 << 17  # dedup keys per generation (two generations are kept)
+
+Labeller = Callable[[bytes], int]
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class Parsed(NamedTuple):
+    """Parsed records of one piece, as columns: a few large ``bytes`` pickle far faster
+    than lists of small ones (see the module docstring)."""
+
+    records: int
+    headers: bytes  # joined by newlines (no header contains one)
+    residues: bytes  # joined by newlines (no residues contain one)
+    layouts: list[Layout]
+    taxids: array | None  # None: the main process labels them (mapping files stay there)
+    prefixes: array  # per record, hash_prefix of its canonical sequence SHA-256 (for the chunker)
+    keys: bytes  # dedup key per record (see sequence_keys), 16 bytes each
+    plus: bytes | None = None  # FASTQ only, joined by newlines
+    qualities: bytes | None = None
+
+
+def sequence_keys(residues: bytes, qualities: bytes | None = None) -> tuple[bytes, bytes]:
+    """(canonical sequence SHA-256, dedup key) of a record.
+
+    The dedup key names the exact bytes a pack slot stores: the first 16
+    bytes of SHA-256 of the residues as written (case and spaces kept; for
+    FASTQ, residues, a newline and qualities). Most residues are already
+    canonical, and then the canonical hash is that hash and is not computed
+    twice. 128 bits make an accidental collision among even 10^12 keys
+    about 10^-15 likely.
+    """
+    # Parsed residues hold no line breaks; upper case without spaces or tabs is canonical.
+    if residues.isupper() and b" " not in residues and b"\t" not in residues:
+        text = residues
+    else:
+        text = canonical(residues)
+    digest = hashlib.sha256(text).digest()
+    if qualities is not None:
+        return digest, hashlib.sha256(residues + b"\n" + qualities).digest()[:16]
+    if text == residues:
+        return digest, digest[:16]
+    return digest, hashlib.sha256(residues).digest()[:16]
+
+
+def describe(records: list[SequenceRecord], label: Labeller | None) -> Parsed:
+    """The columns of parsed records (digests, keys, and taxids when ``label`` is given)."""
+    fastq = bool(records) and isinstance(records[0], FastqRecord)
+    prefixes = array("Q")
+    keys: list[bytes] = []
+    if fastq:
+        for record in records:
+            digest, key = sequence_keys(record.residues, record.qualities)  # type: ignore[union-attr]
+            prefixes.append(hash_prefix(digest))
+            keys.append(key)
+    else:
+        # sequence_keys inlined for the common case (canonical residues): a fifth of a worker's time
+        sha256 = hashlib.sha256
+        from_bytes = int.from_bytes
+        for record in records:
+            residues = record.residues
+            if residues.isupper() and b" " not in residues and b"\t" not in residues:
+                digest = sha256(residues).digest()
+                key = digest[:16]
+            else:
+                digest, key = sequence_keys(residues)
+            prefixes.append(from_bytes(digest[:8], "big"))
+            keys.append(key)
+    return Parsed(
+        len(records),
+        b"\n".join([r.header for r in records]),
+        b"\n".join([r.residues for r in records]),
+        [r.layout for r in records],
+        array("I", [label(r.header) for r in records]) if label is not None else None,
+        prefixes,
+        b"".join(keys),
+        b"\n".join([r.plus for r in records]) if fastq else None,  # type: ignore[union-attr]
+        b"\n".join([r.qualities for r in records]) if fastq else None,  # type: ignore[union-attr]
+    )
+
+
+class ParseFailure(NamedTuple):
+    """An InputFormatError raised in a worker, as data (its constructor does not unpickle)."""
+
+    line: int | None
+    problem: str
+
+
+def header_labeller(fallback: int) -> Labeller:
+    """Taxon from the header's ``OX=``, else ``fallback``."""
+
+    def label(header: bytes) -> int:
+        found = taxon_from_header(header)
+        return found if found is not None else fallback
+
+    return label
+
+
+def parse_fasta_piece(
+    path: str, piece: bytes, first_line: int, header_taxa: bool, fallback: int
+) -> Parsed | ParseFailure:
+    """Worker task: parse one piece of FASTA text (whole records) into columns."""
+    try:
+        records: list[SequenceRecord] = list(read_fasta(io.BytesIO(piece), name=path))
+    except InputFormatError as exc:
+        line = exc.line + first_line - 1 if exc.line is not None else None
+        return ParseFailure(line, exc.problem)
+    return describe(records, header_labeller(fallback) if header_taxa else None)
+
+
+# --------------------------------------------------------------------------- packing
+
+
+class SequencePacker:
+    """Decides which pack slot holds each record's residues; see the module docstring.
+
+    Locations are ints, ``pack ordinal << 32 | slot``, where the pack ordinal
+    counts the packs of this import in chunk order.
+    """
+
+    def __init__(self, window: int = DEDUP_WINDOW) -> None:
+        self._window = window
+        self._current: dict[bytes, int] = {}
+        self._previous: dict[bytes, int] = {}
+        self.packs = 0  # packs assigned so far
+
+    def assign(self, keys: Sequence[bytes]) -> tuple[int | None, list[int], list[int]]:
+        """(own pack ordinal or None when every sequence is known, new record indexes, locations)."""
+        own = self.packs
+        new: list[int] = []
+        locations: list[int] = []
+        current, previous = self._current, self._previous
+        for index, key in enumerate(keys):
+            location = current.get(key)
+            if location is None:
+                location = previous.get(key)
+                if location is None:
+                    location = own << 32 | len(new)
+                    new.append(index)
+                current[key] = location  # a key seen again moves to the newer generation
+                if len(current) >= self._window:
+                    self._previous = previous = current
+                    self._current = current = {}
+            locations.append(location)
+        if not new:
+            return None, new, locations
+        self.packs += 1
+        return own, new, locations
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+class EncodeTask(NamedTuple):
+    """Everything a worker needs to serialise one chunk and its own pack, as columns."""
+
+    records: int
+    headers: bytes  # joined by newlines
+    layouts: list[Layout]
+    taxids: array
+    refs: array  # pack table index << 32 | slot; index 0 is the own pack when there is one
+    residues: bytes  # the own pack's slots, concatenated (no own pack: no lengths)
+    lengths: array
+    qualities: bytes | None
+    plus: bytes | None  # joined by newlines
+    foreign: list[bytes]  # the pack table after the own pack: earlier chunks' pack hashes
+    codec: ChunkCodec
+
+
+class Encoded(NamedTuple):
+    pack: bytes | None
+    pack_digest: bytes | None
+    chunk: bytes
+    chunk_digest: bytes
+
+
+def encode_task(task: EncodeTask) -> Encoded:
+    """Worker task: serialise a chunk's own pack, then the chunk that refers to it."""
+    pack = pack_digest = None
+    table = list(task.foreign)
+    if task.lengths:
+        pack = encode_pack_joined(task.residues, task.lengths, task.qualities, task.codec)
+        pack_digest = hashlib.sha256(pack).digest()
+        table.insert(0, pack_digest)
+    rows: dict[Layout, int] = {}
+    index = [rows.setdefault(layout, len(rows)) for layout in task.layouts]
+    chunk = encode_chunk_joined(
+        task.headers, task.records, list(rows), index, task.taxids, task.refs, table,
+        plus=task.plus, codec=task.codec,
+    )
+    return Encoded(pack, pack_digest, chunk, hashlib.sha256(chunk).digest())
+
+
+def encode_in_worker(task: EncodeTask) -> Encoded:
+    """:func:`encode_task` in a pool worker, which then returns its freed memory to the system."""
+    try:
+        return encode_task(task)
+    finally:
+        release_free_memory()
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An encode task in flight and what its result becomes."""
+
+    future: Future[Encoded]
+    entry: int  # index in ImportRun.entries
+    own: int | None  # pack ordinal of its own pack
+    taxa: tuple[int, ...]
+    records: int
+    residues: int
+    file_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    source: SourceFile
+    order: SHA256Hash
+    order_size: int
+    logical_bytes: int  # decompressed bytes
+
+
+class _HashingReader(io.RawIOBase):
+    """Counts (and optionally hashes) the raw bytes of a stream as they are read."""
+
+    def __init__(
+        self, raw: BinaryIO, hashed: bool = True, progress: Callable[[int], None] | None = None
+    ) -> None:
+        self.raw = raw
+        self.progress = progress
+        self.sha = hashlib.sha256() if hashed else None
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:  # type: ignore[override]
+        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            if self.sha is not None:
+                self.sha.update(memoryview(buffer)[:n])
+            self.size += n
+            if self.progress is not None:
+                self.progress(n)
+        return n or 0
+
+    def finish(self) -> None:
+        buf = bytearray(1 << 20)
+        while self.readinto(buf):
+            pass
+
+
+def _malloc_trim() -> Callable[[], object]:
+    """glibc's ``malloc_trim(0)``, or a no-op where there is none.
+
+    Why: an import allocates and frees many buffers of 1-16 MB (pieces,
+    chunk columns, pickled tasks) from several threads. glibc serves them
+    from its heaps once its dynamic mmap threshold has risen, and freed
+    space inside a heap is not returned to the system: a 1 GB import peaked
+    at 357-369 MB resident in the main process with ~160 MB live. Trimming
+    after each chunk (and in workers after each task) hands the free pages
+    back: 331 MB, and 415 MB for main and workers together (PSS). A fixed
+    mmap threshold (``MALLOC_MMAP_THRESHOLD_``) did better (253 MB) but cost
+    35 % more CPU in page faults; a trim costs a few milliseconds a chunk.
+    """
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0)
+
+
+release_free_memory = _malloc_trim()
+
+
+class _FileInput:
+    """One input file as it is read: its format, raw size and SHA-256, decompressed size.
+
+    Opened on creation; :meth:`fasta_pieces` or :meth:`parse_here` reads it
+    once; :meth:`result` (after reading) stores the order object and
+    describes the file for the manifest.
+    """
+
+    def __init__(self, path: str, index: int, progress: Callable[[int], None] | None) -> None:
+        self.path = path
+        self.index = index
+        self.fmt = sniff_format(path)
+        if self.fmt not in ("fasta", "fastq", "empty"):
+            raise InputFormatError(path, 1, f"{self.fmt} input is not read byte-exactly; convert it to FASTA first")
+        self._stack = contextlib.ExitStack()
+        raw = self._stack.enter_context(open(path, "rb"))  # noqa: SIM115 - closed by close()
+        self._reader = _HashingReader(raw, progress=progress)
+        self._counter: _HashingReader | None = None
+        self._stream: BinaryIO | None = None
+        if self.fmt != "empty":
+            plain = self._stack.enter_context(open_input(io.BufferedReader(self._reader, buffer_size=1 << 20), name=path))
+            self._counter = _HashingReader(plain, hashed=False)  # counts the decompressed bytes
+            self._stream = io.BufferedReader(self._counter, buffer_size=1 << 20)
+        self.size = self.logical = 0
+        self.sha256 = ""
+        self._closed = False
+
+    def fasta_pieces(self) -> Iterator[tuple[bytes, int]]:
+        """(piece of whole records, its first line number)."""
+        assert self._stream is not None
+        line = 1
+        for piece in _complete_blocks(self._stream, PIECE_SIZE, b"\n>"):
+            yield piece, line
+            line += piece.count(b"\n")
+
+    def parse_here(self, label: Labeller) -> Iterator[Parsed]:
+        """Parse in this process, in batches of about ``PIECE_SIZE`` bytes."""
+        assert self._stream is not None
+        records: Iterator[SequenceRecord] = (
+            read_fasta(self._stream, name=self.path) if self.fmt == "fasta" else read_fastq(self._stream, name=self.path)
+        )
+        batch: list[SequenceRecord] = []
+        size = 0
+        for record in records:
+            batch.append(record)
+            size += len(record.residues) + len(record.header)
+            if size >= PIECE_SIZE:
+                yield describe(batch, label)
+                batch, size = [], 0
+        if batch:
+            yield describe(batch, label)
+        self.close()
+
+    def close(self, complete: bool = True) -> None:
+        """Close the file; with ``complete``, first read what is left, so that size and
+        SHA-256 cover the whole file (an import that failed skips that)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if complete:
+                if self._counter is not None:
+                    self._counter.finish()
+                    self.logical = self._counter.size
+                self._reader.finish()
+                self.size = self._reader.size
+                assert self._reader.sha is not None
+                self.sha256 = self._reader.sha.hexdigest()
+        finally:
+            self._stack.close()
+
+    def result(self, store: Store, order: OrderBuilder, records: int) -> FileResult:
+        self.close()
+        data = order.encode(records)
+        order_hash = store.store_chunk(data, compress=False)
+        source = SourceFile(
+            os.path.basename(self.path), self.size, self.sha256, "fastq" if self.fmt == "fastq" else "fasta", records
+        )
+        return FileResult(source, order_hash, len(data), self.logical)
+
+
+def _pool_context() -> Any:
+    """Fork where it exists (see the module docstring); the platform default elsewhere."""
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+class ImportRun:
+    """State of one import across its files: chunk entries, packs, pools. Use as a context manager."""
+
+    def __init__(
+        self,
+        store: Store,
+        codec: ChunkCodec,
+        chunking: ChunkingPolicy,
+        *,
+        processes: int,
+        threads: int,
+        window: int = DEDUP_WINDOW,
+    ) -> None:
+        self.store = store
+        self.codec = codec
+        self.chunking = chunking
+        self.processes = processes
+        self.packer = SequencePacker(window)
+        self.entries: list[ChunkEntry | None] = []
+        self.new_chunks = 0
+        self.new_packs = 0
+        self.new_bytes = 0
+        self._pool: Executor | None = None
+        if processes > 0:
+            self._pool = ProcessPoolExecutor(processes, mp_context=_pool_context())
+            # Start the workers now, before this import starts threads (see the module docstring).
+            self._pool.submit(int).result()
+        self._io = ThreadPoolExecutor(max(1, threads), thread_name_prefix="talaria-store")
+        self._encoder: Executor = self._pool if self._pool is not None else self._io
+        self._inflight: deque[_Pending] = deque()
+        self._owner: dict[int, _Pending] = {}  # pack ordinal -> task that encodes it
+        self._pack_digest: dict[int, bytes] = {}
+        self._stores: list[Future[None]] = []
+        self._limit = max(1, processes or threads) + 1
+        self._lock = threading.Lock()  # the counters are updated from the storing threads
+
+    def __enter__(self) -> ImportRun:  # noqa: PYI034 - typing.Self needs Python 3.11
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        failed = exc[0] is not None
+        self._io.shutdown(wait=True, cancel_futures=failed)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=failed)
+
+    # -- files
+
+    def import_files(
+        self,
+        paths: Sequence[str],
+        label: Labeller,
+        header_taxa: bool,
+        fallback: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[FileResult]:
+        """Chunk, pack, encode and store the files, in order; store each file's order object.
+
+        With a pool, FASTA pieces are sent to the workers ahead of the
+        records being chunked -- across file boundaries too, so that the
+        workers are not idle while the main process finishes a file
+        (UniProt proteomes are 15 files of 1-7 MB).
+        """
+        results: list[FileResult] = []
+        ahead: deque[tuple[str, _FileInput, Any]] = deque()
+        feed = self._feed(paths, header_taxa, fallback, progress)
+        try:
+            state: tuple[TaxonChunker, OrderBuilder] | None = None
+            count = 0
+            while True:
+                self._top_up(ahead, feed)
+                if not ahead:
+                    break
+                kind, source, item = ahead.popleft()
+                if kind == "start":
+                    state = (TaxonChunker(self.chunking), OrderBuilder())
+                    count = 0
+                    continue
+                assert state is not None
+                chunker, order = state
+                if kind == "parsed":
+                    count += self._chunk(_parsed(source.path, item.result()), chunker, order, source.index, label)
+                elif kind == "inline":
+                    for parsed in source.parse_here(label):
+                        count += self._chunk(parsed, chunker, order, source.index, label)
+                else:  # "end"
+                    for planned in chunker.finish():
+                        self._dispatch(planned, source.index, order)
+                    results.append(source.result(self.store, order, count))
+                    state = None
+        finally:
+            feed.close()
+            for _, source, _ in ahead:
+                source.close(complete=False)  # only after a failure: the loop empties it otherwise
+        return results
+
+    def _feed(
+        self, paths: Sequence[str], header_taxa: bool, fallback: int, progress: Callable[[int], None] | None
+    ) -> Generator[tuple[str, _FileInput, Any], None, None]:
+        """(kind, file, item) in the order the main process consumes them; see import_files."""
+        for index, path in enumerate(paths):
+            source = _FileInput(path, index, progress)
+            try:
+                yield "start", source, None
+                if source.fmt == "fasta" and self._pool is not None:
+                    for piece, line in source.fasta_pieces():
+                        future = self._pool.submit(parse_fasta_piece, path, piece, line, header_taxa, fallback)
+                        yield "parsed", source, future
+                    source.close()
+                elif source.fmt != "empty":
+                    yield "inline", source, None  # parsed by the main process when its turn comes
+                else:
+                    source.close()
+                yield "end", source, None
+            except BaseException:
+                source.close(complete=False)
+                raise
+
+    def _top_up(self, ahead: deque[tuple[str, _FileInput, Any]], feed: Iterator[tuple[str, _FileInput, Any]]) -> None:
+        """Keep up to a few parse tasks in flight, but never run past an inline file's turn."""
+        limit = 2 * self.processes + 2
+        while sum(1 for kind, _, _ in ahead if kind == "parsed") < limit:
+            if ahead and ahead[-1][0] == "inline":
+                return  # its stream is read by the main process; stop here until it is done
+            item = next(feed, None)
+            if item is None:
+                return
+            ahead.append(item)
+
+    def _chunk(
+        self, parsed: Parsed, chunker: TaxonChunker, order: OrderBuilder, file_index: int, label: Labeller
+    ) -> int:
+        """Feed one parsed piece to the chunker; dispatch the chunks it completes."""
+        headers, residues = _split(parsed.headers, parsed.records), _split(parsed.residues, parsed.records)
+        taxids: Sequence[int] | None = parsed.taxids
+        if taxids is None:
+            taxids = [label(h) for h in headers]
+        done = chunker.extend(
+            headers, residues, parsed.layouts, taxids, parsed.prefixes, parsed.keys,
+            plus=_split(parsed.plus, parsed.records) if parsed.plus is not None else None,
+            qualities=_split(parsed.qualities, parsed.records) if parsed.qualities is not None else None,
+        )
+        for planned in done:
+            self._dispatch(planned, file_index, order)
+        return parsed.records
+
+    def finish(self) -> list[ChunkEntry]:
+        """Wait for every chunk to be encoded and stored; the manifest's chunk list."""
+        while self._inflight:
+            self._complete(self._inflight.popleft())
+        for future in self._stores:
+            future.result()
+        self._stores.clear()
+        entries = [e for e in self.entries if e is not None]
+        if len(entries) != len(self.entries):
+            raise RuntimeError("an encoded chunk has no entry (an import bug, please report it)")
+        return entries
+
+    # -- chunks
+
+    def _dispatch(self, planned: PlannedChunk, file_index: int, order: OrderBuilder) -> None:
+        """Pack one planned chunk's sequences and send it to be encoded."""
+        keys = planned.keys
+        own, new, locations = self.packer.assign([keys[i : i + 16] for i in range(0, len(keys), 16)])
+        table: dict[int, int] = {} if own is None else {own: 0}
+        foreign: list[bytes] = []
+        refs: list[int] = []
+        if own is not None and len(new) == len(locations):
+            # every sequence is new: own pack (table index 0), slots 0..n-1 in record order
+            refs = [location & 0xFFFFFFFF for location in locations]
+        else:
+            for location in locations:
+                ordinal = location >> 32
+                index = table.get(ordinal)
+                if index is None:
+                    index = table[ordinal] = len(table)
+                    foreign.append(self._digest_of(ordinal))
+                refs.append(index << 32 | (location & 0xFFFFFFFF))
+        count = len(planned)
+        if len(new) == count:
+            residues, lengths = planned.residues.replace(b"\n", b""), None
+            qualities = planned.qualities.replace(b"\n", b"") if planned.qualities is not None else None
+        else:
+            column = planned.column("residues")
+            residues = b"".join([column[i] for i in new])
+            lengths = array("I", [len(column[i]) for i in new])
+            qualities = None
+            if planned.qualities is not None:
+                quality_column = planned.column("qualities")
+                qualities = b"".join([quality_column[i] for i in new])
+        if lengths is None:
+            lengths = array("I", [len(r) for r in planned.column("residues")])
+        task = EncodeTask(
+            records=count,
+            headers=planned.headers[:-1],
+            layouts=list(planned.layouts),
+            taxids=array("I", planned.taxids),
+            refs=array("Q", refs),
+            residues=residues,
+            lengths=lengths,
+            qualities=qualities,
+            plus=planned.plus[:-1] if planned.plus is not None else None,
+            foreign=foreign,
+            codec=self.codec,
+        )
+        entry = len(self.entries)
+        self.entries.append(None)
+        order.place(entry, planned.ordinals)
+        pending = _Pending(
+            self._encoder.submit(encode_in_worker if self._pool is not None else encode_task, task),
+            entry,
+            own,
+            tuple(t for t in planned.taxa if t),
+            count,
+            len(planned.residues) - count,
+            file_index,
+        )
+        if own is not None:
+            self._owner[own] = pending
+        self._inflight.append(pending)
+        while len(self._inflight) > self._limit:
+            self._complete(self._inflight.popleft())
+        release_free_memory()  # see _malloc_trim
+
+    def _digest_of(self, ordinal: int) -> bytes:
+        """The hash of pack ``ordinal``, waiting for its encoding if it is still running."""
+        digest = self._pack_digest.get(ordinal)
+        if digest is None:
+            self._complete(self._owner[ordinal])
+            digest = self._pack_digest[ordinal]
+        return digest
+
+    def _complete(self, pending: _Pending) -> None:
+        """Take an encoded chunk's result (once): record its entry and send its objects to storage."""
+        if self.entries[pending.entry] is not None:
+            return
+        encoded = pending.future.result()
+        pack = None
+        if pending.own is not None:
+            assert encoded.pack_digest is not None and encoded.pack is not None
+            self._pack_digest[pending.own] = encoded.pack_digest
+            del self._owner[pending.own]
+            pack = SHA256Hash(encoded.pack_digest)
+        self.entries[pending.entry] = ChunkEntry(
+            SHA256Hash(encoded.chunk_digest),
+            pending.taxa,
+            pending.records,
+            pending.residues,
+            len(encoded.chunk),
+            pending.file_index,
+            pack,
+            len(encoded.pack) if encoded.pack is not None else 0,
+        )
+        self._stores.append(self._io.submit(self._store, encoded))
+        # Back-pressure: encoded objects wait in memory until written, so a slow backend
+        # (fsync per object, a remote bucket) must slow the import down, not fill memory.
+        while len(self._stores) > self._limit:
+            self._stores.pop(0).result()  # also raises a storage failure now, not at the end
+
+    def _store(self, encoded: Encoded) -> None:
+        store = self.store
+        for data, digest, is_pack in ((encoded.pack, encoded.pack_digest, True), (encoded.chunk, encoded.chunk_digest, False)):
+            if data is None or digest is None:
+                continue
+            if not store.has_chunk(SHA256Hash(digest)):
+                store.store_chunk(data, compress=False)
+                with self._lock:
+                    if is_pack:
+                        self.new_packs += 1
+                    else:
+                        self.new_chunks += 1
+                    self.new_bytes += len(data)
+
+
+def _split(joined: bytes, count: int) -> list[bytes]:
+    """The entries of a newline-joined column of ``count`` entries."""
+    return joined.split(b"\n") if count else []
+
+
+def _parsed(path: str, result: Parsed | ParseFailure) -> Parsed:
+    if isinstance(result, ParseFailure):
+        raise InputFormatError(path, result.line, result.problem)
+    return result
