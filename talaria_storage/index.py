@@ -18,6 +18,7 @@ database layer. Three implementations, chosen by ``[index] type``:
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -71,8 +72,15 @@ class ChunkIndex(ABC):
 
 
 class MemoryIndex(ChunkIndex):
+    """A dict plus a sorted key list for prefix scans (re-sorted lazily after writes).
+
+    Index builds write in large batches and look-ups then scan many times, so
+    one sort per batch and a binary search per scan beat scanning every key.
+    """
+
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
+        self._sorted: list[bytes] | None = []
         self._lock = threading.Lock()
 
     def get(self, key: bytes) -> bytes | None:
@@ -84,10 +92,18 @@ class MemoryIndex(ChunkIndex):
             for k in deletes:
                 self._data.pop(k, None)
             self._data.update(puts)
+            self._sorted = None
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         with self._lock:
-            items = sorted((k, v) for k, v in self._data.items() if k.startswith(prefix))
+            if self._sorted is None:
+                self._sorted = sorted(self._data)
+            keys = self._sorted
+            items = []
+            for i in range(bisect.bisect_left(keys, prefix), len(keys)):
+                if not keys[i].startswith(prefix):
+                    break
+                items.append((keys[i], self._data[keys[i]]))
         return iter(items)
 
 

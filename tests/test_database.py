@@ -314,8 +314,9 @@ def test_round_trip_is_byte_exact_when_the_chunker_spills_to_disk(tmp_path: Path
     assert out.getvalue() == data
 
 
-def test_gc_marking_keeps_the_record_order_objects_export_needs(tmp_path) -> None:  # noqa: ANN001
+def test_gc_marking_keeps_the_record_order_objects_export_needs(tmp_path) -> None:
     from talaria_storage.backends.memory import MemoryBackend
+
     from talaria_storage.sequences.versions import VersionCatalog
     from talaria_storage.store import Store
 
@@ -346,7 +347,7 @@ def _proteins(count: int, seed: int, taxon: int, prefix: str = "p") -> list[byte
     ]
 
 
-def _pack_slots(store: Store, manifest) -> list[bytes]:  # noqa: ANN001
+def _pack_slots(store: Store, manifest: Manifest) -> list[bytes]:
     return [s for e in manifest.chunks if e.pack is not None for s in PackReader(store.get_chunk(e.pack)).sequences()]
 
 
@@ -415,7 +416,7 @@ def test_the_same_input_gives_the_same_objects_in_two_stores_with_or_without_wor
     assert _objects(stores[0]) == _objects(stores[1])
 
 
-def test_a_bad_record_is_reported_at_its_line_when_workers_parse(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_bad_record_is_reported_at_its_line_when_workers_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importing, "PIECE_SIZE", 4096)  # many pieces, so the line is counted across them
     lines = [b">s%d OX=1\nMKVLA\n" % i for i in range(2000)]
     lines[1500] = b">bad OX=1\nMK\x01VLA\n"

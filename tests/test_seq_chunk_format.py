@@ -29,7 +29,13 @@ from talaria_storage.sequences.chunk_format import (
     encode_pack,
     encode_records,
 )
-from talaria_storage.sequences.fasta import FastaRecord, FastqRecord, format_fasta, read_fasta
+from talaria_storage.sequences.fasta import (
+    FastaRecord,
+    FastqRecord,
+    SequenceRecord,
+    format_fasta,
+    read_fasta,
+)
 
 SMALL = ChunkCodec(block_size=4096)
 
@@ -47,7 +53,7 @@ def readers(encoded: tuple[bytes, bytes]) -> tuple[ChunkReader, list[PackReader]
     return ChunkReader(chunk), [PackReader(pack)]
 
 
-def decode(encoded: tuple[bytes, bytes]):  # noqa: ANN201
+def decode(encoded: tuple[bytes, bytes]) -> tuple[list[SequenceRecord], list[int]]:
     return decode_records(*encoded)
 
 
@@ -106,7 +112,7 @@ def test_fastq_reads_share_a_slot_only_with_equal_qualities() -> None:
 
 
 def test_a_chunk_refers_to_slots_of_another_chunks_pack() -> None:
-    first_chunk, first_pack = encode_records([FastaRecord(b"a", b"MKVLA"), FastaRecord(b"b", b"MWW")])
+    _first_chunk, first_pack = encode_records([FastaRecord(b"a", b"MKVLA"), FastaRecord(b"b", b"MWW")])
     own = encode_pack([b"MQQ"])
     records = [FastaRecord(b"x", b"MQQ"), FastaRecord(b"y", b"MWW")]
     chunk = encode_chunk(
@@ -131,7 +137,7 @@ def test_one_record_is_read_without_decoding_every_residue_block() -> None:
     chunk, packs = readers(encode_records(records, codec=SMALL))
     assert chunk.record(17, packs) == records[17]
     residue_blocks = [k for k in packs[0]._block_cache if k[0] == RESIDUES]
-    assert len(residue_blocks) == 1
+    assert 1 <= len(residue_blocks) <= 2  # the one or two blocks the record lies in
     assert len(packs[0]._streams[RESIDUES].blocks) > 20
 
 
@@ -209,7 +215,7 @@ def test_truncated_chunk_is_a_compression_error() -> None:
 
 
 def test_corrupt_pack_block_is_a_compression_error() -> None:
-    chunk, pack = encode_records([FastaRecord(b"a", bytes(range(65, 90)) * 400)])
+    _chunk, pack = encode_records([FastaRecord(b"a", bytes(range(65, 90)) * 400)])
     damaged = bytearray(pack)
     damaged[-20:-10] = b"\xff" * 10
     with pytest.raises(CompressionError, match="sequence pack"):
@@ -217,7 +223,7 @@ def test_corrupt_pack_block_is_a_compression_error() -> None:
 
 
 def test_wrong_magic_is_refused() -> None:
-    chunk, pack = encode_records(PROTEINS)
+    chunk, _pack = encode_records(PROTEINS)
     with pytest.raises(CompressionError, match="not a sequence chunk"):
         ChunkReader(b"XXXX" + chunk[4:])
     with pytest.raises(CompressionError, match="not a sequence pack"):

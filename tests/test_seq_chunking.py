@@ -214,7 +214,7 @@ def test_a_newline_in_a_sequence_is_refused() -> None:
         list(plan_chunks([(FastaRecord(b"a", b"AC\nGT"), 0, b"\x00" * 32)], POLICY))
 
 
-def reference_chunks(items, policy: ChunkingPolicy) -> list[tuple[int, ...]]:  # noqa: ANN001
+def reference_chunks(items: list[tuple[FastaRecord, int, bytes]], policy: ChunkingPolicy) -> list[tuple[int, ...]]:
     """The module docstring's rule, one record at a time, nothing clever: ordinals per chunk."""
     open_: dict[int, tuple[list[int], int]] = {}
     out: list[tuple[int, ...]] = []
@@ -256,7 +256,7 @@ def test_batches_cut_exactly_where_the_rule_says(count: int, seed: int, taxa: in
     rng = random.Random(seed)
     items = make_records(count, seed, taxa)
     for _ in range(count // 50):  # some records larger than max_size
-        record, taxid, digest = items[rng.randrange(len(items))]
+        _record, taxid, digest = items[rng.randrange(len(items))]
         items.append((FastaRecord(b"big", b"W" * rng.randint(5_000, 30_000)), taxid, digest))
     rng.shuffle(items)
     chunker = TaxonChunker(POLICY)

@@ -224,6 +224,15 @@ def test_verify_reports_a_missing_record_order_object(store: Store) -> None:
     assert problem.key == CHUNKS + order and "record order object" in problem.message
 
 
+def test_verify_reports_a_missing_sequence_pack(store: Store) -> None:
+    _, manifest = VersionCatalog(store).resolve("db", "v2")
+    pack = next(c.pack for c in manifest.chunks if c.pack is not None)
+    store.backend.delete(CHUNKS + pack.to_hex())
+    problems = verify_store(store)
+    assert [p.key for p in problems] == [CHUNKS + pack.to_hex()]
+    assert "sequence pack" in problems[0].message
+
+
 def test_verify_reports_a_missing_taxdump_object(store: Store) -> None:
     stored = TaxonomyCatalog(store).head()
     assert stored is not None

@@ -1,7 +1,10 @@
-"""Sequence-database formats: pure, storage-independent building blocks.
+"""Sequence databases: formats, and the database layer built on the store.
 
-Nothing in this package touches a store; the database layer (import, export,
-versions, index) composes these modules with the chunk store.
+Two kinds of module live here. The *format* modules (fasta, genbank,
+canonical, taxonomy, chunk_format, chunking, order, manifest) are pure and
+touch no store. The *database* modules compose them with the store below
+(DESIGN.md §1): importing, database, versions, diff, taxonomy_store,
+collect, integrity.
 
 Glossary:
 

@@ -106,13 +106,14 @@ deduplicated).
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import sys
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, repeat
 
 import zstandard
 
@@ -154,6 +155,7 @@ _STREAM_NAMES = {
     REFS: "references",
 }
 
+_BLOCKS_KEPT = 4  # decoded residue (quality) blocks a reader keeps: random look-ups in one pack
 _FIXED = struct.Struct("<4sBBHIB")
 _STREAM = struct.Struct("<BI")
 _BLOCK = struct.Struct("<BII")
@@ -822,8 +824,10 @@ class _Container:
                 f"{self._name(stream_id)} block {index} of a {self._what} decodes to {len(out)} bytes, "
                 f"expected {raw}"
             )
-        if stream_id in (RESIDUES, QUALITIES):
-            self._block_cache = {k: v for k, v in self._block_cache.items() if k[0] != stream_id}
+        if stream_id in (RESIDUES, QUALITIES):  # keep the last few blocks of a large stream
+            held = [k for k in self._block_cache if k[0] == stream_id]
+            for old in held[: max(0, len(held) - _BLOCKS_KEPT + 1)]:
+                del self._block_cache[old]
         self._block_cache[key] = out
         return out
 
@@ -995,6 +999,16 @@ class ChunkReader(_Container):
             self._cache[PACK_TABLE] = cached
         return list(cached)  # type: ignore[call-overload]
 
+    def _implicit_refs(self) -> bool:
+        """True when record ``i`` is slot ``i`` of pack 0 for every ``i`` (the stream is all
+        zeros): one record is then found without decoding every reference."""
+        cached = self._cache.get(-3)
+        if cached is None:
+            data = self._whole(REFS)
+            cached = len(data) == self._count and data.count(0) == len(data) and len(self.pack_hashes()) > 0
+            self._cache[-3] = cached
+        return bool(cached)
+
     def refs(self) -> list[tuple[int, int]]:
         """``(pack table index, slot)`` of every record's residues."""
         cached = self._cache.get(REFS)
@@ -1018,7 +1032,7 @@ class ChunkReader(_Container):
             raise IndexError(f"record {index} of a chunk of {self._count}")
         index %= self._count
         self._check_packs(packs)
-        pack, slot = self.refs()[index]
+        pack, slot = (0, index) if self._implicit_refs() else self.refs()[index]
         layout = self.layouts()[index]
         header = self._lines(HEADERS)[index]
         residues = packs[pack].residues(slot)
@@ -1054,28 +1068,31 @@ class ChunkReader(_Container):
         return [FastaRecord(h, r, layout) for h, r, layout in zip(headers, residues, layouts)]
 
 
+_NONZERO = re.compile(rb"[^\x00]")
+
+
 def _decode_refs(data: bytes, count: int, packs: int) -> list[tuple[int, int]]:
+    """The references stream; runs of zeros (new slots of pack 0) are expanded in bulk."""
     refs: list[tuple[int, int]] = []
     next_new = 0
     at = 0
-    try:
-        while at < len(data):
-            if data[at] == 0:
-                refs.append((0, next_new))
-                next_new += 1
-                at += 1
-                continue
-            pack, at = _read_varint(data, at)
-            slot, at = _read_varint(data, at)
-            refs.append((pack - 1, slot))
-    except CompressionError:
-        raise CompressionError("sequence chunk references are truncated") from None
+    while at < len(data):
+        found = _NONZERO.search(data, at)
+        zeros = (found.start() if found else len(data)) - at
+        if zeros:
+            refs.extend(zip(repeat(0), range(next_new, next_new + zeros)))
+            next_new += zeros
+            at += zeros
+            continue
+        pack, at = _read_varint(data, at)
+        slot, at = _read_varint(data, at)
+        if pack > packs:
+            raise CompressionError(f"sequence chunk refers past its pack table of {packs}")
+        refs.append((pack - 1, slot))
     if len(refs) != count:
         raise CompressionError(f"sequence chunk has {len(refs)} references for {count} records")
     if refs and packs == 0:
         raise CompressionError("sequence chunk has records but an empty pack table")
-    if any(p >= packs for p, _ in refs):
-        raise CompressionError(f"sequence chunk refers past its pack table of {packs}")
     return refs
 
 

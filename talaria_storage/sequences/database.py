@@ -149,6 +149,7 @@ class SequenceDatabase:
         self._chunk_cache_bytes = 0
         self._chunk_cache_budget = CHUNK_CACHE_BYTES
         self._pack_cache: OrderedDict[SHA256Hash, PackReader] = OrderedDict()
+        self._reader_cache: OrderedDict[SHA256Hash, tuple[ChunkReader, list[PackReader]]] = OrderedDict()
         self._cache_size = 16
 
     # ------------------------------------------------------------------------------ import
@@ -271,12 +272,20 @@ class SequenceDatabase:
         return reader
 
     def _reader(self, h: SHA256Hash) -> tuple[ChunkReader, list[PackReader]]:
-        """A record chunk and the packs of its pack table."""
+        """A record chunk and the packs of its pack table, from a small cache: look-ups that
+        land in one chunk read and verify it once, and decode its small streams once."""
+        cached = self._reader_cache.get(h)
+        if cached is not None:
+            self._reader_cache.move_to_end(h)
+            return cached
         try:
             reader = ChunkReader(self.store.get_chunk(h))
             packs = [self._pack(p) for p in reader.pack_hashes()]
         except CompressionError as exc:
             raise CompressionError(f"chunk {h.to_hex()} of database '{self.name}': {exc}") from None
+        self._reader_cache[h] = (reader, packs)
+        if len(self._reader_cache) > self._cache_size:
+            self._reader_cache.popitem(last=False)
         return reader, packs
 
     def _chunk(self, h: SHA256Hash) -> list[SequenceRecord]:

@@ -9,9 +9,9 @@ itself never raises for a bad object):
    the sorted listing so the same seed picks the same objects;
 2. **references** - every manifest a ref names (``refs/...``,
    ``reductions/...``, ``taxonomy/labels``) is present and loads, and every
-   object it needs is present: its chunks, the record-order object of each
-   source file (``manifest.extra["files"][i]["order"]``) and the taxdump it
-   was labelled with; each stored taxdump (``taxonomy/dumps/...``) is present.
+   object it needs is present (:meth:`Manifest.objects`: its record chunks,
+   their sequence packs, the record-order object of each source file and the
+   taxdump it was labelled with); each stored taxdump (``taxonomy/dumps/...``) is present.
    This check always covers every ref: it needs only the listings, not the
    objects' bytes. Reduction manifests are checked for presence only; their
    format belongs to the reduction layer.
@@ -143,13 +143,7 @@ def _check_references(
                     f"ref {names} names manifest {h.to_hex()}, which does not load ({exc})", h,
                 ))
             continue
-        needs = [("chunk", c) for c in manifest.chunk_hashes()]
-        needs += [
-            ("record order object", SHA256Hash.from_hex(f["order"]))
-            for f in manifest.extra.get("files", []) if f.get("order")
-        ]
-        if manifest.taxonomy is not None:
-            needs.append(("taxonomy object", manifest.taxonomy))
+        needs = [(o.kind, o.hash) for o in manifest.objects()]
         for what, obj in needs:
             if obj in chunks:
                 continue
