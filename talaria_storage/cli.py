@@ -467,4 +467,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run as ``python -m talaria_storage.cli``: go through the imported module, not this
+    # ``__main__`` copy, so the command groups (which import talaria_storage.cli) share its state.
+    from talaria_storage.cli import main as _main
+
+    _main()

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from talaria_storage.errors import ChunkNotFound, CompressionError, StorageError
+from talaria_storage.errors import ChunkNotFound, CompressionError, InputFormatError, StorageError
 from talaria_storage.hashing import SHA256Hash
 from talaria_storage.index import ChunkIndex, open_index
 from talaria_storage.keys import ref_key
@@ -60,6 +60,7 @@ from talaria_storage.sequences.taxonomy import (
     accession_from_header,
 )
 from talaria_storage.sequences.versions import HEAD, VersionCatalog, VersionInfo
+from talaria_storage.types import OperationType, ProcessingState, SourceInfo
 
 if TYPE_CHECKING:
     from talaria_storage.store import Store
@@ -195,14 +196,23 @@ class SequenceDatabase:
 
         sources: list[SourceFile] = []
         files: list[dict[str, Any]] = []
-        with ImportRun(
-            self.store, self.codec, self.chunking, processes=self._processes_for(files_in), threads=self.threads
-        ) as run:
-            for done in run.import_files(files_in, label, header_taxa, fallback, progress):
-                sources.append(done.source)
-                files.append({"name": done.source.name, "order": done.order.to_hex(), "order_size": done.order_size,
-                              "records": done.source.records, "bytes": done.logical_bytes})
-            final = run.finish()
+        state = self._start_state(files_in, version)
+        try:
+            with ImportRun(
+                self.store, self.codec, self.chunking, processes=self._processes_for(files_in), threads=self.threads,
+                operation_id=state.operation_id, completed=state.completed_chunks,
+            ) as run:
+                for done in run.import_files(files_in, label, header_taxa, fallback, progress):
+                    sources.append(done.source)
+                    files.append({"name": done.source.name, "order": done.order.to_hex(),
+                                  "order_size": done.order_size, "records": done.source.records,
+                                  "bytes": done.logical_bytes})
+                final = run.finish()
+        except InputFormatError:
+            # The input itself is bad: a re-run needs a corrected file, so nothing is worth
+            # resuming, and the objects stored so far become collectable orphans.
+            self.store.states.complete(state.operation_id)
+            raise
         manifest = Manifest(
             database=self.name,
             version=version,
@@ -214,12 +224,29 @@ class SequenceDatabase:
                                 "max": self.chunking.max_size}, "codec": self.codec.to_dict()},
         )
         manifest_hash = self.catalog.publish(manifest, expected_head)
+        self.store.states.complete(state.operation_id)
         return ImportResult(
             database=self.name, version=version, manifest=manifest_hash, records=manifest.records,
             chunks=len(final), new_chunks=run.new_chunks, new_bytes=run.new_bytes,
             input_bytes=sum(s.size for s in sources), logical_bytes=sum(f["bytes"] for f in files),
             seconds=time.perf_counter() - started,
             packs=sum(1 for e in final if e.pack is not None), new_packs=run.new_packs,
+        )
+
+    def _start_state(self, paths: list[str], version: str) -> ProcessingState:
+        """Start, or resume, this import's processing state (see :mod:`talaria_storage.processing`).
+
+        The identity is the database, the version and the input files' absolute
+        paths and sizes. A killed import (even ``kill -9``) leaves the state: its
+        stored objects stay out of GC's reach, and a re-run skips them. The
+        completed set only names objects already in the store, so a false
+        match (a file rewritten in place with the same size) costs nothing
+        but a skipped existence check of objects that really are stored.
+        """
+        files = tuple((os.path.abspath(p), os.path.getsize(p), "") for p in paths)
+        source = SourceInfo(self.name, source="import", version=version, files=files)
+        return self.store.states.start(
+            OperationType.IMPORT, source, manifest_hash=None, manifest_version=version, total_chunks=0
         )
 
     def _processes_for(self, paths: list[str]) -> int:

@@ -484,8 +484,15 @@ class ImportRun:
         processes: int,
         threads: int,
         window: int = DEDUP_WINDOW,
+        operation_id: str | None = None,
+        completed: frozenset[SHA256Hash] = frozenset(),
     ) -> None:
         self.store = store
+        # Resumable state (StatefulStorage): objects an interrupted run of the same import
+        # already stored are skipped without asking the store, and each object stored is
+        # recorded as completed, so the state also keeps it from GC until the import ends.
+        self.operation_id = operation_id
+        self.completed = completed
         self.codec = codec
         self.chunking = chunking
         self.processes = processes
@@ -560,6 +567,7 @@ class ImportRun:
                     for planned in chunker.finish():
                         self._dispatch(planned, source.index, order)
                     results.append(source.result(self.store, order, count))
+                    self.record_completed([results[-1].order])
                     state = None
         finally:
             feed.close()
@@ -732,10 +740,14 @@ class ImportRun:
 
     def _store(self, encoded: Encoded) -> None:
         store = self.store
+        done: list[SHA256Hash] = []
         for data, digest, is_pack in ((encoded.pack, encoded.pack_digest, True), (encoded.chunk, encoded.chunk_digest, False)):
             if data is None or digest is None:
                 continue
-            if not store.has_chunk(SHA256Hash(digest)):
+            h = SHA256Hash(digest)
+            if h in self.completed:
+                continue  # stored and recorded by an interrupted run of this import
+            if not store.has_chunk(h):
                 store.store_chunk(data, compress=False)
                 with self._lock:
                     if is_pack:
@@ -743,6 +755,13 @@ class ImportRun:
                     else:
                         self.new_chunks += 1
                     self.new_bytes += len(data)
+            done.append(h)
+        self.record_completed(done)
+
+    def record_completed(self, hashes: list[SHA256Hash]) -> None:
+        """Record stored objects in the import's processing state (one small write), if it has one."""
+        if self.operation_id is not None and hashes:
+            self.store.states.record_completed(self.operation_id, hashes)
 
 
 def _split(joined: bytes, count: int) -> list[bytes]:
