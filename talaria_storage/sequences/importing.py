@@ -30,7 +30,10 @@ over its files in order. Per file:
 5. **Store** -- objects are written from a thread pool (backends block on
    I/O); every object is in the store before the manifest that names it is
    published. The per-file record order (:class:`OrderBuilder`) is built
-   as chunks are placed, and stored at the end of the file.
+   as chunks are placed, and stored at the end of the file. Each stored
+   object is recorded in the import's processing state (one small write per
+   chunk, :mod:`talaria_storage.processing`): a killed import leaves that
+   state, which keeps its objects from GC, and its re-run skips them.
 
 Bounded memory: a few pieces and chunks are in flight at a time (encoded
 objects waiting for a slow backend hold the import back instead of piling
