@@ -105,7 +105,26 @@ def check_fault_settings(
         )
 
 
-class FaultInjectingBackend(Backend):
+class _WrappingBackend(Backend):
+    """A backend in front of another: same location and capabilities, closed with it."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.location = inner.location
+
+    @property
+    def is_local(self) -> bool:
+        return self.inner.is_local
+
+    @property
+    def supports_native_ranges(self) -> bool:
+        return self.inner.supports_native_ranges
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class FaultInjectingBackend(_WrappingBackend):
     """A backend that fails, slows down or cuts off calls to ``inner``; see the module docstring."""
 
     def __init__(
@@ -128,8 +147,7 @@ class FaultInjectingBackend(Backend):
             cut_after=cut_after,
             operations=operations,
         )
-        self.inner = inner
-        self.location = inner.location
+        super().__init__(inner)
         self.transient_rate = transient_rate
         self.permanent_rate = permanent_rate
         self.lost_response_rate = lost_response_rate
@@ -228,16 +246,6 @@ class FaultInjectingBackend(Backend):
             )
         return result
 
-    # -- capabilities ---------------------------------------------------------------------------
-
-    @property
-    def is_local(self) -> bool:
-        return self.inner.is_local
-
-    @property
-    def supports_native_ranges(self) -> bool:
-        return self.inner.supports_native_ranges
-
     # -- the Backend methods, each one call ----------------------------------------------------
 
     def put(self, key: str, data: bytes) -> None:
@@ -289,9 +297,6 @@ class FaultInjectingBackend(Backend):
         # Maintenance, not a data path: never faulted.
         return self.inner.sweep_incomplete(older_than_seconds)
 
-    def close(self) -> None:
-        self.inner.close()
-
     def __repr__(self) -> str:
         return (
             f"FaultInjectingBackend({self.inner!r}, transient_rate={self.transient_rate}, "
@@ -307,12 +312,11 @@ def _batch_subject(keys: tuple[str, ...]) -> str:
     return keys[0] if len(keys) == 1 else f"{keys[0]} (+{len(keys) - 1} more)"
 
 
-class RequestCountingBackend(Backend):
+class RequestCountingBackend(_WrappingBackend):
     """Counts the calls made to ``inner`` per method name; see the module docstring."""
 
     def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.location = inner.location
+        super().__init__(inner)
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._batched_keys = 0
@@ -361,14 +365,6 @@ class RequestCountingBackend(Backend):
             self._batched_keys += batch
             if key is not None:
                 self._writes[key] += 1
-
-    @property
-    def is_local(self) -> bool:
-        return self.inner.is_local
-
-    @property
-    def supports_native_ranges(self) -> bool:
-        return self.inner.supports_native_ranges
 
     def put(self, key: str, data: bytes) -> None:
         self._count("put", key)
@@ -432,9 +428,6 @@ class RequestCountingBackend(Backend):
     def sweep_incomplete(self, older_than_seconds: float) -> int:
         self._count("sweep_incomplete")
         return self.inner.sweep_incomplete(older_than_seconds)
-
-    def close(self) -> None:
-        self.inner.close()
 
     def __repr__(self) -> str:
         return f"RequestCountingBackend({self.inner!r})"
