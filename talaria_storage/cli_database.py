@@ -154,6 +154,8 @@ def import_files(
                 "chunks": result.chunks,
                 "new_chunks": result.new_chunks,
                 "new_bytes": result.new_bytes,
+                "new_packs": result.new_packs,
+                "reused_packs": result.reused_packs,
                 "input_bytes": result.input_bytes,
                 "logical_bytes": result.logical_bytes,
                 "seconds": result.seconds,
@@ -163,6 +165,7 @@ def import_files(
     typer.echo(
         f"imported {result.records} records into {result.database}@{result.version}: "
         f"{result.chunks} chunks ({result.new_chunks} new, {_human_bytes(result.new_bytes)}), "
+        f"{result.reused_packs} sequence packs reused from earlier versions, "
         f"{_human_bytes(result.logical_bytes)} of sequence data in {result.seconds:.1f}s"
     )
 
@@ -609,6 +612,7 @@ def index_rebuild(
     json_output: JsonOption = False,
 ) -> None:
     """Drop the lookup index and rebuild it from the manifests of every version."""
+    from talaria_storage.sequences.stored_sequences import StoredSequences
     from talaria_storage.sequences.versions import VersionCatalog
 
     store = state(ctx).store()
@@ -621,6 +625,7 @@ def index_rebuild(
         names = catalog.databases()
         store.lookup_index().delete_prefix(b"")  # everything, including entries of deleted versions
     report = []
+    StoredSequences(store, store.lookup_index()).refresh()  # which stored sequences imports refer to
     for name in names:
         db = store.database(name)
         for info in catalog.versions(name):

@@ -10,8 +10,10 @@ share a chunk: the chunker is run once per file.
 
 Each chunk becomes a record chunk (headers, layouts, taxids, references) and
 a sequence pack of the residues first seen in it; an identical sequence met
-again -- in the same chunk, another chunk or another file of the import --
-is stored once and referred to (:mod:`talaria_storage.sequences.chunk_format`).
+again -- in the same chunk, another chunk or another file of the import, or
+already held by a version of any database in the store -- is stored once and
+referred to (:mod:`talaria_storage.sequences.chunk_format`,
+:mod:`talaria_storage.sequences.stored_sequences`).
 Both are stored with ``store_chunk(data, compress=False)`` (the format
 compresses itself). The pipeline that does this, with a process pool for
 large inputs, is :mod:`talaria_storage.sequences.importing`.
@@ -34,7 +36,7 @@ import os
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -48,12 +50,13 @@ from talaria_storage.sequences.canonical import (
     digests,
     parse_sequence_id,
 )
-from talaria_storage.sequences.chunk_format import ChunkCodec, ChunkReader, PackReader
+from talaria_storage.sequences.chunk_format import ChunkCodec, ChunkReader, LRUCache, PackReader
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.fasta import FastqRecord, SequenceRecord, write_records
 from talaria_storage.sequences.importing import POOL_THRESHOLD, ImportRun, header_labeller
 from talaria_storage.sequences.manifest import Manifest, SourceFile
 from talaria_storage.sequences.order import decode_order
+from talaria_storage.sequences.stored_sequences import StoredSequences
 from talaria_storage.sequences.taxonomy import (
     AccessionTaxonMap,
     Taxonomy,
@@ -68,7 +71,14 @@ if TYPE_CHECKING:
 CHUNK_CACHE_BYTES = 128 << 20  # decoded records kept for export and look-ups
 MAX_PROCESSES = 4  # automatic import workers at most
 
-_POS = struct.Struct(">II")  # (chunk index, record index): big-endian so keys sort by position
+_POS = struct.Struct(">II")  # (chunk index, record index), big-endian: an index value is a run of them
+# Look-ups (see SequenceDatabase.snapshot and the "index" section): open record chunks and
+# sequence packs, and decoded residue blocks, are kept by bytes. UniProt's 15 proteomes (51 MB
+# of FASTA) need ~40 MB of readers and ~37 MB of blocks for every look-up to hit the caches.
+READER_CACHE_BYTES = 96 << 20
+BLOCK_CACHE_BYTES = 64 << 20
+INDEX_LAYOUT = 2  # the ``built`` marker's layout; entries of another layout are dropped and rebuilt
+INDEX_BUILD_KEYS = 1 << 18  # index entries gathered in memory before they are written (and merged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +95,7 @@ class ImportResult:
     seconds: float
     packs: int = 0  # sequence packs the version's chunks own
     new_packs: int = 0  # of which were not in the store yet (new_bytes counts them too)
+    reused_packs: int = 0  # packs of earlier versions holding sequences this version carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +160,11 @@ class SequenceDatabase:
         self._chunk_cache: OrderedDict[SHA256Hash, tuple[list[SequenceRecord], int]] = OrderedDict()
         self._chunk_cache_bytes = 0
         self._chunk_cache_budget = CHUNK_CACHE_BYTES
-        self._pack_cache: OrderedDict[SHA256Hash, PackReader] = OrderedDict()
-        self._reader_cache: OrderedDict[SHA256Hash, tuple[ChunkReader, list[PackReader]]] = OrderedDict()
-        self._cache_size = 16
+        # Open record chunks ("c", hash) and sequence packs ("p", hash), and the residue blocks
+        # the packs decoded (shared: a look-up lands in any block of any pack), by bytes.
+        self._readers = LRUCache(READER_CACHE_BYTES)
+        self._blocks = LRUCache(BLOCK_CACHE_BYTES)
+        self._cache_size = 16  # packs whose slot digests an index build keeps (see _walk)
 
     # ------------------------------------------------------------------------------ import
 
@@ -197,10 +210,12 @@ class SequenceDatabase:
         sources: list[SourceFile] = []
         files: list[dict[str, Any]] = []
         state = self._start_state(files_in, version)
+        stored = StoredSequences(self.store, self.index)
+        stored.refresh()
         try:
             with ImportRun(
                 self.store, self.codec, self.chunking, processes=self._processes_for(files_in), threads=self.threads,
-                operation_id=state.operation_id, completed=state.completed_chunks,
+                operation_id=state.operation_id, completed=state.completed_chunks, stored=stored,
             ) as run:
                 for done in run.import_files(files_in, label, header_taxa, fallback, progress):
                     sources.append(done.source)
@@ -222,8 +237,10 @@ class SequenceDatabase:
             parent=expected_head,
             extra={"files": files, "chunking": {"min": self.chunking.min_size, "target": self.chunking.target_size,
                                 "max": self.chunking.max_size}, "codec": self.codec.to_dict()},
+            reused_packs=run.reused_packs(),
         )
         manifest_hash = self.catalog.publish(manifest, expected_head)
+        stored.mark(manifest_hash, manifest)
         self.store.states.complete(state.operation_id)
         return ImportResult(
             database=self.name, version=version, manifest=manifest_hash, records=manifest.records,
@@ -231,6 +248,7 @@ class SequenceDatabase:
             input_bytes=sum(s.size for s in sources), logical_bytes=sum(f["bytes"] for f in files),
             seconds=time.perf_counter() - started,
             packs=sum(1 for e in final if e.pack is not None), new_packs=run.new_packs,
+            reused_packs=len(manifest.reused_packs),
         )
 
     def _start_state(self, paths: list[str], version: str) -> ProcessingState:
@@ -278,14 +296,26 @@ class SequenceDatabase:
             self._manifests[h] = self.catalog.load(h)
         return h, self._manifests[h]
 
+    def snapshot(self, version: str | None = None) -> DatabaseSnapshot:
+        """``version`` (HEAD when None) as it is now, pinned for look-ups; see :class:`DatabaseSnapshot`.
+
+        Resolves the version once -- one read of its ref -- and checks (or
+        builds) its index entries once; the snapshot's look-ups then read
+        neither again. :meth:`get` makes one per call.
+        """
+        h, manifest = self.manifest(version)
+        return DatabaseSnapshot(self, h, manifest)
+
     def _pack(self, h: SHA256Hash) -> PackReader:
-        """A sequence pack, from a small cache (several chunks may refer to one pack)."""
-        cached = self._pack_cache.get(h)
+        """A sequence pack, from the reader cache (several chunks may refer to one pack).
+
+        Its decoded residue blocks go to the database's shared block cache.
+        """
+        cached = self._readers.get(("p", h))
         if cached is not None:
-            self._pack_cache.move_to_end(h)
-            return cached
+            return cached  # type: ignore[return-value]
         try:
-            reader = PackReader(self.store.get_chunk(h))
+            reader = PackReader(self.store.get_chunk(h), blocks=self._blocks, owner=h)
         except ChunkNotFound:
             raise StorageError(
                 f"sequence pack {h.to_hex()} of database '{self.name}' is missing from {self.store.location}: "
@@ -293,26 +323,25 @@ class SequenceDatabase:
             ) from None
         except CompressionError as exc:
             raise CompressionError(f"sequence pack {h.to_hex()} of database '{self.name}': {exc}") from None
-        self._pack_cache[h] = reader
-        if len(self._pack_cache) > self._cache_size:
-            self._pack_cache.popitem(last=False)
+        self._readers.put(("p", h), reader, reader.nbytes)
         return reader
 
-    def _reader(self, h: SHA256Hash) -> tuple[ChunkReader, list[PackReader]]:
-        """A record chunk and the packs of its pack table, from a small cache: look-ups that
-        land in one chunk read and verify it once, and decode its small streams once."""
-        cached = self._reader_cache.get(h)
+    def _reader(self, h: SHA256Hash) -> tuple[ChunkReader, Sequence[PackReader]]:
+        """A record chunk and the packs of its pack table, from the reader cache: look-ups that
+        land in one chunk read and verify it once, and decode its small streams once.
+
+        The packs are opened on first access (:class:`_Packs`): a look-up opens only the
+        pack its record refers to, not every pack of earlier chunks the table lists.
+        """
+        cached = self._readers.get(("c", h))
         if cached is not None:
-            self._reader_cache.move_to_end(h)
-            return cached
+            return cached  # type: ignore[return-value]
         try:
             reader = ChunkReader(self.store.get_chunk(h))
-            packs = [self._pack(p) for p in reader.pack_hashes()]
+            packs = _Packs(self._pack, reader.pack_hashes())
         except CompressionError as exc:
             raise CompressionError(f"chunk {h.to_hex()} of database '{self.name}': {exc}") from None
-        self._reader_cache[h] = (reader, packs)
-        if len(self._reader_cache) > self._cache_size:
-            self._reader_cache.popitem(last=False)
+        self._readers.put(("c", h), (reader, packs), reader.nbytes)
         return reader, packs
 
     def _chunk(self, h: SHA256Hash) -> list[SequenceRecord]:
@@ -330,10 +359,12 @@ class SequenceDatabase:
         return records
 
     def _record_at(self, manifest: Manifest, ci: int, ri: int) -> SequenceRecord:
-        cached = self._chunk_cache.get(manifest.chunks[ci].hash)
+        """Record ``ri`` of chunk ``ci``: from a chunk an export decoded whole, else read alone."""
+        h = manifest.chunks[ci].hash
+        cached = self._chunk_cache.get(h)
         if cached is not None:
             return cached[0][ri]
-        reader, packs = self._reader(manifest.chunks[ci].hash)
+        reader, packs = self._reader(h)
         return reader.record(ri, packs)
 
     def records(self, *, version: str | None = None, file_index: int | None = None) -> Iterator[SequenceRecord]:
@@ -462,53 +493,88 @@ class SequenceDatabase:
         return b"m/" + manifest_hash.to_hex().encode() + b"/"
 
     def _ensure_index(self, manifest_hash: SHA256Hash, manifest: Manifest) -> dict[str, Any]:
+        """Build a version's index entries unless whole ones are there; return its marker's info.
+
+        Keys, under ``P = m/<manifest hex>/``; each is read with one point get,
+        and its value is the positions of every record it names (u32 chunk
+        index, u32 record index, big-endian, 8 bytes each, ascending)::
+
+            P acc/<accession>      P sha/<32-byte SHA-256>
+            P sq/<refget SQ. id>   P md5/<16-byte MD5>
+            P built                JSON {"unique_sequences": n, "layout": 2}, written last
+
+        Entries are trusted only under a marker of this layout: without one
+        (a build that was interrupted) or with another layout (layout 1 kept
+        one key per position, read with prefix scans), the version's entries
+        are dropped and built again from its chunks. Memory is bounded: up to
+        ``INDEX_BUILD_KEYS`` keys are gathered, then written; a key an earlier
+        batch wrote (an accession or sequence met again in a later chunk)
+        gets the earlier positions in front, read back with one ``get_many``.
+        """
         prefix = self._prefix(manifest_hash)
         marker = self.index.get(prefix + b"built")
         if marker is not None:
-            return json.loads(marker)
-        self.index.delete_prefix(prefix)  # never trust a half-built index
-        unique: set[bytes] = set()
+            info: dict[str, Any] = json.loads(marker)
+            if info.get("layout") == INDEX_LAYOUT:
+                return info
+        self.index.delete_prefix(prefix)  # never trust a half-built index, or one of another layout
+        sha = prefix + b"sha/"
+        pending: dict[bytes, bytearray] = {}
+        unique = 0
+        written = False
         for ci, reader, found in self._walk(manifest):
-            puts: list[tuple[bytes, bytes]] = []
             for ri, (header, d) in enumerate(zip(reader.headers(), found)):
                 pos = _POS.pack(ci, ri)
-                unique.add(d.sha256.digest)
                 acc = accession_from_header(header).encode("utf-8", "surrogateescape")
-                puts.append((prefix + b"acc/" + acc + b"\x00" + pos, b""))
-                puts.append((prefix + b"sha/" + d.sha256.digest + pos, b""))
-                puts.append((prefix + b"sq/" + d.refget.encode() + b"\x00" + pos, b""))
-                puts.append((prefix + b"md5/" + bytes.fromhex(d.md5) + pos, b""))
-            self.index.write_batch(puts)
-        info = {"unique_sequences": len(unique)}
+                for key in (
+                    prefix + b"acc/" + acc,
+                    sha + d.sha256.digest,
+                    prefix + b"sq/" + d.refget.encode(),
+                    prefix + b"md5/" + bytes.fromhex(d.md5),
+                ):
+                    held = pending.get(key)
+                    if held is None:
+                        pending[key] = bytearray(pos)
+                    else:
+                        held += pos
+            if len(pending) >= INDEX_BUILD_KEYS:
+                unique += self._write_index_batch(pending, sha, merge=written)
+                written = True
+                pending = {}
+        unique += self._write_index_batch(pending, sha, merge=written)
+        info = {"unique_sequences": unique, "layout": INDEX_LAYOUT}
         self.index.write_batch([(prefix + b"built", json.dumps(info).encode())])
         return info
 
-    def _positions(self, key_prefix: bytes) -> list[tuple[int, int]]:
-        return [_POS.unpack(key[-8:]) for key, _ in self.index.scan(key_prefix)]
+    def _write_index_batch(self, pending: dict[bytes, bytearray], sha_prefix: bytes, *, merge: bool) -> int:
+        """Write gathered index entries (after those of earlier batches, with ``merge``); return
+        how many of the ``sha_prefix`` keys are new (distinct sequences not counted before)."""
+        keys = list(pending)
+        earlier: list[bytes | None] = self.index.get_many(keys) if merge else [None] * len(keys)
+        new_sequences = 0
+        puts: list[tuple[bytes, bytes]] = []
+        for key, before in zip(keys, earlier):
+            if before is None:
+                new_sequences += key.startswith(sha_prefix)
+                puts.append((key, bytes(pending[key])))
+            else:
+                puts.append((key, before + pending[key]))
+        self.index.write_batch(puts)
+        return new_sequences
 
     def get(self, identifier: str, version: str | None = None) -> list[SequenceRecord]:
-        """Records named by an accession, a SHA-256 hex, ``SQ.``/``ga4gh:SQ.`` or ``md5:`` digest."""
-        h, manifest = self.manifest(version)
-        self._ensure_index(h, manifest)
-        prefix = self._prefix(h)
-        try:
-            sid = parse_sequence_id(identifier)
-        except InvalidSequenceId:
-            sid = None
-        positions: list[tuple[int, int]] = []
-        if sid is not None:
-            if sid.kind == "sha256":
-                positions = self._positions(prefix + b"sha/" + bytes.fromhex(sid.value))
-            elif sid.kind == "md5":
-                positions = self._positions(prefix + b"md5/" + bytes.fromhex(sid.value))
-            else:
-                positions = self._positions(prefix + b"sq/" + sid.value.encode() + b"\x00")
-        if not positions:
-            acc = identifier.encode("utf-8", "surrogateescape")
-            positions = self._positions(prefix + b"acc/" + acc + b"\x00")
-        return [self._record_at(manifest, ci, ri) for ci, ri in positions]
+        """Records named by an accession, a SHA-256 hex, ``SQ.``/``ga4gh:SQ.`` or ``md5:`` digest.
+
+        Each call resolves ``version`` (HEAD when None) anew, reading its ref,
+        so it sees a version published a moment ago by this process or any
+        other writer. For many look-ups in one version take a
+        :meth:`snapshot`, which resolves it once (about half the time of a
+        warm ``get`` was that read).
+        """
+        return self.snapshot(version).get(identifier)
 
     def __getitem__(self, accession: str) -> SequenceRecord:
+        """The first record named ``accession`` in HEAD (re-read on every call, as :meth:`get`)."""
         found = self.get(accession)
         if not found:
             raise KeyError(accession)
@@ -528,6 +594,92 @@ class SequenceDatabase:
             chunks=len({c.hash for c in manifest.chunks}), stored_bytes=stored, input_bytes=input_bytes, logical_bytes=logical,
             ratio=logical / stored if stored else 0.0,
         )
+
+
+class DatabaseSnapshot:
+    """One version of a database, resolved once: look-ups that never re-read a ref.
+
+    Made by :meth:`SequenceDatabase.snapshot`. ``SequenceDatabase.get``
+    reads ``refs/<db>/HEAD`` on every call so that it sees a version
+    published a moment ago; a snapshot pins the manifest it was made from,
+    and its look-ups keep returning that version's records after an import
+    (by this process or another) moves HEAD on -- take a new snapshot to
+    see it. A version's manifest and objects are immutable, so a snapshot
+    stays valid as long as they are in the store (a version deleted meanwhile
+    is collected by GC after its grace period; a look-up then fails with
+    :class:`StorageError`, never returns other records).
+
+    The version's index entries are checked, or built, once, when the
+    snapshot is made; look-ups are then one index point get each. It
+    shares its database's caches, so snapshots are cheap to make.
+    """
+
+    def __init__(self, database: SequenceDatabase, manifest_hash: SHA256Hash, manifest: Manifest) -> None:
+        self.database = database
+        self.manifest_hash = manifest_hash
+        self.manifest = manifest
+        database._ensure_index(manifest_hash, manifest)
+        self._prefix = database._prefix(manifest_hash)
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def positions(self, identifier: str) -> list[tuple[int, int]]:
+        """(chunk index, record index) of every record ``identifier`` names, in manifest order.
+
+        A digest (SHA-256 hex, ``SQ.``/``ga4gh:SQ.``, ``md5:``) is looked up
+        as one; an identifier that is not a digest, or a digest no record has,
+        as an accession.
+        """
+        index = self.database.index
+        try:
+            sid = parse_sequence_id(identifier)
+        except InvalidSequenceId:
+            sid = None
+        value = None
+        if sid is not None:
+            if sid.kind == "sha256":
+                value = index.get(self._prefix + b"sha/" + bytes.fromhex(sid.value))
+            elif sid.kind == "md5":
+                value = index.get(self._prefix + b"md5/" + bytes.fromhex(sid.value))
+            else:
+                value = index.get(self._prefix + b"sq/" + sid.value.encode())
+        if value is None:
+            value = index.get(self._prefix + b"acc/" + identifier.encode("utf-8", "surrogateescape"))
+        return [] if value is None else list(_POS.iter_unpack(value))
+
+    def get(self, identifier: str) -> list[SequenceRecord]:
+        """Records of this version named by ``identifier`` (see :meth:`positions`)."""
+        record_at = self.database._record_at
+        return [record_at(self.manifest, ci, ri) for ci, ri in self.positions(identifier)]
+
+    def __getitem__(self, accession: str) -> SequenceRecord:
+        """The first record named ``accession``."""
+        found = self.get(accession)
+        if not found:
+            raise KeyError(accession)
+        return found[0]
+
+
+class _Packs(Sequence[PackReader]):
+    """The packs of a record chunk's pack table, each opened (through the database's reader
+    cache) when first asked for, so a record's look-up opens only its own pack."""
+
+    __slots__ = ("_open", "_hashes")
+
+    def __init__(self, open_pack: Callable[[SHA256Hash], PackReader], hashes: list[SHA256Hash]) -> None:
+        self._open = open_pack
+        self._hashes = hashes
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __getitem__(self, index: int) -> PackReader:  # type: ignore[override]
+        return self._open(self._hashes[index])
+
+    def __iter__(self) -> Iterator[PackReader]:
+        return (self._open(h) for h in self._hashes)
 
 
 def _normalized(record: SequenceRecord, width: int) -> bytes:

@@ -17,12 +17,16 @@ over its files in order. Per file:
    :class:`SequencePacker` decides where each record's residues live: a
    residue string met for the first time takes the next slot of the chunk's
    own pack; one met before refers to the slot that already holds it, in
-   this chunk's pack or an earlier chunk's. The order is the chunker's,
-   which depends only on the input, so the objects are the same in any
-   store. Dedup keys are remembered for a window of recently seen
+   this chunk's pack or an earlier chunk's; one that a live version of the
+   store already holds (:class:`~.stored_sequences.StoredSequences`, asked once per chunk in
+   one batched index read) refers to that version's pack. The order is the
+   chunker's, which depends only on the input, so the objects depend only
+   on the input and on the sequences the store held when the import began.
+   Dedup keys of this import are remembered for a window of recently seen
    sequences (two generations of ``window`` keys, ~120 bytes each), which
    bounds memory on inputs of any size at the price of storing a sequence
-   again when its previous occurrence is very far back.
+   again when its previous occurrence in the same import is very far back.
+   Each new pack's keys are added to the store-wide map as it is encoded.
 4. **Encode** -- each chunk's pack and record chunk
    (:mod:`talaria_storage.sequences.chunk_format`) are serialised in the
    pool; a chunk that refers to an earlier chunk's pack waits for that
@@ -103,11 +107,13 @@ from talaria_storage.sequences.order import OrderBuilder
 from talaria_storage.sequences.taxonomy import taxon_from_header
 
 if TYPE_CHECKING:
+    from talaria_storage.sequences.stored_sequences import StoredSequences
     from talaria_storage.store import Store
 
 POOL_THRESHOLD = 2 << 20  # bytes of input on disk from which a process pool pays off
 PIECE_SIZE = 2 << 20  # decompressed bytes per parse task
 DEDUP_WINDOW = 1 << 17  # dedup keys per generation (two generations are kept)
+REUSED = 1 << 31  # first pack ordinal of packs reused from earlier versions (see SequencePacker)
 
 Labeller = Callable[[bytes], int]
 
@@ -224,15 +230,21 @@ def parse_fasta_piece(
 class SequencePacker:
     """Decides which pack slot holds each record's residues; see the module docstring.
 
-    Locations are ints, ``pack ordinal << 32 | slot``, where the pack ordinal
-    counts the packs of this import in chunk order.
+    Locations are ints, ``pack ordinal << 32 | slot``. Ordinals below
+    ``REUSED`` count the packs of this import in chunk order; from
+    ``REUSED`` up they number the packs of earlier versions that ``stored``
+    says already hold a sequence (:mod:`talaria_storage.sequences.stored_sequences`),
+    in order of first use.
     """
 
-    def __init__(self, window: int = DEDUP_WINDOW) -> None:
+    def __init__(self, window: int = DEDUP_WINDOW, stored: StoredSequences | None = None) -> None:
         self._window = window
+        self._stored = stored
         self._current: dict[bytes, int] = {}
         self._previous: dict[bytes, int] = {}
         self.packs = 0  # packs assigned so far
+        self._reused: dict[bytes, int] = {}  # reused pack digest -> its ordinal
+        self.reused: list[bytes] = []  # reused pack digests, in order of first use
 
     def assign(self, keys: Sequence[bytes]) -> tuple[int | None, list[int], list[int]]:
         """(own pack ordinal or None when every sequence is known, new record indexes, locations)."""
@@ -240,13 +252,18 @@ class SequencePacker:
         new: list[int] = []
         locations: list[int] = []
         current, previous = self._current, self._previous
+        found = self._in_store(keys)
         for index, key in enumerate(keys):
             location = current.get(key)
             if location is None:
                 location = previous.get(key)
                 if location is None:
-                    location = own << 32 | len(new)
-                    new.append(index)
+                    hit = found.get(key)
+                    if hit is not None:
+                        location = self._reused_ordinal(hit[0]) << 32 | hit[1]
+                    else:
+                        location = own << 32 | len(new)
+                        new.append(index)
                 current[key] = location  # a key seen again moves to the newer generation
                 if len(current) >= self._window:
                     self._previous = previous = current
@@ -256,6 +273,20 @@ class SequencePacker:
             return None, new, locations
         self.packs += 1
         return own, new, locations
+
+    def _in_store(self, keys: Sequence[bytes]) -> dict[bytes, tuple[bytes, int]]:
+        """Where earlier versions hold the keys this import has not met (one batched index read)."""
+        if self._stored is None or not self._stored.live:
+            return {}
+        current, previous = self._current, self._previous
+        return self._stored.find([k for k in keys if k not in current and k not in previous])
+
+    def _reused_ordinal(self, digest: bytes) -> int:
+        ordinal = self._reused.get(digest)
+        if ordinal is None:
+            ordinal = self._reused[digest] = REUSED + len(self.reused)
+            self.reused.append(digest)
+        return ordinal
 
 
 # --------------------------------------------------------------------------- encoding
@@ -319,6 +350,7 @@ class _Pending:
     future: Future[Encoded]
     entry: int  # index in ImportRun.entries
     own: int | None  # pack ordinal of its own pack
+    new_keys: list[bytes]  # the dedup keys of its own pack's slots, in slot order
     taxa: tuple[int, ...]
     records: int
     residues: int
@@ -489,6 +521,7 @@ class ImportRun:
         window: int = DEDUP_WINDOW,
         operation_id: str | None = None,
         completed: frozenset[SHA256Hash] = frozenset(),
+        stored: StoredSequences | None = None,
     ) -> None:
         self.store = store
         # Resumable state (StatefulStorage): objects an interrupted run of the same import
@@ -499,7 +532,11 @@ class ImportRun:
         self.codec = codec
         self.chunking = chunking
         self.processes = processes
-        self.packer = SequencePacker(window)
+        # Sequences earlier versions already hold are referred to, not stored again; the
+        # packs this import makes are added to that map as they are encoded.
+        self.stored = stored
+        self.packer = SequencePacker(window, stored)
+        self._reuse_recorded = 0
         self.entries: list[ChunkEntry | None] = []
         self.new_chunks = 0
         self.new_packs = 0
@@ -644,8 +681,12 @@ class ImportRun:
 
     def _dispatch(self, planned: PlannedChunk, file_index: int, order: OrderBuilder) -> None:
         """Pack one planned chunk's sequences and send it to be encoded."""
-        keys = planned.keys
-        own, new, locations = self.packer.assign([keys[i : i + 16] for i in range(0, len(keys), 16)])
+        keys = [planned.keys[i : i + 16] for i in range(0, len(planned.keys), 16)]
+        own, new, locations = self.packer.assign(keys)
+        if len(self.packer.reused) > self._reuse_recorded:
+            # A reused pack becomes a GC root of this import before any chunk refers to it.
+            self.record_completed([SHA256Hash(d) for d in self.packer.reused[self._reuse_recorded :]])
+            self._reuse_recorded = len(self.packer.reused)
         table: dict[int, int] = {} if own is None else {own: 0}
         foreign: list[bytes] = []
         refs: list[int] = []
@@ -694,6 +735,7 @@ class ImportRun:
             self._encoder.submit(encode_in_worker if self._pool is not None else encode_task, task),
             entry,
             own,
+            [keys[i] for i in new] if self.stored is not None else [],
             tuple(t for t in planned.taxa if t),
             count,
             len(planned.residues) - count,
@@ -708,6 +750,8 @@ class ImportRun:
 
     def _digest_of(self, ordinal: int) -> bytes:
         """The hash of pack ``ordinal``, waiting for its encoding if it is still running."""
+        if ordinal >= REUSED:
+            return self.packer.reused[ordinal - REUSED]
         digest = self._pack_digest.get(ordinal)
         if digest is None:
             self._complete(self._owner[ordinal])
@@ -725,6 +769,8 @@ class ImportRun:
             self._pack_digest[pending.own] = encoded.pack_digest
             del self._owner[pending.own]
             pack = SHA256Hash(encoded.pack_digest)
+            if self.stored is not None:
+                self.stored.add(encoded.pack_digest, pending.new_keys)
         self.entries[pending.entry] = ChunkEntry(
             SHA256Hash(encoded.chunk_digest),
             pending.taxa,
@@ -740,6 +786,11 @@ class ImportRun:
         # (fsync per object, a remote bucket) must slow the import down, not fill memory.
         while len(self._stores) > self._limit:
             self._stores.pop(0).result()  # also raises a storage failure now, not at the end
+
+    def reused_packs(self) -> tuple[tuple[SHA256Hash, int], ...]:
+        """The packs of earlier versions this import's chunks refer to, with their sizes."""
+        live = self.stored.live if self.stored is not None else {}
+        return tuple((SHA256Hash(d), live.get(d, 0)) for d in self.packer.reused)
 
     def _store(self, encoded: Encoded) -> None:
         store = self.store

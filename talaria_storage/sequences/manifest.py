@@ -7,6 +7,8 @@ always gives an equal hash.
 
 Objects. A version needs more than its record chunks: each chunk's sequence
 pack (the residues, see :mod:`talaria_storage.sequences.chunk_format`), the
+packs of earlier versions its chunks reuse (``reused_packs``: sequences the
+store already held, see :mod:`talaria_storage.sequences.stored_sequences`), the
 per-file record order objects (``extra["files"][i]["order"]``) and the
 taxonomy object, if any. :meth:`Manifest.objects` lists them all, with
 their sizes, so GC marking, verification and sync can plan from the
@@ -31,7 +33,7 @@ from talaria_storage.errors import StorageError
 from talaria_storage.hashing import SHA256Hash
 
 MANIFEST_FORMAT = "talaria-manifest"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: ``reused_packs`` ("packs"); a manifest without them is still written as 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,10 @@ class Manifest:
     parent: SHA256Hash | None = None
     taxonomy: SHA256Hash | None = None  # stored taxdump used to label records, if any
     extra: dict[str, Any] = field(default_factory=dict)
+    # Sequence packs of other versions (of this or another database) that this version's
+    # record chunks refer to, with their sizes: sequences the store already held when this
+    # version was imported (see :mod:`talaria_storage.sequences.stored_sequences`).
+    reused_packs: tuple[tuple[SHA256Hash, int], ...] = ()
 
     @property
     def merkle_root(self) -> SHA256Hash:
@@ -100,11 +106,11 @@ class Manifest:
     def objects(self) -> list[ManifestObject]:
         """Every ``chunks/`` object this version needs, each once, in a stable order.
 
-        Record chunks and their packs (in chunk order), the record order object
-        of each source file, then the taxonomy object. A chunk's pack table
-        may also name packs of earlier chunks; those are listed here as the
-        earlier chunks' own packs, since a chunk only refers to packs of its
-        own import.
+        Record chunks and their own packs (in chunk order), the packs reused
+        from other versions, the record order object of each source file, then
+        the taxonomy object. A chunk's pack table names its own pack, packs of
+        earlier chunks of its import (listed as those chunks' own packs) and
+        reused packs; nothing else.
         """
         seen: set[SHA256Hash] = set()
         out: list[ManifestObject] = []
@@ -118,6 +124,8 @@ class Manifest:
             add("chunk", entry.hash, entry.size)
             if entry.pack is not None:
                 add("sequence pack", entry.pack, entry.pack_size)
+        for pack, size in self.reused_packs:
+            add("sequence pack", pack, size)
         for file in self.extra.get("files", []):
             if file.get("order"):
                 add("record order object", SHA256Hash.from_hex(file["order"]), int(file.get("order_size", 0)))
@@ -137,9 +145,10 @@ class Manifest:
     # -- encoding -------------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        doc = {
+        doc: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
-            "format_version": MANIFEST_VERSION,
+            # Version 1 readers know no reused packs: a GC of theirs would delete them.
+            "format_version": MANIFEST_VERSION if self.reused_packs else 1,
             "database": self.database,
             "version": self.version,
             "created": self.created,
@@ -153,6 +162,8 @@ class Manifest:
             "merkle_root": self.merkle_root.to_hex(),
             "extra": self.extra,
         }
+        if self.reused_packs:
+            doc["packs"] = [[h.to_hex(), size] for h, size in self.reused_packs]
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
@@ -172,6 +183,7 @@ class Manifest:
                 sources=tuple(SourceFile(**s) for s in doc["sources"]),
                 chunks=tuple(_chunk_entry(row) for row in doc["chunks"]),
                 extra=doc.get("extra", {}),
+                reused_packs=tuple((SHA256Hash.from_hex(h), int(size)) for h, size in doc.get("packs", [])),
             )
         except StorageError:
             raise
