@@ -154,3 +154,15 @@ def test_a_manifest_lists_its_reused_packs_among_its_objects() -> None:
     assert [(o.kind, o.hash, o.size) for o in again.objects()] == [("sequence pack", pack, 123)]
     assert b'"format_version":2' in manifest.to_bytes()
     assert b'"format_version":1' in Manifest("db", "v", 0.0, (), ()).to_bytes()
+
+
+def test_a_pack_missing_from_the_store_is_never_lent_to_a_new_version(tmp_path: Path) -> None:
+    store = Store(MemoryBackend())
+    store.database("db").import_files([_release(tmp_path, "v1.fa", list(range(20)))], version="v1")
+    for entry in store.database("db").manifest()[1].chunks:
+        store.backend.delete(store.key_for(entry.pack))  # a damaged store, and an index that knows nothing
+    fresh = SequenceDatabase(store, "other", index=open_index("memory", None))
+    source = _release(tmp_path, "b.fa", list(range(20)), prefix="Q")
+    fresh.import_files([source], version="v1")
+    assert fresh.manifest()[1].reused_packs == ()
+    assert _export(fresh) == source.read_bytes()

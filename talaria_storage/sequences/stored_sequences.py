@@ -54,6 +54,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from talaria_storage.errors import ChunkNotFound, CompressionError, HashMismatch
 from talaria_storage.hashing import SHA256Hash
 from talaria_storage.keys import REFS
 from talaria_storage.sequences.chunk_format import PackReader
@@ -98,20 +99,31 @@ class StoredSequences:
         self.live = live
 
     def _map_version(self, manifest_hash: SHA256Hash, manifest: Manifest) -> bytes:
-        """Hash the slots of a version's own packs into the map; its marker value."""
+        """Hash the slots of a version's own packs into the map; the packs it may lend.
+
+        A pack that is missing or damaged is left out -- never lent to a new
+        version -- and the marker is not written, so once the pack is restored
+        (``sync pull``) the next import maps it.
+        """
         from talaria_storage.sequences.importing import sequence_keys
 
+        unreadable: set[bytes] = set()
         for entry in manifest.chunks:
             if entry.pack is None:
                 continue
-            pack = PackReader(self.store.get_chunk(entry.pack))
-            residues = pack.sequences()
-            qualities: Sequence[bytes | None] = pack.all_qualities() if pack.fastq else [None] * len(residues)
-            self.add(
-                entry.pack.digest,
-                [sequence_keys(r, q)[1] for r, q in zip(residues, qualities)],
-            )
-        return self.mark(manifest_hash, manifest)
+            try:
+                pack = PackReader(self.store.get_chunk(entry.pack))
+                residues = pack.sequences()
+                qualities: Sequence[bytes | None] = pack.all_qualities() if pack.fastq else [None] * len(residues)
+            except (ChunkNotFound, CompressionError, HashMismatch):
+                unreadable.add(entry.pack.digest)
+                continue
+            self.add(entry.pack.digest, [sequence_keys(r, q)[1] for r, q in zip(residues, qualities)])
+        if not unreadable:
+            return self.mark(manifest_hash, manifest)
+        return b"".join(
+            _PACK.pack(digest, size) for digest, size in _packs(manifest) if digest not in unreadable
+        )
 
     def find(self, keys: Sequence[bytes]) -> dict[bytes, tuple[bytes, int]]:
         """The live (pack digest, slot) of each key the store holds; absent keys are left out."""
@@ -133,8 +145,11 @@ class StoredSequences:
 
     def mark(self, manifest_hash: SHA256Hash, manifest: Manifest) -> bytes:
         """Record that a version's own packs are mapped; the marker value (its packs and sizes)."""
-        value = b"".join(
-            _PACK.pack(o.hash.digest, o.size) for o in manifest.objects() if o.kind == "sequence pack"
-        )
+        value = b"".join(_PACK.pack(digest, size) for digest, size in _packs(manifest))
         self.index.write_batch([(MARKER_PREFIX + manifest_hash.digest, value)])
         return value
+
+
+def _packs(manifest: Manifest) -> list[tuple[bytes, int]]:
+    """(digest, size) of every sequence pack a version needs: its own and those it reuses."""
+    return [(o.hash.digest, o.size) for o in manifest.objects() if o.kind == "sequence pack"]
