@@ -6,6 +6,8 @@ import io
 import random
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from talaria_storage.backends.memory import MemoryBackend
 
 from talaria_storage.hashing import SHA256Hash
@@ -166,3 +168,28 @@ def test_a_pack_missing_from_the_store_is_never_lent_to_a_new_version(tmp_path: 
     fresh.import_files([source], version="v1")
     assert fresh.manifest()[1].reused_packs == ()
     assert _export(fresh) == source.read_bytes()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    releases=st.lists(
+        st.lists(st.tuples(st.integers(0, len(PROTEINS) - 1), st.booleans()), min_size=1, max_size=25),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_every_distinct_residue_string_is_stored_once_and_every_release_exports_exactly(
+    tmp_path: Path, releases: list[list[tuple[int, bool]]]
+) -> None:
+    store = Store(MemoryBackend())
+    db = store.database("db")
+    distinct: set[str] = set()
+    for number, picks in enumerate(releases):
+        sequences = [PROTEINS[i].lower() if masked else PROTEINS[i] for i, masked in picks]
+        distinct.update(sequences)
+        path = _fasta(tmp_path / f"r{number}.fa", [f"R{number}_{k}" for k in range(len(picks))], sequences)
+        db.import_files([path], version=f"r{number}")
+    stored = sum(_own_slots(store, db.manifest(f"r{n}")[1]) for n in range(len(releases)))
+    assert stored == len(distinct)
+    for number in range(len(releases)):
+        assert _export(db, f"r{number}") == (tmp_path / f"r{number}.fa").read_bytes()
