@@ -769,8 +769,6 @@ class ImportRun:
             self._pack_digest[pending.own] = encoded.pack_digest
             del self._owner[pending.own]
             pack = SHA256Hash(encoded.pack_digest)
-            if self.stored is not None:
-                self.stored.add(encoded.pack_digest, pending.new_keys)
         self.entries[pending.entry] = ChunkEntry(
             SHA256Hash(encoded.chunk_digest),
             pending.taxa,
@@ -781,7 +779,7 @@ class ImportRun:
             pack,
             len(encoded.pack) if encoded.pack is not None else 0,
         )
-        self._stores.append(self._io.submit(self._store, encoded))
+        self._stores.append(self._io.submit(self._store, encoded, pending.new_keys))
         # Back-pressure: encoded objects wait in memory until written, so a slow backend
         # (fsync per object, a remote bucket) must slow the import down, not fill memory.
         while len(self._stores) > self._limit:
@@ -792,7 +790,8 @@ class ImportRun:
         live = self.stored.live if self.stored is not None else {}
         return tuple((SHA256Hash(d), live.get(d, 0)) for d in self.packer.reused)
 
-    def _store(self, encoded: Encoded) -> None:
+    def _store(self, encoded: Encoded, new_keys: list[bytes]) -> None:
+        """Write a chunk's objects (storing thread); map its own pack's sequences for later imports."""
         store = self.store
         done: list[SHA256Hash] = []
         for data, digest, is_pack in ((encoded.pack, encoded.pack_digest, True), (encoded.chunk, encoded.chunk_digest, False)):
@@ -810,6 +809,8 @@ class ImportRun:
                         self.new_chunks += 1
                     self.new_bytes += len(data)
             done.append(h)
+        if self.stored is not None and encoded.pack_digest is not None:
+            self.stored.add(encoded.pack_digest, new_keys)
         self.record_completed(done)
 
     def record_completed(self, hashes: list[SHA256Hash]) -> None:
