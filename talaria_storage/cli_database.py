@@ -362,20 +362,23 @@ def get(
             raise StorageError(
                 f"no databases in {store.location}: import one with 'talaria-storage import'"
             )
-    databases = [store.database(name) for name in names]
+    # Each database's version is resolved once, for all the IDs (one ref read, one index
+    # check), so every ID is looked up in the same version even if an import publishes
+    # a new one meanwhile.
+    snapshots = [store.database(name).snapshot(version) for name in names]
     hits: list[dict[str, Any]] = []
     missing: list[str] = []
     out = sys.stdout.buffer
     for identifier in ids:
         found = 0
-        for db in databases:
-            _, manifest = db.manifest(version)
-            for record in db.get(identifier, version=version):
+        for snapshot in snapshots:
+            db_name = snapshot.database.name
+            for record in snapshot.get(identifier):
                 accession = accession_from_header(record.header)
                 length = len(record.residues.translate(None, b" \t\r\n\x0b\x0c"))
                 if bounds is not None and bounds[1] > length:
                     raise StorageError(
-                        f"--range {bounds[0]}-{bounds[1]} is outside '{accession}' in {db.name} "
+                        f"--range {bounds[0]}-{bounds[1]} is outside '{accession}' in {db_name} "
                         f"(length {length}; ranges are 0-based, end-exclusive)"
                     )
                 found += 1
@@ -387,8 +390,8 @@ def get(
                     hits.append(
                         {
                             "id": identifier,
-                            "database": db.name,
-                            "version": manifest.version,
+                            "database": db_name,
+                            "version": snapshot.version,
                             "accession": accession,
                             "header": _text(record.header),
                             "length": length,

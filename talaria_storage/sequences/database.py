@@ -26,6 +26,10 @@ collectable) and can simply be re-run.
 
 Look-ups go through a :class:`ChunkIndex` built lazily per manifest from
 the chunks; a ``built`` marker key, written last, says an index is whole.
+An identifier is one point get (see ``SequenceDatabase._ensure_index``).
+``db.get`` resolves the version on every call, so it sees a new HEAD; a
+:class:`DatabaseSnapshot` (``db.snapshot()``) resolves it once, for many
+look-ups in one version.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ _POS = struct.Struct(">II")  # (chunk index, record index), big-endian: an index
 # of FASTA) need ~40 MB of readers and ~37 MB of blocks for every look-up to hit the caches.
 READER_CACHE_BYTES = 96 << 20
 BLOCK_CACHE_BYTES = 64 << 20
-INDEX_LAYOUT = 2  # the ``built`` marker's layout; entries of another layout are dropped and rebuilt
+INDEX_LAYOUT = 2  # how index entries are laid out (see SequenceDatabase._ensure_index)
 INDEX_BUILD_KEYS = 1 << 18  # index entries gathered in memory before they are written (and merged)
 
 
@@ -160,7 +164,7 @@ class SequenceDatabase:
         self._chunk_cache: OrderedDict[SHA256Hash, tuple[list[SequenceRecord], int]] = OrderedDict()
         self._chunk_cache_bytes = 0
         self._chunk_cache_budget = CHUNK_CACHE_BYTES
-        # Open record chunks ("c", hash) and sequence packs ("p", hash), and the residue blocks
+        # Open record chunks (b"c", digest) and sequence packs (b"p", digest), and the residue blocks
         # the packs decoded (shared: a look-up lands in any block of any pack), by bytes.
         self._readers = LRUCache(READER_CACHE_BYTES)
         self._blocks = LRUCache(BLOCK_CACHE_BYTES)
@@ -311,11 +315,11 @@ class SequenceDatabase:
 
         Its decoded residue blocks go to the database's shared block cache.
         """
-        cached = self._readers.get(("p", h))
+        cached = self._readers.get((b"p", h.digest))
         if cached is not None:
             return cached  # type: ignore[return-value]
         try:
-            reader = PackReader(self.store.get_chunk(h), blocks=self._blocks, owner=h)
+            reader = PackReader(self.store.get_chunk(h), blocks=self._blocks, owner=h.digest)
         except ChunkNotFound:
             raise StorageError(
                 f"sequence pack {h.to_hex()} of database '{self.name}' is missing from {self.store.location}: "
@@ -323,7 +327,7 @@ class SequenceDatabase:
             ) from None
         except CompressionError as exc:
             raise CompressionError(f"sequence pack {h.to_hex()} of database '{self.name}': {exc}") from None
-        self._readers.put(("p", h), reader, reader.nbytes)
+        self._readers.put((b"p", h.digest), reader, reader.nbytes)
         return reader
 
     def _reader(self, h: SHA256Hash) -> tuple[ChunkReader, Sequence[PackReader]]:
@@ -331,18 +335,22 @@ class SequenceDatabase:
         land in one chunk read and verify it once, and decode its small streams once.
 
         The packs are opened on first access (:class:`_Packs`): a look-up opens only the
-        pack its record refers to, not every pack of earlier chunks the table lists.
+        pack its record refers to, not every pack of earlier chunks the table lists. The
+        cache holds the reader and its pack table, never the :class:`_Packs` (which refers
+        back to this database): a reference cycle would leave a dropped database's caches
+        to the cyclic GC, which then freed ~80 MB in the middle of the next look-ups.
         """
-        cached = self._readers.get(("c", h))
-        if cached is not None:
-            return cached  # type: ignore[return-value]
-        try:
-            reader = ChunkReader(self.store.get_chunk(h))
-            packs = _Packs(self._pack, reader.pack_hashes())
-        except CompressionError as exc:
-            raise CompressionError(f"chunk {h.to_hex()} of database '{self.name}': {exc}") from None
-        self._readers.put(("c", h), (reader, packs), reader.nbytes)
-        return reader, packs
+        cached = self._readers.get((b"c", h.digest))
+        if cached is None:
+            try:
+                reader = ChunkReader(self.store.get_chunk(h))
+                hashes = reader.pack_hashes()
+            except CompressionError as exc:
+                raise CompressionError(f"chunk {h.to_hex()} of database '{self.name}': {exc}") from None
+            cached = (reader, hashes)
+            self._readers.put((b"c", h.digest), cached, reader.nbytes)
+        reader, hashes = cached  # type: ignore[misc]
+        return reader, _Packs(self._pack, hashes)
 
     def _chunk(self, h: SHA256Hash) -> list[SequenceRecord]:
         cached = self._chunk_cache.get(h)
@@ -361,9 +369,10 @@ class SequenceDatabase:
     def _record_at(self, manifest: Manifest, ci: int, ri: int) -> SequenceRecord:
         """Record ``ri`` of chunk ``ci``: from a chunk an export decoded whole, else read alone."""
         h = manifest.chunks[ci].hash
-        cached = self._chunk_cache.get(h)
-        if cached is not None:
-            return cached[0][ri]
+        if self._chunk_cache:
+            cached = self._chunk_cache.get(h)
+            if cached is not None:
+                return cached[0][ri]
         reader, packs = self._reader(h)
         return reader.record(ri, packs)
 
@@ -504,9 +513,12 @@ class SequenceDatabase:
             P built                JSON {"unique_sequences": n, "layout": 2}, written last
 
         Entries are trusted only under a marker of this layout: without one
-        (a build that was interrupted) or with another layout (layout 1 kept
-        one key per position, read with prefix scans), the version's entries
-        are dropped and built again from its chunks. Memory is bounded: up to
+        (a build that was interrupted) or with another (layout 1 kept one key
+        per position, read with prefix scans, and its marker has no
+        ``layout``), the version's entries are dropped and built again from
+        its chunks. (The reverse is not guarded: a release that wrote layout
+        1 trusts a layout-2 index and finds nothing in it; after going back
+        to one, run ``talaria-storage index rebuild``.) Memory is bounded: up to
         ``INDEX_BUILD_KEYS`` keys are gathered, then written; a key an earlier
         batch wrote (an accession or sequence met again in a later chunk)
         gets the earlier positions in front, read back with one ``get_many``.
@@ -606,8 +618,9 @@ class DatabaseSnapshot:
     (by this process or another) moves HEAD on -- take a new snapshot to
     see it. A version's manifest and objects are immutable, so a snapshot
     stays valid as long as they are in the store (a version deleted meanwhile
-    is collected by GC after its grace period; a look-up then fails with
-    :class:`StorageError`, never returns other records).
+    is collected by GC after its grace period; a look-up that needs one of
+    its objects then fails with :class:`StorageError` -- what the caches
+    still hold is that version's -- and never returns other records).
 
     The version's index entries are checked, or built, once, when the
     snapshot is made; look-ups are then one index point get each. It
@@ -666,7 +679,7 @@ class _Packs(Sequence[PackReader]):
     """The packs of a record chunk's pack table, each opened (through the database's reader
     cache) when first asked for, so a record's look-up opens only its own pack."""
 
-    __slots__ = ("_open", "_hashes")
+    __slots__ = ("_hashes", "_open")
 
     def __init__(self, open_pack: Callable[[SHA256Hash], PackReader], hashes: list[SHA256Hash]) -> None:
         self._open = open_pack
