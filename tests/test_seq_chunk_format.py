@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from talaria_storage.errors import CompressionError, ConfigError
+from talaria_storage.sequences.canonical import canonical
 from talaria_storage.sequences.chunk_format import (
     MAGIC,
     NUC2,
@@ -24,10 +25,12 @@ from talaria_storage.sequences.chunk_format import (
     ChunkCodec,
     ChunkReader,
     PackReader,
+    apply_residue_edit,
     decode_records,
     encode_chunk,
     encode_pack,
     encode_records,
+    residue_edit,
 )
 from talaria_storage.sequences.fasta import (
     FastaRecord,
@@ -84,10 +87,10 @@ def test_empty_chunk_round_trips() -> None:
     assert decode(encode_records([])) == ([], [])
 
 
-def test_headers_live_in_the_chunk_and_residues_in_the_pack() -> None:
+def test_headers_live_in_the_chunk_and_canonical_residues_in_the_pack() -> None:
     chunk, pack = encode_records(PROTEINS)
     assert ChunkReader(chunk).headers() == [r.header for r in PROTEINS]
-    assert PackReader(pack).sequences() == [r.residues for r in PROTEINS]
+    assert PackReader(pack).sequences() == list(dict.fromkeys(canonical(r.residues) for r in PROTEINS))
 
 
 def test_a_header_change_leaves_the_pack_unchanged() -> None:
@@ -311,3 +314,28 @@ def test_the_smallest_encoding_is_kept_per_block() -> None:
     random_genome = FastaRecord(b"y", random_dna(48_000))  # packed codes win here
     assert residue_encodings(encode_records([periodic])) == {ZSTD}
     assert residue_encodings(encode_records([random_genome])) <= {NUC2, NUC4}
+
+
+_WRITTEN_LETTERS = b"ACGTNacgtn \t\r*-"
+
+
+@given(st.binary(max_size=200).map(lambda b: bytes(_WRITTEN_LETTERS[x % len(_WRITTEN_LETTERS)] for x in b)))
+def test_a_residue_edit_gives_the_written_residues_back_from_the_canonical_ones(written: bytes) -> None:
+    canonical_residues, edit = residue_edit(written)
+    assert canonical_residues == canonical(written)
+    assert apply_residue_edit(canonical_residues, edit) == written
+    assert (edit == b"") == (written == canonical(written))
+
+
+def test_soft_masked_and_upper_case_copies_of_a_sequence_share_one_slot() -> None:
+    records = [FastaRecord(b"a", b"ACGTACGT"), FastaRecord(b"b", b"acgtACgt"), FastaRecord(b"c", b"AC GT\tACGT")]
+    chunk, pack = encode_records(records)
+    assert PackReader(pack).sequences() == [b"ACGTACGT"]
+    assert ChunkReader(chunk).records([PackReader(pack)]) == records
+    assert [ChunkReader(chunk).record(i, [PackReader(pack)]) for i in range(3)] == records
+
+
+def test_a_chunk_without_residue_edits_keeps_format_2() -> None:
+    chunk, _ = encode_records([FastaRecord(b"a", b"MKV")])
+    masked, _ = encode_records([FastaRecord(b"a", b"mkv")])
+    assert chunk[4] == 2 and masked[4] == 3

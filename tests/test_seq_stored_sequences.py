@@ -12,12 +12,13 @@ from talaria_storage.backends.memory import MemoryBackend
 
 from talaria_storage.hashing import SHA256Hash
 from talaria_storage.index import open_index
-from talaria_storage.sequences.chunk_format import PackReader
+from talaria_storage.sequences.chunk_format import PackReader, encode_pack
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.integrity import verify_store
-from talaria_storage.sequences.manifest import Manifest
-from talaria_storage.sequences.stored_sequences import KEY_PREFIX
+from talaria_storage.sequences.importing import sequence_keys
+from talaria_storage.sequences.manifest import ChunkEntry, Manifest
+from talaria_storage.sequences.stored_sequences import KEY_PREFIX, StoredSequences
 from talaria_storage.sequences.versions import VersionCatalog
 from talaria_storage.store import Store
 from talaria_storage.sync import push
@@ -178,7 +179,7 @@ def test_a_pack_missing_from_the_store_is_never_lent_to_a_new_version(tmp_path: 
         max_size=4,
     )
 )
-def test_every_distinct_residue_string_is_stored_once_and_every_release_exports_exactly(
+def test_every_distinct_canonical_sequence_is_stored_once_and_every_release_exports_exactly(
     tmp_path: Path, releases: list[list[tuple[int, bool]]]
 ) -> None:
     store = Store(MemoryBackend())
@@ -186,10 +187,22 @@ def test_every_distinct_residue_string_is_stored_once_and_every_release_exports_
     distinct: set[str] = set()
     for number, picks in enumerate(releases):
         sequences = [PROTEINS[i].lower() if masked else PROTEINS[i] for i, masked in picks]
-        distinct.update(sequences)
+        distinct.update(seq.upper() for seq in sequences)  # soft-masked copies are the same sequence
         path = _fasta(tmp_path / f"r{number}.fa", [f"R{number}_{k}" for k in range(len(picks))], sequences)
         db.import_files([path], version=f"r{number}")
     stored = sum(_own_slots(store, db.manifest(f"r{n}")[1]) for n in range(len(releases)))
     assert stored == len(distinct)
     for number in range(len(releases)):
         assert _export(db, f"r{number}") == (tmp_path / f"r{number}.fa").read_bytes()
+
+
+def test_a_slot_that_kept_soft_masked_letters_is_never_lent() -> None:
+    # Packs written before residue edits held residues as written; an edit applies to canonical ones.
+    store = Store(MemoryBackend())
+    pack = store.store_chunk(encode_pack([b"MKVL", b"mkvl", b"acgt"], None), compress=False)
+    manifest = Manifest("db", "v", 0.0, (), (ChunkEntry(SHA256Hash(bytes(32)), (), 3, 12, 0, 0, pack, 1),))
+    stored = StoredSequences(store, open_index("memory", None))
+    stored.live = {pack.digest: 1}
+    stored._map_version(SHA256Hash(bytes([1]) * 32), manifest)
+    mkvl, acgt = sequence_keys(b"MKVL")[1], sequence_keys(b"ACGT")[1]
+    assert stored.find([mkvl, acgt]) == {mkvl: (pack.digest, 0)}

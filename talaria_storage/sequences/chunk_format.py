@@ -1,4 +1,4 @@
-"""The serialised forms of sequence records: record chunks and sequence packs (format 2).
+"""The serialised forms of sequence records: record chunks (formats 2 and 3) and sequence packs.
 
 A chunk of records is stored as two kinds of content-addressed objects:
 
@@ -6,7 +6,11 @@ A chunk of records is stored as two kinds of content-addressed objects:
   sequence -- header, line layout, taxid, FASTQ ``+`` line -- and, per
   record, a *reference* ``(pack, slot)`` to its residues;
 * a **sequence pack** holds residues (and FASTQ qualities): each distinct
-  residue string once, in *slots* numbered from 0.
+  sequence once, in *slots* numbered from 0. A FASTA slot holds the
+  *canonical* residues (upper case, no whitespace: the sequence's identity),
+  so a soft-masked and an upper-case copy of one sequence share a slot; the
+  record chunk keeps, per record, the *residue edit* that gives its residues
+  back as written. A FASTQ slot holds residues and qualities as written.
 
 Why two objects: a release that only rewrites headers (ResFinder did, twice)
 re-stores the small record chunks and none of the residues, and a sequence
@@ -32,7 +36,7 @@ own kind than interleaved as in FASTA text.
 Container (both objects; integers little-endian)::
 
     magic        4 bytes  b"TSQC" record chunk, b"TSQP" sequence pack
-    version      u8       2 (record chunk), 1 (sequence pack)
+    version      u8       2 or 3 (record chunk), 1 (sequence pack)
     kind         u8       0 = FASTA, 1 = FASTQ
     reserved     u16      0
     count        u32      records (chunk) or slots (pack)
@@ -68,7 +72,14 @@ Record chunk streams, once decoded:
 * 10 references -- per record a varint ``p``: 0 means "the next new slot of
   pack 0" (slots taken in record order, the common case, so the stream is
   nearly all zeros), otherwise ``p - 1`` is the pack table index and a varint
-  slot follows.
+  slot follows;
+* 11 residue edits (format 3 only) -- per record a varint length, then its
+  edit (empty when the residues as written are canonical): a varint count
+  of lower-case runs, each a varint gap and a varint length over the
+  canonical residues, then a varint count of whitespace runs, each a varint
+  gap (canonical residues since the previous run), a varint length and the
+  bytes. Soft-masked genomes need a few bytes per masked run; protein sets
+  need none.
 
 Sequence pack streams: 2 lengths (u32 per slot), 6 residues and 8 qualities
 (the slots' bytes concatenated).
@@ -103,9 +114,12 @@ chunk store's SHA-256 cannot cover -- is still verified. A bad block is a
 :class:`CompressionError`, never wrong residues. A reference to a slot a
 pack does not have is one too.
 
-Versions: record chunks of format 1 (residues inside the chunk) were written
-only by pre-releases; reading one is a :class:`CompressionError` that says
-to re-import, never a misreading.
+Versions: a record chunk is written as format 3 only when some record needs
+a residue edit, else as format 2, so canonical data gives the same objects
+as before edits existed, and a reader that knows only format 2 refuses a
+chunk whose residues it would get wrong. Record chunks of format 1
+(residues inside the chunk) were written only by pre-releases; reading one
+is a :class:`CompressionError` that says to re-import, never a misreading.
 
 Determinism: the same records, references and codec give the same bytes.
 zstd runs with fixed parameters (level, no threads, content size and
@@ -149,14 +163,15 @@ from talaria_storage.sequences.fasta import (
 CHUNK_MAGIC = b"TSQC"
 PACK_MAGIC = b"TSQP"
 MAGIC = CHUNK_MAGIC  # the record chunk's magic, under its historical name
-CHUNK_VERSION = 2
+CHUNK_VERSION = 3  # written only when a record needs residue edits; otherwise 2 (see "Versions")
+CHUNK_VERSION_PLAIN = 2
 PACK_VERSION = 1
 VERSION = CHUNK_VERSION
 KIND_FASTA = 0
 KIND_FASTQ = 1
 
 HEADERS, LENGTHS, LAYOUT_TABLE, LAYOUT_INDEX, TAXIDS, RESIDUES, PLUS, QUALITIES = range(1, 9)
-PACK_TABLE, REFS = 9, 10
+PACK_TABLE, REFS, EDITS = 9, 10, 11
 STORED, ZSTD, NUC4, NUC2 = range(4)
 
 _STREAM_NAMES = {
@@ -170,6 +185,7 @@ _STREAM_NAMES = {
     QUALITIES: "qualities",
     PACK_TABLE: "pack table",
     REFS: "references",
+    EDITS: "residue edits",
 }
 
 _BLOCKS_KEPT = 4  # decoded residue (quality) blocks a reader keeps: random look-ups in one pack
@@ -693,12 +709,14 @@ def encode_chunk(
     *,
     plus: Sequence[bytes] | None = None,
     codec: ChunkCodec = DEFAULT_CODEC,
+    edits: Sequence[bytes] | None = None,
 ) -> bytes:
     """Serialise a record chunk.
 
     ``refs[i]`` is ``(pack table index, slot)`` of record ``i``'s residues;
     ``packs`` is the pack table (SHA-256 of each pack). ``plus`` (the ``+``
-    lines) makes it a FASTQ chunk.
+    lines) makes it a FASTQ chunk. ``edits[i]`` turns the slot's residues
+    into record ``i``'s as written (see :func:`residue_edit`).
     """
     count = len(headers)
     if not len(layouts) == len(taxids) == len(refs) == count:
@@ -719,6 +737,7 @@ def encode_chunk(
         packs,
         plus=b"\n".join(plus) if plus is not None else None,
         codec=codec,
+        edits=edits,
     )
 
 
@@ -733,9 +752,14 @@ def encode_chunk_joined(
     *,
     plus: bytes | None = None,
     codec: ChunkCodec = DEFAULT_CODEC,
+    edits: Sequence[bytes] | None = None,
 ) -> bytes:
     """:func:`encode_chunk` on columns: headers (and ``+`` lines) joined by newlines, the
-    distinct layouts and each record's row, references as ``pack << 32 | slot``."""
+    distinct layouts and each record's row, references as ``pack << 32 | slot``.
+
+    ``edits``: per record, the :func:`residue_edit` that turns its slot's
+    canonical residues back into the residues as written (``b""``: none).
+    """
     if count >= 1 << 32:
         raise ValueError("too many records for one chunk")
     if not len(layout_index) == len(taxids) == len(refs) == count:
@@ -759,10 +783,86 @@ def encode_chunk_joined(
     ]
     if plus is not None:
         streams.append((PLUS, plus))
+    version = CHUNK_VERSION_PLAIN
+    if edits is not None and any(edits):
+        if len(edits) != count:
+            raise ValueError(f"{len(edits)} residue edits for {count} records")
+        streams.append((EDITS, b"".join(_varints([len(e)]) + e for e in edits)))
+        version = CHUNK_VERSION
     compressors = _Compressors(codec.long_distance)
     entries = [(sid, [_block(data, codec.meta_level, compressors)]) for sid, data in streams]
     kind = KIND_FASTA if plus is None else KIND_FASTQ
-    return _container(CHUNK_MAGIC, CHUNK_VERSION, kind, count, entries)
+    return _container(CHUNK_MAGIC, version, kind, count, entries)
+
+
+_SPACE_RUN = re.compile(rb"[ \t\r\x0b\x0c]+")
+_LOWER_RUN = re.compile(rb"[a-z]+")
+_SPACES = b" \t\r\x0b\x0c"
+
+
+def residue_edit(written: bytes) -> tuple[bytes, bytes]:
+    """(canonical residues, the edit that gives ``written`` back); the edit is ``b""`` when
+    ``written`` is canonical already (upper case, no whitespace), as nearly all are.
+
+    The edit (see "Residue edits" in the module docstring): a varint count of
+    lower-case runs, each a varint gap and length over the canonical residues;
+    then a varint count of whitespace runs, each a varint gap (canonical
+    residues since the previous run), a varint length and the bytes.
+    """
+    spaces = [(m.start(), m.group()) for m in _SPACE_RUN.finditer(written)]
+    stripped = written.translate(None, _SPACES) if spaces else written
+    lower = [(m.start(), m.end()) for m in _LOWER_RUN.finditer(stripped)]
+    if not spaces and not lower:
+        return written, b""
+    out = bytearray(_varints([len(lower)]))
+    at = 0
+    for start, end in lower:
+        out += _varints((start - at, end - start))
+        at = end
+    out += _varints([len(spaces)])
+    removed = at = 0
+    for start, run in spaces:
+        position = start - removed  # where the run goes in the canonical residues
+        out += _varints((position - at, len(run)))
+        out += run
+        at = position
+        removed += len(run)
+    return stripped.upper(), bytes(out)
+
+
+def apply_residue_edit(residues: bytes, edit: bytes) -> bytes:
+    """The residues as written: :func:`residue_edit` undone on a slot's canonical residues."""
+    if not edit:
+        return residues
+    count, at = _read_varint(edit, 0)
+    text = bytearray(residues)
+    position = 0
+    for _ in range(count):
+        gap, at = _read_varint(edit, at)
+        length, at = _read_varint(edit, at)
+        position += gap
+        if position + length > len(text):
+            raise CompressionError("a residue edit runs past its sequence")
+        text[position : position + length] = text[position : position + length].lower()
+        position += length
+    count, at = _read_varint(edit, at)
+    if count:
+        pieces: list[bytes | bytearray] = []
+        position = taken = 0
+        for _ in range(count):
+            gap, at = _read_varint(edit, at)
+            length, at = _read_varint(edit, at)
+            position += gap
+            if position > len(text) or at + length > len(edit):
+                raise CompressionError("a residue edit runs past its sequence")
+            pieces += (text[taken:position], edit[at : at + length])
+            at += length
+            taken = position
+        pieces.append(text[taken:])
+        text = bytearray(b"".join(pieces))
+    if at != len(edit):
+        raise CompressionError("a residue edit has trailing bytes")
+    return bytes(text)
 
 
 def _encode_refs(refs: Sequence[int], packs: int) -> bytes:
@@ -803,8 +903,13 @@ def encode_records(
         raise ValueError("a chunk holds FASTA records or FASTQ records, not both")
     slots: dict[object, int] = {}
     refs: list[tuple[int, int]] = []
+    edits: list[bytes] = []
     for record in records:
-        key = (record.residues, record.qualities) if fastq else record.residues  # type: ignore[union-attr]
+        if fastq:
+            key: object = (record.residues, record.qualities)  # type: ignore[union-attr]
+        else:
+            key, edit = residue_edit(record.residues)
+            edits.append(edit)
         refs.append((0, slots.setdefault(key, len(slots))))
     if fastq:
         pack = encode_pack([k[0] for k in slots], [k[1] for k in slots], codec)  # type: ignore[index]
@@ -818,6 +923,7 @@ def encode_records(
         [hashlib.sha256(pack).digest()],
         plus=[r.plus for r in records] if fastq else None,  # type: ignore[union-attr]
         codec=codec,
+        edits=None if fastq else edits,
     )
     return chunk, pack
 
@@ -923,6 +1029,7 @@ class _Container:
         *,
         blocks: LRUCache | None = None,
         owner: Hashable | None = None,
+        oldest: int | None = None,
     ) -> None:
         if blocks is not None and owner is None:
             raise ValueError("a shared block cache needs an owner naming the object (its hash)")
@@ -936,11 +1043,12 @@ class _Container:
             raise CompressionError(f"{what} too short for its header") from exc
         if found != magic:
             raise CompressionError(f"not a {what} (magic {bytes(found)!r}, expected {magic!r})")
-        if found_version != version:
+        if not (oldest or version) <= found_version <= version:
             if found_version < version:
                 raise CompressionError(
                     f"{what} format {found_version} was written by a pre-release of talaria-storage "
-                    f"and is no longer read (this version reads format {version}): re-import the database"
+                    f"and is no longer read (this version reads format {oldest or version} to {version}): "
+                    "re-import the database"
                 )
             raise CompressionError(
                 f"{what} format {found_version} is newer than this talaria-storage reads "
@@ -1190,7 +1298,7 @@ class ChunkReader(_Container):
     """
 
     def __init__(self, data: bytes) -> None:
-        super().__init__(data, CHUNK_MAGIC, CHUNK_VERSION, "sequence chunk")
+        super().__init__(data, CHUNK_MAGIC, CHUNK_VERSION, "sequence chunk", oldest=CHUNK_VERSION_PLAIN)
 
     @property
     def nbytes(self) -> int:
@@ -1299,6 +1407,29 @@ class ChunkReader(_Container):
             self._cache[REFS] = cached
         return cached  # type: ignore[return-value]
 
+    def edit(self, index: int) -> bytes:
+        """Record ``index``'s residue edit (``b""``: its residues are its slot's, as stored)."""
+        edits = self.edits()
+        return edits[index] if edits is not None else b""
+
+    def edits(self) -> list[bytes] | None:
+        """Every record's residue edit, or None when the chunk has none (format 2)."""
+        if EDITS not in self._streams:
+            return None
+        cached = self._cache.get(EDITS)
+        if cached is None:
+            data = self._whole(EDITS)
+            cached = []
+            at = 0
+            for _ in range(self._count):
+                length, at = _read_varint(data, at)
+                cached.append(data[at : at + length])
+                at += length
+            if at != len(data):
+                raise CompressionError("sequence chunk residue edits do not match its record count")
+            self._cache[EDITS] = cached
+        return cached  # type: ignore[return-value]
+
     # -- records (residues from the packs)
 
     def _check_packs(self, packs: Sequence[PackReader]) -> None:
@@ -1325,7 +1456,7 @@ class ChunkReader(_Container):
             raise CompressionError("a FASTQ chunk refers to a FASTA pack, or the other way round")
         layout = self.layout(index)
         header = self._lines(HEADERS)[index]
-        residues = pack.residues(slot)
+        residues = apply_residue_edit(pack.residues(slot), self.edit(index))
         if self.fastq:
             return FastqRecord(header, residues, self._lines(PLUS)[index], pack.qualities(slot), layout)
         return FastaRecord(header, residues, layout)
@@ -1347,6 +1478,9 @@ class ChunkReader(_Container):
             else:
                 found.append({slot: reader.residues(slot) for slot in sorted(slots)})
         residues = [found[p][s] for p, s in refs]
+        edits = self.edits()
+        if edits is not None:
+            residues = [apply_residue_edit(r, e) for r, e in zip(residues, edits)]
         headers = self._lines(HEADERS)
         layouts = self.layouts()
         if self.fastq:

@@ -69,6 +69,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import re
 import sys
 import threading
 from array import array
@@ -85,6 +86,7 @@ from talaria_storage.sequences.chunk_format import (
     ChunkCodec,
     encode_chunk_joined,
     encode_pack_joined,
+    residue_edit,
 )
 from talaria_storage.sequences.chunking import (
     ChunkingPolicy,
@@ -113,6 +115,8 @@ if TYPE_CHECKING:
 POOL_THRESHOLD = 2 << 20  # bytes of input on disk from which a process pool pays off
 PIECE_SIZE = 2 << 20  # decompressed bytes per parse task
 DEDUP_WINDOW = 1 << 17  # dedup keys per generation (two generations are kept)
+# A FASTA residue byte that canonical form changes (newlines only separate records here).
+_NOT_CANONICAL = re.compile(rb"[a-z \t\r\x0b\x0c]")
 REUSED = 1 << 31  # first pack ordinal of packs reused from earlier versions (see SequencePacker)
 
 Labeller = Callable[[bytes], int]
@@ -139,12 +143,15 @@ class Parsed(NamedTuple):
 def sequence_keys(residues: bytes, qualities: bytes | None = None) -> tuple[bytes, bytes]:
     """(canonical sequence SHA-256, dedup key) of a record.
 
-    The dedup key names the exact bytes a pack slot stores: the first 16
-    bytes of SHA-256 of the residues as written (case and spaces kept; for
-    FASTQ, residues, a newline and qualities). Most residues are already
-    canonical, and then the canonical hash is that hash and is not computed
-    twice. 128 bits make an accidental collision among even 10^12 keys
-    about 10^-15 likely.
+    The dedup key names what a pack slot stores: for FASTA the canonical
+    residues (upper case, no whitespace; the record chunk keeps how each
+    occurrence was written, see ``residue_edit`` in
+    :mod:`~talaria_storage.sequences.chunk_format`), so ``ACGT`` and
+    ``acgt`` are one slot; it is then the first 16 bytes of the canonical
+    hash. FASTQ slots hold residues and qualities as written (qualities
+    pair with the written letters), keyed by SHA-256 of the residues, a
+    newline and the qualities. 128 bits make an accidental collision among
+    even 10^12 keys about 10^-15 likely.
     """
     # Parsed residues hold no line breaks; upper case without spaces or tabs is canonical.
     if residues.isupper() and b" " not in residues and b"\t" not in residues:
@@ -154,9 +161,7 @@ def sequence_keys(residues: bytes, qualities: bytes | None = None) -> tuple[byte
     digest = hashlib.sha256(text).digest()
     if qualities is not None:
         return digest, hashlib.sha256(residues + b"\n" + qualities).digest()[:16]
-    if text == residues:
-        return digest, digest[:16]
-    return digest, hashlib.sha256(residues).digest()[:16]
+    return digest, digest[:16]
 
 
 def describe(records: list[SequenceRecord], label: Labeller | None) -> Parsed:
@@ -306,6 +311,7 @@ class EncodeTask(NamedTuple):
     plus: bytes | None  # joined by newlines
     foreign: list[bytes]  # the pack table after the own pack: earlier chunks' pack hashes
     codec: ChunkCodec
+    edits: list[bytes] | None = None  # per record, residues as written from canonical (FASTA)
 
 
 class Encoded(NamedTuple):
@@ -327,7 +333,7 @@ def encode_task(task: EncodeTask) -> Encoded:
     index = [rows.setdefault(layout, len(rows)) for layout in task.layouts]
     chunk = encode_chunk_joined(
         task.headers, task.records, list(rows), index, task.taxids, task.refs, table,
-        plus=task.plus, codec=task.codec,
+        plus=task.plus, codec=task.codec, edits=task.edits,
     )
     return Encoded(pack, pack_digest, chunk, hashlib.sha256(chunk).digest())
 
@@ -702,7 +708,15 @@ class ImportRun:
                     foreign.append(self._digest_of(ordinal))
                 refs.append(index << 32 | (location & 0xFFFFFFFF))
         count = len(planned)
-        if len(new) == count:
+        edits: list[bytes] | None = None
+        if planned.qualities is None and _NOT_CANONICAL.search(planned.residues):
+            # Soft-masked or spaced residues: the pack gets canonical residues, the chunk the edits.
+            pairs = [residue_edit(r) for r in planned.column("residues")]
+            edits = [edit for _, edit in pairs]
+            residues = b"".join([pairs[i][0] for i in new])
+            lengths = array("I", [len(pairs[i][0]) for i in new])
+            qualities = None
+        elif len(new) == count:
             residues, lengths = planned.residues.replace(b"\n", b""), None
             qualities = planned.qualities.replace(b"\n", b"") if planned.qualities is not None else None
         else:
@@ -727,6 +741,7 @@ class ImportRun:
             plus=planned.plus[:-1] if planned.plus is not None else None,
             foreign=foreign,
             codec=self.codec,
+            edits=edits,
         )
         entry = len(self.entries)
         self.entries.append(None)

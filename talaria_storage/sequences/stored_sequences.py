@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING
 from talaria_storage.errors import ChunkNotFound, CompressionError, HashMismatch
 from talaria_storage.hashing import SHA256Hash
 from talaria_storage.keys import REFS
+from talaria_storage.sequences.canonical import canonical
 from talaria_storage.sequences.chunk_format import PackReader
 
 if TYPE_CHECKING:
@@ -118,7 +119,15 @@ class StoredSequences:
             except (ChunkNotFound, CompressionError, HashMismatch):
                 unreadable.add(entry.pack.digest)
                 continue
-            self.add(entry.pack.digest, [sequence_keys(r, q)[1] for r, q in zip(residues, qualities)])
+            # A FASTA slot is lent only if it holds canonical residues (packs written before
+            # residue edits kept soft-masked letters in the slot): edits apply to canonical ones.
+            self.add(
+                entry.pack.digest,
+                [
+                    sequence_keys(r, q)[1] if q is not None or r == canonical(r) else None
+                    for r, q in zip(residues, qualities)
+                ],
+            )
         if not unreadable:
             return self.mark(manifest_hash, manifest)
         return b"".join(
@@ -137,10 +146,10 @@ class StoredSequences:
                     found[key] = (digest, slot)
         return found
 
-    def add(self, pack: bytes, keys: Iterable[bytes]) -> None:
-        """Map each of ``keys`` to its slot (its position in ``keys``) of ``pack``."""
+    def add(self, pack: bytes, keys: Iterable[bytes | None]) -> None:
+        """Map each of ``keys`` to its slot (its position in ``keys``) of ``pack``; None: not lent."""
         self.index.write_batch(
-            (KEY_PREFIX + key, _LOCATION.pack(pack, slot)) for slot, key in enumerate(keys)
+            (KEY_PREFIX + key, _LOCATION.pack(pack, slot)) for slot, key in enumerate(keys) if key is not None
         )
 
     def mark(self, manifest_hash: SHA256Hash, manifest: Manifest) -> bytes:
