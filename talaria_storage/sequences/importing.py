@@ -153,11 +153,8 @@ def sequence_keys(residues: bytes, qualities: bytes | None = None) -> tuple[byte
     newline and the qualities. 128 bits make an accidental collision among
     even 10^12 keys about 10^-15 likely.
     """
-    # Parsed residues hold no line breaks; upper case without spaces or tabs is canonical.
-    if residues.isupper() and b" " not in residues and b"\t" not in residues:
-        text = residues
-    else:
-        text = canonical(residues)
+    # Parsed residues hold no line breaks; without lower case or whitespace they are canonical.
+    text = residues if _NOT_CANONICAL.search(residues) is None else canonical(residues)
     digest = hashlib.sha256(text).digest()
     if qualities is not None:
         return digest, hashlib.sha256(residues + b"\n" + qualities).digest()[:16]
