@@ -206,3 +206,14 @@ def test_a_slot_that_kept_soft_masked_letters_is_never_lent() -> None:
     stored._map_version(SHA256Hash(bytes([1]) * 32), manifest)
     mkvl, acgt = sequence_keys(b"MKVL")[1], sequence_keys(b"ACGT")[1]
     assert stored.find([mkvl, acgt]) == {mkvl: (pack.digest, 0)}
+
+
+def test_a_ref_to_a_missing_manifest_does_not_stop_an_import_into_another_database(tmp_path: Path) -> None:
+    store = Store(MemoryBackend())
+    store.database("broken").import_files([_release(tmp_path, "a.fa", list(range(5)))], version="v1")
+    for h in set(store.refs.list("refs/broken/").values()):
+        store.backend.delete(store.manifests.key_for(h))
+    db = SequenceDatabase(store, "fine", index=open_index("memory", None))
+    source = _release(tmp_path, "b.fa", list(range(5, 10)))
+    db.import_files([source], version="v1")
+    assert _export(db) == source.read_bytes()

@@ -28,8 +28,10 @@ map is a cache, never trusted on its own:
   import or an index copied from elsewhere costs a re-stored sequence,
   never a dangling reference;
 * a live version without a marker (an index lost or built elsewhere, a
-  version pulled by sync) has its packs read and their slots hashed once,
-  before the import uses the map;
+  version pulled by sync) has its own packs read and their slots hashed
+  once, before the import uses the map (a pack it only reuses is mapped
+  through the version that stored it; once that version is deleted, such
+  a pack's sequences are stored again by the next import that meets them);
 * the manifest that refers to a reused pack is published only if the pack
   is still in the store (``VersionCatalog.publish`` checks every object),
   and the import records the pack in its processing state as soon as it
@@ -54,7 +56,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from talaria_storage.errors import ChunkNotFound, CompressionError, HashMismatch
+from talaria_storage.errors import ChunkNotFound, CompressionError, HashMismatch, StorageError
 from talaria_storage.hashing import SHA256Hash
 from talaria_storage.keys import REFS
 from talaria_storage.sequences.canonical import canonical
@@ -93,7 +95,11 @@ class StoredSequences:
         live: dict[bytes, int] = {}
         for h, marker in zip(manifests, markers):
             if marker is None:
-                marker = self._map_version(h, catalog.load(h))
+                try:
+                    manifest = catalog.load(h)
+                except StorageError:
+                    continue  # a ref to a missing manifest: verify and gc name it; it lends nothing
+                marker = self._map_version(h, manifest)
             for offset in range(0, len(marker), _PACK.size):
                 digest, size = _PACK.unpack_from(marker, offset)
                 live[digest] = size
