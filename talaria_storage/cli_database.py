@@ -703,7 +703,9 @@ def database_stats(store: Store, spec: str | None) -> list[dict[str, Any]]:
     """Per-database statistics: of ``NAME[@VERSION]``, or of every database's HEAD.
 
     ``stored_bytes`` are the version's distinct objects (record chunks,
-    sequence packs, order objects) as serialised; ``ratio`` is its uncompressed FASTA bytes over them.
+    sequence packs -- whole, also those it shares with other versions --,
+    order objects) as serialised: what a copy of this version alone needs;
+    ``ratio`` is its uncompressed FASTA bytes over them.
     ``dedup_bytes_saved`` is what content addressing saves across the
     database's versions: the bytes each version would store on its own,
     summed, minus the bytes of the distinct chunks they all reference.

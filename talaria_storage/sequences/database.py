@@ -122,7 +122,9 @@ class DatabaseStats:
     unique_sequences: int
     residues: int
     chunks: int
-    stored_bytes: int  # distinct record chunks, sequence packs and order objects, as serialised
+    # distinct record chunks, sequence packs (its own and those it shares with other versions,
+    # whole) and order objects, as serialised: what a copy of this version alone needs
+    stored_bytes: int
     input_bytes: int  # source files as read (compressed, if they were)
     logical_bytes: int  # uncompressed FASTA/FASTQ bytes (what a byte-exact export writes)
     ratio: float  # logical_bytes / stored_bytes
