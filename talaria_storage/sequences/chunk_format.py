@@ -804,7 +804,7 @@ def residue_edit(written: bytes) -> tuple[bytes, bytes]:
     """(canonical residues, the edit that gives ``written`` back); the edit is ``b""`` when
     ``written`` is canonical already (upper case, no whitespace), as nearly all are.
 
-    The edit (see "Residue edits" in the module docstring): a varint count of
+    The edit (stream 11 in the module docstring): a varint count of
     lower-case runs, each a varint gap and length over the canonical residues;
     then a varint count of whitespace runs, each a varint gap (canonical
     residues since the previous run), a varint length and the bytes.
