@@ -46,7 +46,8 @@ Container (both objects; integers little-endian)::
       blocks     u32      number of blocks
       block entry, repeated:
         encoding u8       0 empty, 1 zstd, 2 zstd of 4-bit nucleotides,
-                          3 zstd of 2-bit nucleotides
+                          3 zstd of 2-bit nucleotides, 4 zstd against the
+                          chunk's dictionary (stream 12)
         raw      u32      bytes once decoded
         stored   u32      bytes in the payload
     payload      the blocks' stored bytes, in entry order, nothing between them
@@ -79,7 +80,19 @@ Record chunk streams, once decoded:
   canonical residues, then a varint count of whitespace runs, each a varint
   gap (canonical residues since the previous run), a varint length and the
   bytes. Soft-masked genomes need a few bytes per masked run; protein sets
-  need none.
+  need none;
+* 12 dictionary chunks (format 3 only) -- u8 depth, the 32-byte SHA-256 the
+  chunk would have standing alone, then the 32-byte SHA-256 of each
+  dictionary chunk: earlier record chunks (the previous release's) whose
+  headers and references streams, decoded and joined by newlines, are the
+  zstd raw-content dictionaries of this chunk's headers and references
+  blocks of encoding 4. Releases of a database mostly repeat their
+  records, so these compress to a fraction (ResFinder: a release's
+  28 KB of headers to 0.1-5 KB when a few records change). A dictionary
+  chunk may have a dictionary itself; depth is 1 + the deepest of them,
+  at most ``MAX_DICTIONARY_DEPTH``, which bounds what reading one chunk
+  decodes. A block is compressed against the dictionary only when that
+  makes it at most ``DICTIONARY_GAIN`` of its size alone.
 
 Sequence pack streams: 2 lengths (u32 per slot), 6 residues and 8 qualities
 (the slots' bytes concatenated).
@@ -115,15 +128,17 @@ chunk store's SHA-256 cannot cover -- is still verified. A bad block is a
 pack does not have is one too.
 
 Versions: a record chunk is written as format 3 only when some record needs
-a residue edit, else as format 2, so canonical data gives the same objects
-as before edits existed, and a reader that knows only format 2 refuses a
-chunk whose residues it would get wrong. Record chunks of format 1
+a residue edit or a block is compressed against a dictionary, else as
+format 2, so a first import of canonical data gives the same objects as
+before either existed, and a reader that knows only format 2 refuses a
+chunk it would misread. Record chunks of format 1
 (residues inside the chunk) were written only by pre-releases; reading one
 is a :class:`CompressionError` that says to re-import, never a misreading.
 
-Determinism: the same records, references and codec give the same bytes.
-zstd runs with fixed parameters (level, no threads, content size and
-checksum written), no dictionary, no timestamps, and every table is in
+Determinism: the same records, references, dictionary chunks and codec
+give the same bytes. zstd runs with fixed parameters (level, no threads,
+content size and checksum written, no dictionary id), a dictionary only as
+stream 12 names it, no timestamps, and every table is in
 record (slot) order. The bytes depend on the zstd library's output, which is
 stable within a library version; another libzstd may encode the same records
 differently (decoding is unaffected, but the objects' hashes change, so a
@@ -142,7 +157,7 @@ import threading
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, repeat
 
@@ -171,8 +186,8 @@ KIND_FASTA = 0
 KIND_FASTQ = 1
 
 HEADERS, LENGTHS, LAYOUT_TABLE, LAYOUT_INDEX, TAXIDS, RESIDUES, PLUS, QUALITIES = range(1, 9)
-PACK_TABLE, REFS, EDITS = 9, 10, 11
-STORED, ZSTD, NUC4, NUC2 = range(4)
+PACK_TABLE, REFS, EDITS, DICTIONARY = 9, 10, 11, 12
+STORED, ZSTD, NUC4, NUC2, ZSTD_DICT = range(5)
 
 _STREAM_NAMES = {
     HEADERS: "headers",
@@ -186,7 +201,15 @@ _STREAM_NAMES = {
     PACK_TABLE: "pack table",
     REFS: "references",
     EDITS: "residue edits",
+    DICTIONARY: "dictionary chunks",
 }
+# Streams that may be compressed against the same streams of earlier chunks (stream 12), and
+# the gain that must bring: at most this fraction of the stream compressed alone.
+DICTIONARY_STREAMS = (HEADERS, REFS)
+DICTIONARY_GAIN = 0.75
+# How many earlier chunks deep a chunk's headers may depend on (chunk A's dictionary is B,
+# whose dictionary is C, ...): reading a chunk decodes at most this many header streams more.
+MAX_DICTIONARY_DEPTH = 4
 
 _BLOCKS_KEPT = 4  # decoded residue (quality) blocks a reader keeps: random look-ups in one pack
 _FIXED = struct.Struct("<4sBBHIB")
@@ -753,12 +776,16 @@ def encode_chunk_joined(
     plus: bytes | None = None,
     codec: ChunkCodec = DEFAULT_CODEC,
     edits: Sequence[bytes] | None = None,
+    dictionary: ChunkDictionary | None = None,
 ) -> bytes:
     """:func:`encode_chunk` on columns: headers (and ``+`` lines) joined by newlines, the
     distinct layouts and each record's row, references as ``pack << 32 | slot``.
 
     ``edits``: per record, the :func:`residue_edit` that turns its slot's
     canonical residues back into the residues as written (``b""``: none).
+    ``dictionary``: earlier record chunks whose headers and references this
+    chunk's are compressed against, where that pays (stream 12 in the module
+    docstring).
     """
     if count >= 1 << 32:
         raise ValueError("too many records for one chunk")
@@ -791,8 +818,55 @@ def encode_chunk_joined(
         version = CHUNK_VERSION
     compressors = _Compressors(codec.long_distance)
     entries = [(sid, [_block(data, codec.meta_level, compressors)]) for sid, data in streams]
+    if dictionary is not None and dictionary.chunks:
+        plain_entries = list(entries)
+        used = False
+        for i, (sid, data) in enumerate(streams):
+            if sid in DICTIONARY_STREAMS and data:
+                against = dictionary.compress(sid, data, codec.meta_level)
+                if len(against) <= DICTIONARY_GAIN * len(entries[i][1][0][2]):
+                    entries[i] = (sid, [(ZSTD_DICT, len(data), against)])
+                    used = True
+        if used:
+            # The chunk as it would stand alone is named too: an unchanged chunk of the next
+            # release is then recognised as this one (see importing.ChunkBases).
+            plain = hashlib.sha256(_container(CHUNK_MAGIC, version, KIND_FASTA if plus is None else KIND_FASTQ,
+                                              count, plain_entries)).digest()
+            table = bytes([dictionary.depth]) + plain + b"".join(dictionary.chunks)
+            entries.append((DICTIONARY, [_block(table, codec.meta_level, compressors)]))
+            version = CHUNK_VERSION
     kind = KIND_FASTA if plus is None else KIND_FASTQ
     return _container(CHUNK_MAGIC, version, kind, count, entries)
+
+
+@dataclass(frozen=True)
+class ChunkDictionary:
+    """Earlier record chunks (32-byte SHA-256 each) and, per stream of
+    ``DICTIONARY_STREAMS``, their streams joined (:func:`dictionary_text`): what
+    a new chunk's headers and references may be compressed against (stream 12)."""
+
+    chunks: tuple[bytes, ...]
+    texts: tuple[bytes, ...]  # one per DICTIONARY_STREAMS entry
+    depth: int = 1  # the new chunk's: 1 + the deepest of ``chunks`` (a stand-alone chunk is 0)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.depth <= MAX_DICTIONARY_DEPTH:
+            raise ValueError(f"a chunk dictionary makes chunks 1 to {MAX_DICTIONARY_DEPTH} deep, not {self.depth}")
+        if len(self.texts) != len(DICTIONARY_STREAMS):
+            raise ValueError(f"a chunk dictionary has one text per stream of {DICTIONARY_STREAMS}")
+
+    def compress(self, stream_id: int, data: bytes, level: int) -> bytes:
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, threads=0, write_content_size=1, write_checksum=1, write_dict_id=0
+        )
+        text = self.texts[DICTIONARY_STREAMS.index(stream_id)]
+        found = zstandard.ZstdCompressionDict(text, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        return zstandard.ZstdCompressor(dict_data=found, compression_params=params).compress(data)
+
+
+def dictionary_text(streams: Sequence[bytes]) -> bytes:
+    """A stream's dictionary: the same stream of each dictionary chunk, joined by newlines."""
+    return b"\n".join(streams)
 
 
 _SPACE_RUN = re.compile(rb"[ \t\r\x0b\x0c]+")
@@ -1118,6 +1192,8 @@ class _Container:
                 out = _decompressor().decompress(payload)
             elif encoding in (NUC4, NUC2):
                 out = _NucleotideBlock(_decompressor().decompress(payload), encoding, raw)
+            elif encoding == ZSTD_DICT and stream_id in DICTIONARY_STREAMS:
+                out = self._dictionary_decompressor(stream_id).decompress(payload)
             else:
                 raise CompressionError(f"unknown block encoding {encoding} in {self._what}")
         except zstandard.ZstdError as exc:
@@ -1141,6 +1217,9 @@ class _Container:
                 del self._block_cache[old]
         self._block_cache[key] = out  # type: ignore[index]
         return out
+
+    def _dictionary_decompressor(self, stream_id: int) -> zstandard.ZstdDecompressor:
+        raise CompressionError(f"a {self._what} has no dictionary")
 
     def _decode_block(self, stream_id: int, index: int) -> bytes:
         """Block ``index`` of a stream, as bytes."""
@@ -1297,8 +1376,58 @@ class ChunkReader(_Container):
     the :class:`PackReader` of every pack table entry, in table order.
     """
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, dictionary: Callable[[list[SHA256Hash], int], bytes] | None = None) -> None:
+        """``dictionary(chunks, stream id)`` gives the :func:`dictionary_text` of a stream of
+        dictionary chunks, for a chunk compressed against them (the database reads them)."""
         super().__init__(data, CHUNK_MAGIC, CHUNK_VERSION, "sequence chunk", oldest=CHUNK_VERSION_PLAIN)
+        self._dictionary = dictionary
+
+    def dictionary_chunks(self) -> list[SHA256Hash]:
+        """The record chunks whose headers this chunk's headers are compressed against (often none)."""
+        if DICTIONARY not in self._streams:
+            return []
+        table = self._whole(DICTIONARY)[33:]
+        if len(table) % 32 or not table:
+            raise CompressionError(f"sequence chunk dictionary table is {len(table)} bytes, not a multiple of 32")
+        return [SHA256Hash(table[i : i + 32]) for i in range(0, len(table), 32)]
+
+    def plain_digest(self) -> bytes:
+        """SHA-256 of this chunk as it would be stored standing alone (its own hash if it does)."""
+        if DICTIONARY not in self._streams:
+            return hashlib.sha256(self._data).digest()
+        table = self._whole(DICTIONARY)
+        if len(table) < 65:
+            raise CompressionError(f"sequence chunk dictionary table is {len(table)} bytes, too short")
+        return table[1:33]
+
+    def dictionary_depth(self) -> int:
+        """0 for a chunk that stands alone, else 1 + the deepest of its dictionary chunks."""
+        if DICTIONARY not in self._streams:
+            return 0
+        depth = self._whole(DICTIONARY)[0]
+        if not 1 <= depth <= MAX_DICTIONARY_DEPTH:
+            raise CompressionError(f"sequence chunk claims a dictionary depth of {depth}")
+        return depth
+
+    def stream_size(self, stream_id: int) -> int:
+        """Bytes of a stream once decoded (0 when the chunk has none), without decoding it."""
+        stream = self._streams.get(stream_id)
+        return sum(block[1] for block in stream.blocks) if stream is not None else 0
+
+    def stream_text(self, stream_id: int) -> bytes:
+        """A stream of ``DICTIONARY_STREAMS`` as stored, decoded (what a dictionary is made of)."""
+        if stream_id not in DICTIONARY_STREAMS:
+            raise ValueError(f"stream {stream_id} is not one a dictionary is made of")
+        return self._whole(stream_id)
+
+    def _dictionary_decompressor(self, stream_id: int) -> zstandard.ZstdDecompressor:
+        if self._dictionary is None:
+            raise CompressionError(
+                "sequence chunk is compressed against earlier chunks: read it through its database"
+            )
+        text = self._dictionary(self.dictionary_chunks(), stream_id)
+        found = zstandard.ZstdCompressionDict(text, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        return zstandard.ZstdDecompressor(dict_data=found)
 
     @property
     def nbytes(self) -> int:

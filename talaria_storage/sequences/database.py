@@ -39,6 +39,7 @@ import multiprocessing
 import os
 import struct
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -54,10 +55,23 @@ from talaria_storage.sequences.canonical import (
     digests,
     parse_sequence_id,
 )
-from talaria_storage.sequences.chunk_format import ChunkCodec, ChunkReader, LRUCache, PackReader
+from talaria_storage.sequences.chunk_format import (
+    ChunkCodec,
+    ChunkReader,
+    LRUCache,
+    PackReader,
+    DICTIONARY_STREAMS,
+    dictionary_text,
+)
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.fasta import FastqRecord, SequenceRecord, write_records
-from talaria_storage.sequences.importing import POOL_THRESHOLD, ImportRun, header_labeller
+from talaria_storage.sequences.importing import (
+    POOL_THRESHOLD,
+    DictionaryBase,
+    DictionaryBases,
+    ImportRun,
+    header_labeller,
+)
 from talaria_storage.sequences.manifest import Manifest, SourceFile
 from talaria_storage.sequences.order import decode_order
 from talaria_storage.sequences.stored_sequences import StoredSequences
@@ -170,6 +184,7 @@ class SequenceDatabase:
         # the packs decoded (shared: a look-up lands in any block of any pack), by bytes.
         self._readers = LRUCache(READER_CACHE_BYTES)
         self._blocks = LRUCache(BLOCK_CACHE_BYTES)
+        self._resolve_dictionary = _dictionary_resolver(self)
         self._cache_size = 16  # packs whose slot digests an index build keeps (see _walk)
 
     # ------------------------------------------------------------------------------ import
@@ -222,6 +237,7 @@ class SequenceDatabase:
             with ImportRun(
                 self.store, self.codec, self.chunking, processes=self._processes_for(files_in), threads=self.threads,
                 operation_id=state.operation_id, completed=state.completed_chunks, stored=stored,
+                dictionary_bases=self._dictionary_bases(expected_head),
             ) as run:
                 for done in run.import_files(files_in, label, header_taxa, fallback, progress):
                     sources.append(done.source)
@@ -244,6 +260,7 @@ class SequenceDatabase:
             extra={"files": files, "chunking": {"min": self.chunking.min_size, "target": self.chunking.target_size,
                                 "max": self.chunking.max_size}, "codec": self.codec.to_dict()},
             reused_packs=run.reused_packs(),
+            dictionary_chunks=run.dictionary_chunks(),
         )
         manifest_hash = self.catalog.publish(manifest, expected_head)
         stored.mark(manifest_hash, manifest)
@@ -345,7 +362,7 @@ class SequenceDatabase:
         cached = self._readers.get((b"c", h.digest))
         if cached is None:
             try:
-                reader = ChunkReader(self.store.get_chunk(h))
+                reader = ChunkReader(self.store.get_chunk(h), dictionary=self._resolve_dictionary)
                 hashes = reader.pack_hashes()
             except CompressionError as exc:
                 raise CompressionError(f"chunk {h.to_hex()} of database '{self.name}': {exc}") from None
@@ -353,6 +370,51 @@ class SequenceDatabase:
             self._readers.put((b"c", h.digest), cached, reader.nbytes)
         reader, hashes = cached  # type: ignore[misc]
         return reader, _Packs(self._pack, hashes)
+
+    def _dictionary_text(self, hashes: list[SHA256Hash], stream_id: int) -> bytes:
+        """What a chunk's stream was compressed against (chunk_format stream 12)."""
+        key = (b"d", stream_id, tuple(h.digest for h in hashes))
+        cached = self._readers.get(key)
+        if cached is not None:
+            return cached  # type: ignore[return-value]
+        parts = []
+        for h in hashes:
+            try:
+                base, _ = self._reader(h)
+            except ChunkNotFound:
+                raise StorageError(
+                    f"dictionary chunk {h.to_hex()} of database '{self.name}' is missing from {self.store.location}: "
+                    "restore it from a remote (sync pull) or re-import the version"
+                ) from None
+            parts.append(base.stream_text(stream_id))  # a chain of dictionaries resolves here, depth-bounded
+        text = dictionary_text(parts)
+        self._readers.put(key, text, len(text))
+        return text
+
+    def _dictionary_bases(self, head: SHA256Hash | None) -> DictionaryBases | None:
+        """The previous version's record chunks, for the next one's (see
+        :class:`DictionaryBases`); None without a previous version or when it cannot be read."""
+        if head is None:
+            return None
+        try:
+            manifest = self.catalog.load(head)
+            bases: dict[SHA256Hash, DictionaryBase] = {}
+            for entry in manifest.chunks:
+                if entry.hash not in bases:
+                    reader, _ = self._reader(entry.hash)
+                    bases[entry.hash] = DictionaryBase(
+                        entry.hash.digest, frozenset(entry.taxa),
+                        sum(reader.stream_size(sid) + 1 for sid in DICTIONARY_STREAMS), entry.size,
+                        reader.dictionary_depth(), reader.plain_digest(),
+                    )
+        except StorageError:
+            return None  # the import still works, its chunks just stand alone
+
+        def texts(digest: bytes) -> tuple[bytes, ...]:
+            reader, _ = self._reader(SHA256Hash(digest))
+            return tuple(reader.stream_text(sid) for sid in DICTIONARY_STREAMS)
+
+        return DictionaryBases(list(bases.values()), texts, inherited=manifest.dictionary_chunks)
 
     def _chunk(self, h: SHA256Hash) -> list[SequenceRecord]:
         cached = self._chunk_cache.get(h)
@@ -707,3 +769,17 @@ def _normalized(record: SequenceRecord, width: int) -> bytes:
     elif seq:
         lines.append(seq)
     return b"\n".join(lines) + b"\n"
+
+
+def _dictionary_resolver(db: SequenceDatabase) -> Callable[[list[SHA256Hash], int], bytes]:
+    """``db._dictionary_text`` for the chunk readers ``db`` caches, through a weak reference:
+    a bound method would make a reference cycle (see ``SequenceDatabase._reader``)."""
+    owner = weakref.ref(db)
+
+    def resolve(hashes: list[SHA256Hash], stream_id: int) -> bytes:
+        found = owner()
+        if found is None:
+            raise StorageError("the database this chunk was read through is closed; read it again")
+        return found._dictionary_text(hashes, stream_id)
+
+    return resolve

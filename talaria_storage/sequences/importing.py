@@ -82,9 +82,13 @@ from talaria_storage.errors import InputFormatError
 from talaria_storage.hashing import SHA256Hash
 from talaria_storage.sequences.canonical import canonical
 from talaria_storage.sequences.chunk_format import (
+    MAX_DICTIONARY_DEPTH,
     ChunkCodec,
+    ChunkReader,
+    ChunkDictionary,
     encode_chunk_joined,
     encode_pack_joined,
+    dictionary_text,
     residue_edit,
 )
 from talaria_storage.sequences.chunking import (
@@ -319,6 +323,10 @@ class EncodeTask(NamedTuple):
     foreign: list[bytes]  # the pack table after the own pack: earlier chunks' pack hashes
     codec: ChunkCodec
     edits: list[bytes] | None = None  # per record, residues as written from canonical (FASTA)
+    dictionary: ChunkDictionary | None = None  # earlier chunks its headers may compress against
+    # The previous version's chunks by the hash each would have standing alone: an unchanged
+    # chunk is then that chunk again, not a new object compressed against it.
+    same_as: dict[bytes, bytes] | None = None
 
 
 class Encoded(NamedTuple):
@@ -326,6 +334,9 @@ class Encoded(NamedTuple):
     pack_digest: bytes | None
     chunk: bytes
     chunk_digest: bytes
+    dictionary: tuple[bytes, ...] = ()  # the dictionary chunks the chunk's headers were compressed against
+    # True: the chunk is a chunk of the previous version (``chunk`` is empty, nothing to store)
+    existing: bool = False
 
 
 def encode_task(task: EncodeTask) -> Encoded:
@@ -340,9 +351,16 @@ def encode_task(task: EncodeTask) -> Encoded:
     index = [rows.setdefault(layout, len(rows)) for layout in task.layouts]
     chunk = encode_chunk_joined(
         task.headers, task.records, list(rows), index, task.taxids, task.refs, table,
-        plus=task.plus, codec=task.codec, edits=task.edits,
+        plus=task.plus, codec=task.codec, edits=task.edits, dictionary=task.dictionary,
     )
-    return Encoded(pack, pack_digest, chunk, hashlib.sha256(chunk).digest())
+    if task.dictionary is None:
+        return Encoded(pack, pack_digest, chunk, hashlib.sha256(chunk).digest())
+    reader = ChunkReader(chunk)
+    existing = (task.same_as or {}).get(reader.plain_digest())
+    if existing is not None:
+        return Encoded(pack, pack_digest, b"", existing, existing=True)
+    used = tuple(h.digest for h in reader.dictionary_chunks())
+    return Encoded(pack, pack_digest, chunk, hashlib.sha256(chunk).digest(), used)
 
 
 def encode_in_worker(task: EncodeTask) -> Encoded:
@@ -351,6 +369,87 @@ def encode_in_worker(task: EncodeTask) -> Encoded:
         return encode_task(task)
     finally:
         release_free_memory()
+
+
+# --------------------------------------------------------------------------- header bases
+
+
+@dataclass(frozen=True, slots=True)
+class DictionaryBase:
+    """A record chunk of the previous version, as a dictionary for the next one's chunks."""
+
+    digest: bytes
+    taxa: frozenset[int]  # its records' taxa, 0 left out
+    text_size: int  # bytes of its streams of chunk_format.DICTIONARY_STREAMS, decoded
+    size: int  # its serialised bytes
+    depth: int  # its dictionary depth (0: it stands alone)
+    plain: bytes  # SHA-256 of it standing alone (its own digest when it does)
+
+
+class DictionaryBases:
+    """What a new version's record chunks may be compressed against: the previous version's.
+
+    Releases of one database mostly repeat their records, so each new chunk's
+    headers and references are compressed with the same streams of the
+    previous version's chunks of the same taxa (no taxa: those without) as
+    a zstd raw-content dictionary, up to ``limit`` bytes of them, in the
+    previous manifest's order; a chunk whose records did not change at all
+    is the previous chunk again (``same_as``), not a new object. Reading a
+    chunk needs its dictionary chunks' streams, and theirs: a chain, at most
+    ``chunk_format.MAX_DICTIONARY_DEPTH`` long, so chunks that deep are not
+    offered (the next chunk stands alone and starts a new chain). The
+    encoder keeps a dictionary only where it pays
+    (``chunk_format.DICTIONARY_GAIN``). Measured on the 14 ResFinder
+    releases: see ``benchmarks/README.md``.
+    """
+
+    def __init__(
+        self,
+        bases: Sequence[DictionaryBase],
+        texts: Callable[[bytes], tuple[bytes, ...]],
+        limit: int = 4 << 20,
+        inherited: Sequence[tuple[SHA256Hash, int]] = (),
+    ) -> None:
+        """``texts(digest)``: a base's streams of ``DICTIONARY_STREAMS``, read when a
+        dictionary is made (so memory holds a few dictionaries, never a whole release).
+        ``inherited``: the previous version's own dictionary chunks, which a chunk that
+        uses one of its chunks as a dictionary needs too (they are listed in its manifest)."""
+        self._texts = texts
+        self.inherited = tuple(inherited)
+        self.depths = {base.digest: base.depth for base in bases}
+        self.same_as = {base.plain: base.digest for base in bases}
+        self._bases = [b for b in bases if b.depth < MAX_DICTIONARY_DEPTH]
+        self._limit = limit
+        self._by_taxon: dict[int, list[int]] = {}
+        for i, base in enumerate(self._bases):
+            for taxon in base.taxa or {0}:
+                self._by_taxon.setdefault(taxon, []).append(i)
+        self._made: dict[tuple[int, ...], ChunkDictionary] = {}
+        self.sizes = {base.digest: base.size for base in bases}
+
+    def for_taxa(self, taxa: Sequence[int]) -> ChunkDictionary | None:
+        wanted = {t for t in taxa if t} or {0}
+        candidates = sorted({i for t in wanted for i in self._by_taxon.get(t, ())})
+        chosen: list[int] = []
+        size = 0
+        for i in candidates:
+            size += self._bases[i].text_size
+            if size > self._limit:
+                break
+            chosen.append(i)
+        if not chosen:
+            return None
+        key = tuple(chosen)
+        made = self._made.get(key)
+        if made is None:
+            self._made.clear()  # chunks of one taxon group come one after another: keep one
+            digests = tuple(self._bases[i].digest for i in chosen)
+            made = self._made[key] = ChunkDictionary(
+                digests,
+                tuple(dictionary_text(texts) for texts in zip(*(self._texts(d) for d in digests))),
+                1 + max(self._bases[i].depth for i in chosen),
+            )
+        return made
 
 
 # --------------------------------------------------------------------------- the run
@@ -535,6 +634,7 @@ class ImportRun:
         operation_id: str | None = None,
         completed: frozenset[SHA256Hash] = frozenset(),
         stored: StoredSequences | None = None,
+        dictionary_bases: DictionaryBases | None = None,
     ) -> None:
         self.store = store
         # Resumable state (StatefulStorage): objects an interrupted run of the same import
@@ -550,6 +650,9 @@ class ImportRun:
         self.stored = stored
         self.packer = SequencePacker(window, stored)
         self._reuse_recorded = 0
+        self.dictionary_bases = dictionary_bases
+        self._dictionary_used: dict[bytes, None] = {}  # dictionary chunks used, in order of first use
+        self._reused_deep = False  # a chunk of the previous version that has a dictionary is reused
         self.entries: list[ChunkEntry | None] = []
         self.new_chunks = 0
         self.new_packs = 0
@@ -749,6 +852,8 @@ class ImportRun:
             foreign=foreign,
             codec=self.codec,
             edits=edits,
+            dictionary=self.dictionary_bases.for_taxa(planned.taxa) if self.dictionary_bases is not None else None,
+            same_as=self.dictionary_bases.same_as if self.dictionary_bases is not None else None,
         )
         entry = len(self.entries)
         self.entries.append(None)
@@ -791,16 +896,27 @@ class ImportRun:
             self._pack_digest[pending.own] = encoded.pack_digest
             del self._owner[pending.own]
             pack = SHA256Hash(encoded.pack_digest)
+        size = len(encoded.chunk)
+        if encoded.existing:
+            assert self.dictionary_bases is not None
+            size = self.dictionary_bases.sizes.get(encoded.chunk_digest, 0)
+            self._reused_deep = self._reused_deep or self.dictionary_bases.depths.get(encoded.chunk_digest, 0) > 0
+            self.record_completed([SHA256Hash(encoded.chunk_digest)])
         self.entries[pending.entry] = ChunkEntry(
             SHA256Hash(encoded.chunk_digest),
             pending.taxa,
             pending.records,
             pending.residues,
-            len(encoded.chunk),
+            size,
             pending.file_index,
             pack,
             len(encoded.pack) if encoded.pack is not None else 0,
         )
+        fresh = [d for d in encoded.dictionary if d not in self._dictionary_used]
+        if fresh:
+            # Like a reused pack: a GC root of this import before the version names it.
+            self._dictionary_used.update(dict.fromkeys(fresh))
+            self.record_completed([SHA256Hash(d) for d in fresh])
         self._stores.append(self._io.submit(self._store, encoded, pending.new_keys))
         # Back-pressure: encoded objects wait in memory until written, so a slow backend
         # (fsync per object, a remote bucket) must slow the import down, not fill memory.
@@ -812,12 +928,24 @@ class ImportRun:
         live = self.stored.live if self.stored is not None else {}
         return tuple((SHA256Hash(d), live.get(d, 0)) for d in self.packer.reused)
 
+    def dictionary_chunks(self) -> tuple[tuple[SHA256Hash, int], ...]:
+        """The earlier record chunks this version's headers need, with sizes: those its chunks
+        were compressed against and, when one of those has a dictionary, the chunks it needs."""
+        bases = self.dictionary_bases
+        if bases is None or not (self._dictionary_used or self._reused_deep):
+            return ()
+        needed = [(SHA256Hash(d), bases.sizes.get(d, 0)) for d in self._dictionary_used]
+        if self._reused_deep or any(bases.depths.get(d, 0) for d in self._dictionary_used):
+            named = {h for h, _ in needed}
+            needed += [(h, size) for h, size in bases.inherited if h not in named]
+        return tuple(needed)
+
     def _store(self, encoded: Encoded, new_keys: list[bytes]) -> None:
         """Write a chunk's objects (storing thread); map its own pack's sequences for later imports."""
         store = self.store
         done: list[SHA256Hash] = []
         for data, digest, is_pack in ((encoded.pack, encoded.pack_digest, True), (encoded.chunk, encoded.chunk_digest, False)):
-            if data is None or digest is None:
+            if data is None or digest is None or (not is_pack and encoded.existing):
                 continue
             h = SHA256Hash(digest)
             if h in self.completed:

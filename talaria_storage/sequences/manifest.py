@@ -33,7 +33,7 @@ from talaria_storage.errors import StorageError
 from talaria_storage.hashing import SHA256Hash
 
 MANIFEST_FORMAT = "talaria-manifest"
-MANIFEST_VERSION = 2  # 2: ``reused_packs`` ("packs"); a manifest without them is still written as 1
+MANIFEST_VERSION = 2  # 2: ``reused_packs`` ("packs"), ``dictionary_chunks``; without them, still 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ class ChunkEntry:
 class ManifestObject:
     """One ``chunks/`` object a version needs: what it is, its hash and size (0 = not recorded)."""
 
-    kind: str  # "chunk", "sequence pack", "record order object" or "taxonomy object"
+    kind: str  # "chunk", "sequence pack", "dictionary chunk", "record order object" or "taxonomy object"
     hash: SHA256Hash
     size: int
 
@@ -86,6 +86,9 @@ class Manifest:
     # record chunks refer to, with their sizes: sequences the store already held when this
     # version was imported (see :mod:`talaria_storage.sequences.stored_sequences`).
     reused_packs: tuple[tuple[SHA256Hash, int], ...] = ()
+    # Record chunks of earlier versions whose headers this version's chunks are compressed
+    # against (see stream 12 in :mod:`talaria_storage.sequences.chunk_format`), with sizes.
+    dictionary_chunks: tuple[tuple[SHA256Hash, int], ...] = ()
 
     @property
     def merkle_root(self) -> SHA256Hash:
@@ -126,6 +129,8 @@ class Manifest:
                 add("sequence pack", entry.pack, entry.pack_size)
         for pack, size in self.reused_packs:
             add("sequence pack", pack, size)
+        for chunk, size in self.dictionary_chunks:
+            add("dictionary chunk", chunk, size)
         for file in self.extra.get("files", []):
             if file.get("order"):
                 add("record order object", SHA256Hash.from_hex(file["order"]), int(file.get("order_size", 0)))
@@ -148,7 +153,7 @@ class Manifest:
         doc: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             # Version 1 readers know no reused packs: a GC of theirs would delete them.
-            "format_version": MANIFEST_VERSION if self.reused_packs else 1,
+            "format_version": MANIFEST_VERSION if self.reused_packs or self.dictionary_chunks else 1,
             "database": self.database,
             "version": self.version,
             "created": self.created,
@@ -164,6 +169,8 @@ class Manifest:
         }
         if self.reused_packs:
             doc["packs"] = [[h.to_hex(), size] for h, size in self.reused_packs]
+        if self.dictionary_chunks:
+            doc["dictionaries"] = [[h.to_hex(), size] for h, size in self.dictionary_chunks]
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
@@ -184,6 +191,9 @@ class Manifest:
                 chunks=tuple(_chunk_entry(row) for row in doc["chunks"]),
                 extra=doc.get("extra", {}),
                 reused_packs=tuple((SHA256Hash.from_hex(h), int(size)) for h, size in doc.get("packs", [])),
+                dictionary_chunks=tuple(
+                    (SHA256Hash.from_hex(h), int(size)) for h, size in doc.get("dictionaries", [])
+                ),
             )
         except StorageError:
             raise
