@@ -1548,15 +1548,15 @@ class ChunkReader(_Container):
         cached = self._cache.get(EDITS)
         if cached is None:
             data = self._whole(EDITS)
-            cached = []
+            edits: list[bytes] = []
             at = 0
             for _ in range(self._count):
                 length, at = _read_varint(data, at)
-                cached.append(data[at : at + length])
+                edits.append(data[at : at + length])
                 at += length
             if at != len(data):
                 raise CompressionError("sequence chunk residue edits do not match its record count")
-            self._cache[EDITS] = cached
+            cached = self._cache[EDITS] = edits
         return cached  # type: ignore[return-value]
 
     # -- records (residues from the packs)

@@ -56,11 +56,11 @@ from talaria_storage.sequences.canonical import (
     parse_sequence_id,
 )
 from talaria_storage.sequences.chunk_format import (
+    DICTIONARY_STREAMS,
     ChunkCodec,
     ChunkReader,
     LRUCache,
     PackReader,
-    DICTIONARY_STREAMS,
     dictionary_text,
 )
 from talaria_storage.sequences.chunking import ChunkingPolicy

@@ -84,11 +84,11 @@ from talaria_storage.sequences.canonical import canonical
 from talaria_storage.sequences.chunk_format import (
     MAX_DICTIONARY_DEPTH,
     ChunkCodec,
-    ChunkReader,
     ChunkDictionary,
+    ChunkReader,
+    dictionary_text,
     encode_chunk_joined,
     encode_pack_joined,
-    dictionary_text,
     residue_edit,
 )
 from talaria_storage.sequences.chunking import (
