@@ -353,14 +353,13 @@ def encode_task(task: EncodeTask) -> Encoded:
         task.headers, task.records, list(rows), index, task.taxids, task.refs, table,
         plus=task.plus, codec=task.codec, edits=task.edits, dictionary=task.dictionary,
     )
-    if task.dictionary is None:
-        return Encoded(pack, pack_digest, chunk, hashlib.sha256(chunk).digest())
-    reader = ChunkReader(chunk)
-    existing = (task.same_as or {}).get(reader.plain_digest())
+    digest = hashlib.sha256(chunk).digest()
+    reader = ChunkReader(chunk) if task.dictionary is not None else None
+    existing = (task.same_as or {}).get(reader.plain_digest() if reader is not None else digest)
     if existing is not None:
         return Encoded(pack, pack_digest, b"", existing, existing=True)
-    used = tuple(h.digest for h in reader.dictionary_chunks())
-    return Encoded(pack, pack_digest, chunk, hashlib.sha256(chunk).digest(), used)
+    used = tuple(h.digest for h in reader.dictionary_chunks()) if reader is not None else ()
+    return Encoded(pack, pack_digest, chunk, digest, used)
 
 
 def encode_in_worker(task: EncodeTask) -> Encoded:
