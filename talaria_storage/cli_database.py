@@ -27,14 +27,20 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 
-from talaria_storage.cli import byte_progress_bar, EXIT_FAILURE, JsonOption, _human_bytes, app, emit_json, state
+from talaria_storage.cli import (
+    EXIT_FAILURE,
+    JsonOption,
+    _human_bytes,
+    app,
+    byte_progress_bar,
+    emit_json,
+    state,
+)
 from talaria_storage.errors import StorageError
 from talaria_storage.keys import validate_name
 
 if TYPE_CHECKING:
-    from talaria_storage.sequences.database import SequenceDatabase
     from talaria_storage.sequences.fasta import SequenceRecord
-    from talaria_storage.sequences.manifest import Manifest
     from talaria_storage.store import Store
 
 taxonomy_app = typer.Typer(help="Store NCBI taxdumps as versioned objects.", no_args_is_help=True)
@@ -594,17 +600,6 @@ def taxonomy_list(ctx: typer.Context, json_output: JsonOption = False) -> None:
 # -- index ----------------------------------------------------------------------------------------
 
 
-def _rebuild_index(db: SequenceDatabase, manifest_hash: Any, manifest: Manifest) -> dict[str, Any]:
-    """Drop the index entries of one manifest and build them again from its chunks.
-
-    Uses the database's own index-building step (``_ensure_index``, which
-    starts by dropping a prefix with no ``built`` marker); the entries are
-    keyed by manifest hash, so dropping them cannot touch another version.
-    """
-    db.index.delete_prefix(db._prefix(manifest_hash))
-    return db._ensure_index(manifest_hash, manifest)
-
-
 @index_app.command("rebuild")
 def index_rebuild(
     ctx: typer.Context,
@@ -632,8 +627,8 @@ def index_rebuild(
     for name in names:
         db = store.database(name)
         for info in catalog.versions(name):
-            h, manifest = db.manifest(info.version)
-            built = _rebuild_index(db, h, manifest)
+            _, manifest = db.manifest(info.version)
+            built = db.rebuild_index(info.version)
             report.append(
                 {
                     "database": name,

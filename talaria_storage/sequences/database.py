@@ -565,6 +565,13 @@ class SequenceDatabase:
     def _prefix(self, manifest_hash: SHA256Hash) -> bytes:
         return b"m/" + manifest_hash.to_hex().encode() + b"/"
 
+    def rebuild_index(self, version: str | None = None) -> dict[str, Any]:
+        """Drop a version's look-up entries and build them again from its chunks (``index
+        rebuild``); the entries are keyed by manifest, so no other version is touched."""
+        h, manifest = self.manifest(version)
+        self.index.delete_prefix(self._prefix(h))
+        return self._ensure_index(h, manifest)
+
     def _ensure_index(self, manifest_hash: SHA256Hash, manifest: Manifest) -> dict[str, Any]:
         """Build a version's index entries unless whole ones are there; return its marker's info.
 
