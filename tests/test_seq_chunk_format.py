@@ -339,3 +339,27 @@ def test_a_chunk_without_residue_edits_keeps_format_2() -> None:
     chunk, _ = encode_records([FastaRecord(b"a", b"MKV")])
     masked, _ = encode_records([FastaRecord(b"a", b"mkv")])
     assert chunk[4] == 2 and masked[4] == 3
+
+
+def test_the_redundant_level_never_makes_a_gene_set_larger() -> None:
+    rng = random.Random(5)
+    gene = [rng.choice("ACGT") for _ in range(1500)]
+    variants = []
+    for _ in range(200):  # alleles: one gene with a few point mutations each
+        allele = list(gene)
+        for _ in range(8):
+            allele[rng.randrange(len(allele))] = rng.choice("ACGT")
+        variants.append("".join(allele).encode())
+    records = [FastaRecord(b"g%d" % i, seq) for i, seq in enumerate(variants)]
+    strong = encode_records(records)  # default: redundant_level 17, against the packed codes
+    fast = encode_records(records, codec=ChunkCodec(redundant_level=3))
+    assert len(strong[1]) <= len(fast[1])
+    assert ChunkReader(strong[0]).records([PackReader(strong[1])]) == records
+
+
+@pytest.mark.shared_data
+def test_a_real_redundant_gene_set_gains_from_the_redundant_level(shared_data: Path) -> None:
+    records = list(read_fasta(next((shared_data / "versions" / "resfinder").glob("*2025-12-05*"))))
+    strong = encode_records(records)
+    fast = encode_records(records, codec=ChunkCodec(redundant_level=3))
+    assert len(strong[1]) < 0.9 * len(fast[1])

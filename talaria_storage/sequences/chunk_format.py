@@ -250,8 +250,18 @@ class ChunkCodec:
     fifth of a UniProt file. ``block_size`` is the raw size of a residue
     block: larger compresses redundant sets better, smaller makes a
     single-record read cheaper. ``long_distance`` turns on zstd's long
-    distance matcher (window 128 MiB) for blocks of several MiB. Figures and
-    commands: ``benchmarks/bench_formats.py``.
+    distance matcher (window 128 MiB) for blocks of several MiB.
+    ``redundant_level`` (17) re-compresses a nucleotide block that level
+    ``nucleotide_level`` already brings under 2 bits a base -- a redundant
+    gene set (ResFinder, 16S/23S), never a genome -- where zstd's
+    optimal-parsing levels find the long near-repeats between similar genes
+    (ResFinder: 11.6 -> 14.8x, past xz -9's 14.3x; WoL 16S: 16.6 -> ~24x;
+    at 2-5 MB/s for those blocks; 16 and 17 are where zstd switches to its
+    ultra strategies: level 15 gives 12.7x and 19.5x). Such sets are small
+    beside proteomes and genomes, whose speed is unchanged; set it to
+    ``nucleotide_level`` to import them fast. Decoding speed does not depend
+    on the level. Figures and commands: ``benchmarks/bench_formats.py``,
+    ``benchmarks/README.md``.
     """
 
     level: int = 2
@@ -260,9 +270,10 @@ class ChunkCodec:
     pack_nucleotides: bool = True
     long_distance: bool = False
     nucleotide_level: int = 3
+    redundant_level: int = 17
 
     def __post_init__(self) -> None:
-        for name in ("level", "meta_level", "nucleotide_level"):
+        for name in ("level", "meta_level", "nucleotide_level", "redundant_level"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= 22:
                 raise ConfigError(f"chunk codec {name} must be an integer 1..22, got {value!r}")
@@ -279,6 +290,8 @@ class ChunkCodec:
             "block_size": self.block_size,
             "pack_nucleotides": self.pack_nucleotides,
             "long_distance": self.long_distance,
+            "nucleotide_level": self.nucleotide_level,
+            "redundant_level": self.redundant_level,
         }
 
     @classmethod
@@ -292,6 +305,8 @@ class ChunkCodec:
             "block_size",
             "pack_nucleotides",
             "long_distance",
+            "nucleotide_level",
+            "redundant_level",
         }
         if unknown:
             raise ConfigError(f"unknown chunk codec keys {sorted(unknown)}")
@@ -621,6 +636,7 @@ def _block(
     compressors: _Compressors,
     nucleotides: bool = False,
     nucleotide_level: int = 3,
+    redundant_level: int = 3,
 ) -> tuple[int, int, bytes]:
     """Encode one block: (encoding, raw size, stored bytes).
 
@@ -642,6 +658,11 @@ def _block(
     # codes may still help, 2-bit ones break repeats at odd offsets. Over it (a genome),
     # 2-bit codes are the ones that beat raw text.
     bits = 4 if len(raw) * 4 < len(data) else 2
+    if bits == 4 and redundant_level > nucleotide_level:
+        # A redundant gene set: worth the slow optimal-parsing levels (see ChunkCodec); the
+        # packed codes below still win on some (near-identical alleles), so both compete.
+        slow = compressors.compress(data, redundant_level)
+        raw = slow if len(slow) < len(raw) else raw
     payload = _nucleotide_payload(data, upper, bits)
     if payload is None:
         bits, payload = 4, _nucleotide_payload(data, upper, 4)
@@ -660,7 +681,10 @@ def _blocked(data: bytes, codec: ChunkCodec, compressors: _Compressors, nucleoti
     """A residue or quality stream cut into ``codec.block_size`` blocks (none when empty)."""
     size = codec.block_size
     return [
-        _block(data[at : at + size], codec.level, compressors, nucleotides, codec.nucleotide_level)
+        _block(
+            data[at : at + size], codec.level, compressors, nucleotides, codec.nucleotide_level,
+            codec.redundant_level,
+        )
         for at in range(0, len(data), size)
     ]
 
