@@ -9,7 +9,7 @@ points at *before* moving it (DESIGN.md §3).
 from __future__ import annotations
 
 from talaria_storage.backend import Backend
-from talaria_storage.errors import InvalidHash, StorageError
+from talaria_storage.errors import InvalidHash, RefConflict, StorageError
 from talaria_storage.hashing import SHA256Hash
 from talaria_storage.keys import REFS, validate_key
 
@@ -46,6 +46,38 @@ class RefStore:
     def set(self, key: str, new: SHA256Hash) -> None:
         """Point ``key`` at ``new`` unconditionally (``--force``)."""
         self.backend.put(validate_key(key), _encode(new))
+
+    def publish(
+        self,
+        version_key: str,
+        head_key: str,
+        new: SHA256Hash,
+        expected_head: SHA256Hash | None,
+        *,
+        force: bool = False,
+        taken: str = "that version name is taken: choose another, or pass --force to re-point it",
+    ) -> None:
+        """Name ``new`` as a version and make it HEAD (database versions, taxdumps).
+
+        The version ref is create-only -- naming the same hash again is a
+        no-op, another hash is a :class:`RefConflict` (``taken`` is its hint)
+        unless ``force`` -- and HEAD moves from ``expected_head`` by
+        compare-and-swap, so a concurrent publisher is detected, not overwritten.
+        """
+        if not self.compare_and_swap(version_key, None, new):
+            existing = self.get(version_key)
+            if existing != new:
+                if not force:
+                    raise RefConflict(version_key, None, existing.to_hex() if existing else None, hint=taken)
+                self.set(version_key, new)
+        if force:
+            self.set(head_key, new)
+        elif not self.compare_and_swap(head_key, expected_head, new):
+            actual = self.get(head_key)
+            if actual != new:
+                raise RefConflict(
+                    head_key, expected_head.to_hex() if expected_head else None, actual.to_hex() if actual else None
+                )
 
     def delete(self, key: str) -> None:
         self.backend.delete(validate_key(key))

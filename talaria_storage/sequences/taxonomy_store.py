@@ -133,23 +133,10 @@ class TaxonomyCatalog:
         # The serialised form is zstd-compressed already: store it as is.
         h = self.store.store_chunk(taxonomy.to_bytes(), compress=False)
         self._loaded[h] = taxonomy
-        if not self.store.refs.compare_and_swap(version_key, None, h):
-            existing = self.store.refs.get(version_key)
-            if existing != h:
-                if not force:
-                    raise RefConflict(
-                        version_key, None, existing.to_hex() if existing else None,
-                        hint="that taxonomy version name is taken: choose another version, or pass --force",
-                    )
-                self.store.refs.set(version_key, h)
-        if force:
-            self.store.refs.set(head_key, h)
-        elif not self.store.refs.compare_and_swap(head_key, expected_head, h):
-            actual = self.store.refs.get(head_key)
-            if actual != h:
-                raise RefConflict(
-                    head_key, expected_head.to_hex() if expected_head else None, actual.to_hex() if actual else None
-                )
+        self.store.refs.publish(
+            version_key, head_key, h, expected_head, force=force,
+            taken="that taxonomy version name is taken: choose another version, or pass --force",
+        )
         return TaxonomyVersion(version, h, True)
 
     # -- reading --------------------------------------------------------------------------------

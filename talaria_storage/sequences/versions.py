@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from talaria_storage.errors import ChunkNotFound, RefConflict, StorageError, VersionNotFound
+from talaria_storage.errors import ChunkNotFound, StorageError, VersionNotFound
 from talaria_storage.hashing import SHA256Hash
 from talaria_storage.keys import REDUCTIONS, REFS, TAXONOMY, TAXONOMY_LABELS, ref_key, validate_name
 from talaria_storage.sequences.manifest import Manifest
@@ -105,25 +105,10 @@ class VersionCatalog:
                 f"e.g. {missing[0].to_hex()}"
             )
         h = self.store.manifests.store_chunk(manifest.to_bytes())
-        version_key = ref_key(manifest.database, manifest.version)
-        if not self.store.refs.compare_and_swap(version_key, None, h):
-            existing = self.store.refs.get(version_key)
-            if existing != h:
-                if not force:
-                    raise RefConflict(
-                        version_key, None, existing.to_hex() if existing else None,
-                        hint="that version name is taken: choose another --version, or pass --force to re-point it",
-                    )
-                self.store.refs.set(version_key, h)
-        head_key = ref_key(manifest.database, HEAD)
-        if force:
-            self.store.refs.set(head_key, h)
-        elif not self.store.refs.compare_and_swap(head_key, expected_head, h):
-            actual = self.store.refs.get(head_key)
-            if actual != h:
-                raise RefConflict(
-                    head_key, expected_head.to_hex() if expected_head else None, actual.to_hex() if actual else None
-                )
+        self.store.refs.publish(
+            ref_key(manifest.database, manifest.version), ref_key(manifest.database, HEAD), h, expected_head,
+            force=force, taken="that version name is taken: choose another --version, or pass --force to re-point it",
+        )
         return h
 
     def delete_version(self, database: str, version: str) -> None:
