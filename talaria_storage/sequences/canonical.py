@@ -37,6 +37,9 @@ from talaria_storage.errors import InvalidSequenceId
 from talaria_storage.hashing import SHA256Hash
 
 _WHITESPACE = b" \t\r\n\x0b\x0c"
+# Whitespace canonical form drops inside parsed residues (which hold no newlines).
+RESIDUE_SPACES = _WHITESPACE.replace(b"\n", b"")
+_EACH_RESIDUE_SPACE = tuple(bytes([c]) for c in RESIDUE_SPACES)
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 _SHA512T24U = re.compile(r"[A-Za-z0-9_-]{32}")
@@ -47,6 +50,19 @@ IdKind = Literal["sha256", "refget", "md5"]
 def canonical(residues: bytes) -> bytes:
     """Upper-case ``residues`` and drop whitespace (see the module docstring)."""
     return residues.translate(None, _WHITESPACE).upper()
+
+
+def is_canonical(text: bytes) -> bool:
+    """True when ``text`` has no lower-case letter and no whitespace but newlines
+    (parsed residues, or several joined by newlines, need no :func:`canonical`).
+
+    Written with ``bytes`` methods (each a C scan) rather than one regular
+    expression: on UniProt's 40 MB of residues the regex cost 0.2 s of an
+    import's main process, these a few milliseconds.
+    """
+    if not text.isupper() and text.upper() != text:  # isupper() is False without letters too
+        return False
+    return not any(space in text for space in _EACH_RESIDUE_SPACE)
 
 
 def sequence_hash(residues: bytes) -> SHA256Hash:

@@ -165,6 +165,7 @@ import zstandard
 
 from talaria_storage.errors import CompressionError, ConfigError
 from talaria_storage.hashing import SHA256Hash
+from talaria_storage.sequences.canonical import RESIDUE_SPACES
 from talaria_storage.sequences.fasta import (
     CRLF,
     LF,
@@ -893,9 +894,8 @@ def dictionary_text(streams: Sequence[bytes]) -> bytes:
     return b"\n".join(streams)
 
 
-_SPACE_RUN = re.compile(rb"[ \t\r\x0b\x0c]+")
+_SPACE_RUN = re.compile(b"[" + re.escape(RESIDUE_SPACES) + b"]+")
 _LOWER_RUN = re.compile(rb"[a-z]+")
-_SPACES = b" \t\r\x0b\x0c"
 
 
 def residue_edit(written: bytes) -> tuple[bytes, bytes]:
@@ -908,7 +908,7 @@ def residue_edit(written: bytes) -> tuple[bytes, bytes]:
     residues since the previous run), a varint length and the bytes.
     """
     spaces = [(m.start(), m.group()) for m in _SPACE_RUN.finditer(written)]
-    stripped = written.translate(None, _SPACES) if spaces else written
+    stripped = written.translate(None, RESIDUE_SPACES) if spaces else written
     lower = [(m.start(), m.end()) for m in _LOWER_RUN.finditer(stripped)]
     if not spaces and not lower:
         return written, b""
