@@ -88,6 +88,7 @@ class ImportProgress:
         self._total = sum(size for _, size in self._files)
         self._done = 0
         self._next_file = 0
+        self._boundary = self._files[0][1] if self._files else 0  # bytes read once file _next_file is done
         self._bar: Any = None
         self._task: Any = None
 
@@ -103,13 +104,12 @@ class ImportProgress:
         if self._bar is not None:
             self._bar.update(self._task, completed=self._done)
             return
-        finished = 0
-        for index, (_, size) in enumerate(self._files):
-            finished += size
-            if index >= self._next_file and self._done >= finished:
-                path, _ = self._files[index]
-                typer.echo(f"read {path} ({_human_bytes(size)})", err=True)
-                self._next_file = index + 1
+        while self._next_file < len(self._files) and self._done >= self._boundary:
+            path, size = self._files[self._next_file]
+            typer.echo(f"read {path} ({_human_bytes(size)})", err=True)
+            self._next_file += 1
+            if self._next_file < len(self._files):
+                self._boundary += self._files[self._next_file][1]
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

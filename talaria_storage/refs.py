@@ -8,6 +8,8 @@ points at *before* moving it (DESIGN.md §3).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from talaria_storage.backend import Backend
 from talaria_storage.errors import InvalidHash, RefConflict, StorageError
 from talaria_storage.hashing import SHA256Hash
@@ -16,6 +18,14 @@ from talaria_storage.keys import REFS, validate_key
 
 def _encode(h: SHA256Hash) -> bytes:
     return (h.to_hex() + "\n").encode()
+
+
+# Builds the error for a ref found elsewhere than expected: (key, expected, found).
+Conflict = Callable[[str, "SHA256Hash | None", "SHA256Hash | None"], RefConflict]
+
+
+def _conflict(key: str, expected: SHA256Hash | None, found: SHA256Hash | None) -> RefConflict:
+    return RefConflict(key, expected.to_hex() if expected else None, found.to_hex() if found else None)
 
 
 class RefStore:
@@ -47,6 +57,45 @@ class RefStore:
         """Point ``key`` at ``new`` unconditionally (``--force``)."""
         self.backend.put(validate_key(key), _encode(new))
 
+    def create(self, key: str, new: SHA256Hash, *, force: bool = False, conflict: Conflict = _conflict) -> bool:
+        """Create ``key`` naming ``new``; True when this call wrote it.
+
+        A ref that already names ``new`` (an interrupted earlier run, or a
+        write whose answer was lost) is left as it is: False. One that names
+        another hash is re-pointed with ``force``, else ``conflict(key, None,
+        found)`` is raised.
+        """
+        if self.compare_and_swap(key, None, new):
+            return True
+        found = self.get(key)
+        if found == new:
+            return False
+        if not force:
+            raise conflict(key, None, found)
+        self.set(key, new)
+        return True
+
+    def advance(
+        self,
+        key: str,
+        expected: SHA256Hash | None,
+        new: SHA256Hash,
+        *,
+        force: bool = False,
+        conflict: Conflict = _conflict,
+    ) -> bool:
+        """Move ``key`` from ``expected`` to ``new`` by compare-and-swap (``force``: set it); True
+        when this call moved it. Already at ``new`` (a lost answer): False. Elsewhere: ``conflict``."""
+        if force:
+            self.set(key, new)
+            return True
+        if self.compare_and_swap(key, expected, new):
+            return True
+        found = self.get(key)
+        if found != new:
+            raise conflict(key, expected, found)
+        return False
+
     def publish(
         self,
         version_key: str,
@@ -57,27 +106,14 @@ class RefStore:
         force: bool = False,
         taken: str = "that version name is taken: choose another, or pass --force to re-point it",
     ) -> None:
-        """Name ``new`` as a version and make it HEAD (database versions, taxdumps).
+        """Name ``new`` as a version (:meth:`create`; ``taken`` is the conflict's hint) and make
+        it HEAD (:meth:`advance` from ``expected_head``): database versions, taxdumps."""
 
-        The version ref is create-only -- naming the same hash again is a
-        no-op, another hash is a :class:`RefConflict` (``taken`` is its hint)
-        unless ``force`` -- and HEAD moves from ``expected_head`` by
-        compare-and-swap, so a concurrent publisher is detected, not overwritten.
-        """
-        if not self.compare_and_swap(version_key, None, new):
-            existing = self.get(version_key)
-            if existing != new:
-                if not force:
-                    raise RefConflict(version_key, None, existing.to_hex() if existing else None, hint=taken)
-                self.set(version_key, new)
-        if force:
-            self.set(head_key, new)
-        elif not self.compare_and_swap(head_key, expected_head, new):
-            actual = self.get(head_key)
-            if actual != new:
-                raise RefConflict(
-                    head_key, expected_head.to_hex() if expected_head else None, actual.to_hex() if actual else None
-                )
+        def name_taken(key: str, expected: SHA256Hash | None, found: SHA256Hash | None) -> RefConflict:
+            return RefConflict(key, None, found.to_hex() if found else None, hint=taken)
+
+        self.create(version_key, new, force=force, conflict=name_taken)
+        self.advance(head_key, expected_head, new, force=force)
 
     def delete(self, key: str) -> None:
         self.backend.delete(validate_key(key))

@@ -166,6 +166,10 @@ class Store(ChunkStore, RemoteStorage, StatefulStorage):
 
         return SequenceDatabase(self, name, index=self.lookup_index(), threads=self.threads)
 
+    def sweep_incomplete(self, older_than_seconds: float) -> int:
+        """Remove what killed writes left behind (temporary files, multipart uploads); how many."""
+        return self.backend.sweep_incomplete(older_than_seconds)
+
     def close(self) -> None:
         """Close the lookup index (if it was opened), then the backend. Safe to call twice."""
         index = getattr(self, "_lookup_index", None)

@@ -76,7 +76,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -461,7 +461,7 @@ class _Copier:
                             break
                     if not pending:
                         break
-                    completed, _ = wait(list(pending), return_when=FIRST_EXCEPTION)
+                    completed, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                     for future in completed:
                         size = future.result()
                         finished.append(pending.pop(future))
@@ -624,28 +624,13 @@ class _Run:
             if current != p.dest_head and current != p.tip:
                 raise _moved(head_key, p.dest_head, current)
         for key, h in p.create_refs:
-            if call(refs.compare_and_swap, key, None, h):
+            if call(refs.create, key, h, force=p.forced, conflict=_moved):
                 tally.refs.append(key)
-                continue
-            current = self.dest.ref(key)
-            if current == h:
-                continue  # created by an earlier, interrupted run, or the swap's answer was lost
-            if not p.forced:
-                raise _moved(key, None, current)
-            call(refs.set, key, h)
-            tally.refs.append(key)
         for key, h in p.overwrite_refs:
             call(refs.set, key, h)
             tally.refs.append(key)
-        if not p.move_head:
-            return
-        if p.forced:
-            call(refs.set, head_key, p.tip)
+        if p.move_head and call(refs.advance, head_key, p.dest_head, p.tip, force=p.forced, conflict=_moved):
             tally.refs.append(head_key)
-        elif call(refs.compare_and_swap, head_key, p.dest_head, p.tip):
-            tally.refs.append(head_key)
-        elif self.dest.ref(head_key) != p.tip:  # equal: the swap landed but its answer was lost
-            raise _moved(head_key, p.dest_head, self.dest.ref(head_key))
 
 
 def transfer(

@@ -24,16 +24,16 @@ that manifest keeps alive.
 Sweep: :meth:`ChunkStore.gc` on ``chunks/`` and on ``manifests/``, which
 spares objects modified less than ``grace_seconds`` ago, so an import that
 has stored objects but not yet its ref is never robbed. Then the backend's
-:meth:`Backend.sweep_incomplete` removes what killed writes left behind
+:meth:`Store.sweep_incomplete` removes what killed writes left behind
 (temporary files, multipart uploads) older than the same grace period.
 
 Known limit: a store write that finds its object already present writes
 nothing (a dedup hit), so it does not refresh the object's age. A writer
 that re-uses an *old, unreferenced* object (re-running an import that failed
 more than ``grace_seconds`` ago) between this mark and sweep can lose it.
-``VersionCatalog.publish`` then refuses a manifest whose chunks are missing,
-but it does not check record-order objects, and ``verify_store`` is what
-finds such a loss. git avoids this by touching re-used objects
+``VersionCatalog.publish`` then refuses a manifest whose objects are missing
+(an import's own processing state also keeps what it stored from gc), and
+``verify_store`` finds a loss after the fact. git avoids this by touching re-used objects
 ("freshening"); ChunkStore does not yet. Until it does, do not run gc
 while re-running an import that failed longer than the grace period ago.
 """
@@ -79,7 +79,7 @@ def collect_garbage(
         spared_young=swept_chunks.spared_young + swept_manifests.spared_young,
         dry_run=dry_run,
         removed_hashes=swept_chunks.removed_hashes + swept_manifests.removed_hashes,
-        incomplete_removed=0 if dry_run else store.backend.sweep_incomplete(grace_seconds),
+        incomplete_removed=0 if dry_run else store.sweep_incomplete(grace_seconds),
     )
 
 

@@ -98,7 +98,9 @@ class VersionCatalog:
 
     def publish(self, manifest: Manifest, expected_head: SHA256Hash | None, *, force: bool = False) -> SHA256Hash:
         """Store ``manifest`` and point its version ref and HEAD at it (see the module docstring)."""
-        missing = [h for h in manifest.object_hashes() if not self.store.has_chunk(h)]
+        needed = manifest.object_hashes()
+        held = self.store.present(needed)  # one batched question, not one request per object
+        missing = [h for h in needed if h not in held]
         if missing:
             raise StorageError(
                 f"refusing to publish {manifest.database}@{manifest.version}: {len(missing)} object(s) are missing, "
