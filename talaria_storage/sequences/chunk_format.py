@@ -812,6 +812,26 @@ def encode_chunk_joined(
     chunk's are compressed against, where that pays (stream 12 in the module
     docstring).
     """
+    plain = plain_chunk(
+        headers, count, layout_table, layout_index, taxids, refs, packs, plus=plus, codec=codec, edits=edits
+    )
+    return plain.against(dictionary)[0]
+
+
+def plain_chunk(
+    headers: bytes,
+    count: int,
+    layout_table: Sequence[Layout],
+    layout_index: Sequence[int],
+    taxids: Sequence[int],
+    refs: Sequence[int],
+    packs: Sequence[SHA256Hash | bytes],
+    *,
+    plus: bytes | None = None,
+    codec: ChunkCodec = DEFAULT_CODEC,
+    edits: Sequence[bytes] | None = None,
+) -> PlainChunk:
+    """The record chunk standing alone (see :func:`encode_chunk_joined`)."""
     if count >= 1 << 32:
         raise ValueError("too many records for one chunk")
     if not len(layout_index) == len(taxids) == len(refs) == count:
@@ -843,25 +863,42 @@ def encode_chunk_joined(
         version = CHUNK_VERSION
     compressors = _Compressors(codec.long_distance)
     entries = [(sid, [_block(data, codec.meta_level, compressors)]) for sid, data in streams]
-    if dictionary is not None and dictionary.chunks:
-        plain_entries = list(entries)
+    kind = KIND_FASTA if plus is None else KIND_FASTQ
+    return PlainChunk(_container(CHUNK_MAGIC, version, kind, count, entries), streams, entries, kind, count, codec)
+
+
+@dataclass(frozen=True)
+class PlainChunk:
+    """A record chunk encoded standing alone (``data``), and what compressing it against a
+    dictionary needs: an import first asks whether the plain chunk is one it already has."""
+
+    data: bytes
+    streams: list[tuple[int, bytes]]
+    entries: list[tuple[int, _Blocks]]
+    kind: int
+    count: int
+    codec: ChunkCodec
+
+    def against(self, dictionary: ChunkDictionary | None) -> tuple[bytes, tuple[bytes, ...]]:
+        """(the chunk, the dictionary chunks it was compressed against: none when that did not pay)."""
+        if dictionary is None or not dictionary.chunks:
+            return self.data, ()
+        level = self.codec.meta_level
+        entries = list(self.entries)
         used = False
-        for i, (sid, data) in enumerate(streams):
+        for i, (sid, data) in enumerate(self.streams):
             if sid in DICTIONARY_STREAMS and data:
-                against = dictionary.compress(sid, data, codec.meta_level)
+                against = dictionary.compress(sid, data, level)
                 if len(against) <= DICTIONARY_GAIN * len(entries[i][1][0][2]):
                     entries[i] = (sid, [(ZSTD_DICT, len(data), against)])
                     used = True
-        if used:
-            # The chunk as it would stand alone is named too: an unchanged chunk of the next
-            # release is then recognised as this one (see importing.ChunkBases).
-            plain = hashlib.sha256(_container(CHUNK_MAGIC, version, KIND_FASTA if plus is None else KIND_FASTQ,
-                                              count, plain_entries)).digest()
-            table = bytes([dictionary.depth]) + plain + b"".join(dictionary.chunks)
-            entries.append((DICTIONARY, [_block(table, codec.meta_level, compressors)]))
-            version = CHUNK_VERSION
-    kind = KIND_FASTA if plus is None else KIND_FASTQ
-    return _container(CHUNK_MAGIC, version, kind, count, entries)
+        if not used:
+            return self.data, ()
+        # The chunk as it would stand alone is named too: an unchanged chunk of the next
+        # release is then recognised as this one.
+        table = bytes([dictionary.depth]) + hashlib.sha256(self.data).digest() + b"".join(dictionary.chunks)
+        entries.append((DICTIONARY, [_block(table, level, _Compressors(self.codec.long_distance))]))
+        return _container(CHUNK_MAGIC, CHUNK_VERSION, self.kind, self.count, entries), dictionary.chunks
 
 
 @dataclass(frozen=True)

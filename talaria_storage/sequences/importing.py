@@ -85,10 +85,9 @@ from talaria_storage.sequences.chunk_format import (
     MAX_DICTIONARY_DEPTH,
     ChunkCodec,
     ChunkDictionary,
-    ChunkReader,
     dictionary_text,
-    encode_chunk_joined,
     encode_pack_joined,
+    plain_chunk,
     residue_edit,
 )
 from talaria_storage.sequences.chunking import (
@@ -336,16 +335,17 @@ def encode_task(task: EncodeTask) -> Encoded:
         table.insert(0, pack_digest)
     rows: dict[Layout, int] = {}
     index = [rows.setdefault(layout, len(rows)) for layout in task.layouts]
-    chunk = encode_chunk_joined(
+    plain = plain_chunk(
         task.headers, task.records, list(rows), index, task.taxids, task.refs, table,
-        plus=task.plus, codec=task.codec, edits=task.edits, dictionary=task.dictionary,
+        plus=task.plus, codec=task.codec, edits=task.edits,
     )
-    digest = hashlib.sha256(chunk).digest()
-    reader = ChunkReader(chunk) if task.dictionary is not None else None
-    existing = (task.same_as or {}).get(reader.plain_digest() if reader is not None else digest)
+    digest = hashlib.sha256(plain.data).digest()
+    existing = (task.same_as or {}).get(digest)  # before any dictionary work: re-imports are mostly this
     if existing is not None:
         return Encoded(pack, pack_digest, b"", existing, existing=True)
-    used = tuple(h.digest for h in reader.dictionary_chunks()) if reader is not None else ()
+    chunk, used = plain.against(task.dictionary)
+    if chunk is not plain.data:
+        digest = hashlib.sha256(chunk).digest()
     return Encoded(pack, pack_digest, chunk, digest, used)
 
 
@@ -403,7 +403,10 @@ class DictionaryBases:
         self._texts = texts
         self.inherited = tuple(inherited)
         self.depths = {base.digest: base.depth for base in bases}
-        self.same_as = {base.plain: base.digest for base in bases}
+        # An unchanged chunk has its previous chunk's taxa: a task gets only those candidates.
+        self._same_as: dict[frozenset[int], dict[bytes, bytes]] = {}
+        for base in bases:
+            self._same_as.setdefault(base.taxa, {})[base.plain] = base.digest
         self._bases = [b for b in bases if b.depth < MAX_DICTIONARY_DEPTH]
         self._limit = limit
         self._by_taxon: dict[int, list[int]] = {}
@@ -412,6 +415,10 @@ class DictionaryBases:
                 self._by_taxon.setdefault(taxon, []).append(i)
         self._made: dict[tuple[int, ...], ChunkDictionary] = {}
         self.sizes = {base.digest: base.size for base in bases}
+
+    def same_as(self, taxa: Sequence[int]) -> dict[bytes, bytes]:
+        """Previous chunks of exactly these taxa, by the SHA-256 each would have standing alone."""
+        return self._same_as.get(frozenset(t for t in taxa if t), {})
 
     def for_taxa(self, taxa: Sequence[int]) -> ChunkDictionary | None:
         wanted = {t for t in taxa if t} or {0}
@@ -812,6 +819,8 @@ class ImportRun:
             residues = b"".join([pairs[i][0] for i in new])
             lengths = array("I", [len(pairs[i][0]) for i in new])
             qualities = None
+        elif not new:  # every sequence is held already (a re-import): no own pack
+            residues, lengths, qualities = b"", array("I"), None
         elif len(new) == count:
             residues, lengths = planned.residues.replace(b"\n", b""), None
             qualities = planned.qualities.replace(b"\n", b"") if planned.qualities is not None else None
@@ -839,7 +848,7 @@ class ImportRun:
             codec=self.codec,
             edits=edits,
             dictionary=self.dictionary_bases.for_taxa(planned.taxa) if self.dictionary_bases is not None else None,
-            same_as=self.dictionary_bases.same_as if self.dictionary_bases is not None else None,
+            same_as=self.dictionary_bases.same_as(planned.taxa) if self.dictionary_bases is not None else None,
         )
         entry = len(self.entries)
         self.entries.append(None)
@@ -883,11 +892,14 @@ class ImportRun:
             del self._owner[pending.own]
             pack = SHA256Hash(encoded.pack_digest)
         size = len(encoded.chunk)
+        # Earlier chunks this chunk is, or needs: recorded with its own objects (GC roots of
+        # this import until the version that names them is published).
+        earlier: list[SHA256Hash] = []
         if encoded.existing:
             assert self.dictionary_bases is not None
             size = self.dictionary_bases.sizes.get(encoded.chunk_digest, 0)
             self._reused_deep = self._reused_deep or self.dictionary_bases.depths.get(encoded.chunk_digest, 0) > 0
-            self.record_completed([SHA256Hash(encoded.chunk_digest)])
+            earlier.append(SHA256Hash(encoded.chunk_digest))
         self.entries[pending.entry] = ChunkEntry(
             SHA256Hash(encoded.chunk_digest),
             pending.taxa,
@@ -899,11 +911,9 @@ class ImportRun:
             len(encoded.pack) if encoded.pack is not None else 0,
         )
         fresh = [d for d in encoded.dictionary if d not in self._dictionary_used]
-        if fresh:
-            # Like a reused pack: a GC root of this import before the version names it.
-            self._dictionary_used.update(dict.fromkeys(fresh))
-            self.record_completed([SHA256Hash(d) for d in fresh])
-        self._stores.append(self._io.submit(self._store, encoded, pending.new_keys))
+        self._dictionary_used.update(dict.fromkeys(fresh))
+        earlier += [SHA256Hash(d) for d in fresh]
+        self._stores.append(self._io.submit(self._store, encoded, pending.new_keys, earlier))
         # Back-pressure: encoded objects wait in memory until written, so a slow backend
         # (fsync per object, a remote bucket) must slow the import down, not fill memory.
         while len(self._stores) > self._limit:
@@ -926,10 +936,11 @@ class ImportRun:
             needed += [(h, size) for h, size in bases.inherited if h not in named]
         return tuple(needed)
 
-    def _store(self, encoded: Encoded, new_keys: list[bytes]) -> None:
-        """Write a chunk's objects (storing thread); map its own pack's sequences for later imports."""
+    def _store(self, encoded: Encoded, new_keys: list[bytes], earlier: list[SHA256Hash]) -> None:
+        """Write a chunk's objects (storing thread), record them and the ``earlier`` chunks it
+        needs in one state write, and map its own pack's sequences for later imports."""
         store = self.store
-        done: list[SHA256Hash] = []
+        done: list[SHA256Hash] = list(earlier)
         for data, digest, is_pack in ((encoded.pack, encoded.pack_digest, True), (encoded.chunk, encoded.chunk_digest, False)):
             if data is None or digest is None or (not is_pack and encoded.existing):
                 continue
