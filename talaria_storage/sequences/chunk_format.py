@@ -182,7 +182,6 @@ MAGIC = CHUNK_MAGIC  # the record chunk's magic, under its historical name
 CHUNK_VERSION = 3  # written only when a record needs residue edits; otherwise 2 (see "Versions")
 CHUNK_VERSION_PLAIN = 2
 PACK_VERSION = 1
-VERSION = CHUNK_VERSION
 KIND_FASTA = 0
 KIND_FASTQ = 1
 
@@ -220,13 +219,11 @@ _BLOCK = struct.Struct("<BII")
 # 4-bit nucleotide codes: ACGT first, so an ACGT letter has the same code in 2 and 4 bits.
 _NUC16 = b"ACGTRYSWKMBDHVN-"
 _TO_NUC = bytes.maketrans(_NUC16, bytes(range(16)))
-_FROM_NUC = bytes.maketrans(bytes(range(16)), _NUC16)
 _ACGT = b"ACGT"
 _TO_NUC2 = bytes.maketrans(_NUC16, bytes([0, 1, 2, 3] + [0] * 12))
 _LOWER_NUC16 = _NUC16.lower()
 _LOWER_FLAGS = bytes(1 if 0x61 <= b <= 0x7A else 0 for b in range(256))
 _NOT_ACGT_FLAGS = bytes(0 if b in _ACGT else 1 for b in range(256))
-# Decoding: packed byte -> the letter of each code position in it, most significant first.
 # Decoding (see _unpack_letters): a hex digit of a packed byte is one 4-bit code, or two 2-bit ones.
 _HEX = b"0123456789abcdef"
 _HEX_TO_NUC16 = bytes.maketrans(_HEX, _NUC16)
@@ -505,11 +502,6 @@ def _run_spans(runs: Sequence[int]) -> Iterator[tuple[int, int]]:
         at += runs[k]
         yield at, runs[k + 1]
         at += runs[k + 1]
-
-
-def _decode_nucleotides(payload: bytes, encoding: int, count: int) -> bytes:
-    """The ``count`` letters of a 4-bit or 2-bit nucleotide block's payload."""
-    return _NucleotideBlock(payload, encoding, count).slice(0, count)
 
 
 def _span_table(runs: Sequence[int], count: int, what: str) -> tuple[list[int], list[int]]:
@@ -1344,13 +1336,6 @@ class _Container:
                 )
             self._cache[stream_id] = cached
         return cached  # type: ignore[return-value]
-
-    def stream_sizes(self) -> dict[str, tuple[int, int]]:
-        """Per stream: (raw bytes, stored bytes); for measurements."""
-        return {
-            self._name(sid): (sum(b[1] for b in stream.blocks), sum(b[3] for b in stream.blocks))
-            for sid, stream in self._streams.items()
-        }
 
 
 class PackReader(_Container):

@@ -177,9 +177,7 @@ class SequenceDatabase:
         # Decoded chunks, bounded by bytes: an export walks a file's runs, which for a file
         # whose taxa are interleaved jump between many chunks (WoL 23S: 85); a cache of a
         # few chunks decoded each of them once per run (3 MB/s), one that holds them all once.
-        self._chunk_cache: OrderedDict[SHA256Hash, tuple[list[SequenceRecord], int]] = OrderedDict()
-        self._chunk_cache_bytes = 0
-        self._chunk_cache_budget = CHUNK_CACHE_BYTES
+        self._chunk_cache = LRUCache(CHUNK_CACHE_BYTES)
         # Open record chunks (b"c", digest) and sequence packs (b"p", digest), and the residue blocks
         # the packs decoded (shared: a look-up lands in any block of any pack), by bytes.
         self._readers = LRUCache(READER_CACHE_BYTES)
@@ -405,7 +403,8 @@ class SequenceDatabase:
                     bases[entry.hash] = DictionaryBase(
                         entry.hash.digest, frozenset(entry.taxa),
                         sum(reader.stream_size(sid) + 1 for sid in DICTIONARY_STREAMS), entry.size,
-                        reader.dictionary_depth(), reader.plain_digest(),
+                        reader.dictionary_depth(),
+                        reader.plain_digest() if reader.dictionary_depth() else entry.hash.digest,
                     )
         except StorageError:
             return None  # the import still works, its chunks just stand alone
@@ -419,15 +418,10 @@ class SequenceDatabase:
     def _chunk(self, h: SHA256Hash) -> list[SequenceRecord]:
         cached = self._chunk_cache.get(h)
         if cached is not None:
-            self._chunk_cache.move_to_end(h)
-            return cached[0]
+            return cached  # type: ignore[return-value]
         reader, packs = self._reader(h)
         records = reader.records(packs)
-        size = sum(len(r.header) + len(r.residues) for r in records) + 100 * len(records)
-        self._chunk_cache[h] = (records, size)
-        self._chunk_cache_bytes += size
-        while self._chunk_cache_bytes > self._chunk_cache_budget and len(self._chunk_cache) > 1:
-            self._chunk_cache_bytes -= self._chunk_cache.popitem(last=False)[1][1]
+        self._chunk_cache.put(h, records, sum(len(r.header) + len(r.residues) for r in records) + 100 * len(records))
         return records
 
     def _record_at(self, manifest: Manifest, ci: int, ri: int) -> SequenceRecord:
@@ -436,7 +430,7 @@ class SequenceDatabase:
         if self._chunk_cache:
             cached = self._chunk_cache.get(h)
             if cached is not None:
-                return cached[0][ri]
+                return cached[ri]  # type: ignore[index]
         reader, packs = self._reader(h)
         return reader.record(ri, packs)
 

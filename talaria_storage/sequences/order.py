@@ -49,19 +49,6 @@ def _compress(records: int, runs: Iterable[tuple[int, int, int]], count: int) ->
     return MAGIC + bytes([VERSION]) + zstandard.ZstdCompressor(compression_params=_PARAMS).compress(bytes(body))
 
 
-def encode_order(runs: Iterable[tuple[int, int, int]]) -> bytes:
-    """Serialise runs (adjacent runs that continue each other are merged)."""
-    merged: list[list[int]] = []
-    for chunk, first, length in runs:
-        if length <= 0:
-            continue
-        if merged and merged[-1][0] == chunk and merged[-1][1] + merged[-1][2] == first:
-            merged[-1][2] += length
-        else:
-            merged.append([chunk, first, length])
-    return _compress(sum(r[2] for r in merged), (tuple(r) for r in merged), len(merged))  # type: ignore[misc]
-
-
 class OrderBuilder:
     """Builds one file's runs while its records are placed in chunks, in any order.
 
@@ -156,7 +143,7 @@ class OrderBuilder:
         return list(zip(self._chunks, self._firsts, self._lengths))
 
     def encode(self, records: int) -> bytes:
-        """The order object (the format of :func:`encode_order`), written from the arrays."""
+        """The order object (see the module docstring), written from the arrays."""
         self._check(records)
         return _compress(records, zip(self._chunks, self._firsts, self._lengths), len(self._chunks))
 

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING
 from talaria_storage.errors import ChunkNotFound, CompressionError, HashMismatch, StorageError
 from talaria_storage.hashing import SHA256Hash
 from talaria_storage.keys import REFS
-from talaria_storage.sequences.canonical import canonical
+from talaria_storage.sequences.canonical import is_canonical
 from talaria_storage.sequences.chunk_format import PackReader
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class StoredSequences:
             self.add(
                 entry.pack.digest,
                 [
-                    sequence_keys(r, q)[1] if q is not None or r == canonical(r) else None
+                    sequence_keys(r, q)[1] if q is not None or is_canonical(r) else None
                     for r, q in zip(residues, qualities)
                 ],
             )
