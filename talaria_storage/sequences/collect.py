@@ -44,7 +44,6 @@ from collections.abc import Iterable
 
 from talaria_storage.errors import ConfigError, StorageError
 from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import REDUCTIONS, REFS, TAXONOMY_LABELS
 from talaria_storage.sequences.versions import VersionCatalog
 from talaria_storage.store import Store
 from talaria_storage.types import GCResult
@@ -83,20 +82,10 @@ def collect_garbage(
     )
 
 
-def manifest_refs(store: Store) -> dict[str, SHA256Hash]:
-    """Every ref that names a manifest: database versions, reduction profiles, taxonomy labels."""
-    named = dict(store.refs.list(REFS))
-    named.update(store.refs.list(REDUCTIONS))
-    labels = store.refs.get(TAXONOMY_LABELS)
-    if labels is not None:
-        named[TAXONOMY_LABELS] = labels
-    return named
-
-
 def check_manifest_refs(store: Store) -> None:
     """Raise a one-line :class:`StorageError` naming the first ref whose manifest is missing."""
     present: dict[SHA256Hash, bool] = {}
-    for key, h in sorted(manifest_refs(store).items()):
+    for key, h in sorted(VersionCatalog(store).manifest_refs().items()):
         if h not in present:
             present[h] = store.manifests.has_chunk(h)
         if not present[h]:

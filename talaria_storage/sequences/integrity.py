@@ -39,7 +39,6 @@ from talaria_storage.errors import (
 )
 from talaria_storage.hashing import SHA256Hash
 from talaria_storage.keys import CHUNKS, MANIFESTS, REDUCTIONS, TAXONOMY_DUMPS
-from talaria_storage.sequences.collect import manifest_refs
 from talaria_storage.sequences.versions import VersionCatalog
 from talaria_storage.store import Store
 from talaria_storage.types import VerificationError, VerificationProblem
@@ -111,13 +110,13 @@ def _check_references(
     """Problems of check 2; ``reported`` holds keys check 1 already found bad."""
     where = store.location
     problems: list[VerificationError] = []
+    catalog = VersionCatalog(store)
     refs_of: dict[SHA256Hash, list[str]] = defaultdict(list)
-    for key, h in manifest_refs(store).items():
+    for key, h in catalog.manifest_refs().items():
         refs_of[h].append(key)
     # missing object -> (what it is, who needs it, the first manifest needing it)
     needed_by: dict[SHA256Hash, tuple[str, str, SHA256Hash | None]] = {}
     also_needed: dict[SHA256Hash, set[SHA256Hash]] = defaultdict(set)
-    catalog = VersionCatalog(store)
     for h in sorted(refs_of):
         names = ", ".join(f"'{k}'" for k in sorted(refs_of[h]))
         key = MANIFESTS + h.to_hex()

@@ -59,7 +59,13 @@ from talaria_storage.errors import (
     VersionNotFound,
 )
 from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import CHUNKS, REFS, TAXONOMY_DUMPS, TAXONOMY_LABELS, taxonomy_key
+from talaria_storage.keys import (
+    CHUNKS,
+    REDUCTIONS,
+    TAXONOMY_DUMPS,
+    TAXONOMY_LABELS,
+    taxonomy_key,
+)
 from talaria_storage.sequences.manifest import ChunkEntry, Manifest
 from talaria_storage.sequences.taxonomy import Taxonomy
 from talaria_storage.sequences.versions import HEAD, VersionCatalog
@@ -299,10 +305,7 @@ class TaxonomyIndexedStore(ChunkStore, TaxonomyStorage):
 
     def _chunk_labels(self) -> dict[SHA256Hash, tuple[frozenset[int], int]]:
         """chunk hash -> (taxa, records) over every manifest a ref names; rebuilt when a ref moved."""
-        named = set(self.store.refs.list(REFS).values())
-        labels_ref = self.store.refs.get(TAXONOMY_LABELS)
-        if labels_ref is not None:
-            named.add(labels_ref)
+        named = {h for key, h in self._catalog.manifest_refs().items() if not key.startswith(REDUCTIONS)}
         key = frozenset(named)
         if key != self._labels_for:
             labels: dict[SHA256Hash, tuple[frozenset[int], int]] = {}

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 from talaria_storage.errors import ChunkNotFound, StorageError, VersionNotFound
 from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import REDUCTIONS, REFS, TAXONOMY, TAXONOMY_LABELS, ref_key, validate_name
+from talaria_storage.keys import (
+    REDUCTIONS,
+    REFS,
+    TAXONOMY_DUMPS,
+    TAXONOMY_LABELS,
+    ref_key,
+    validate_name,
+)
 from talaria_storage.sequences.manifest import Manifest
 from talaria_storage.store import Store
 
@@ -122,6 +129,15 @@ class VersionCatalog:
 
     # -- reachability ---------------------------------------------------------------------------
 
+    def manifest_refs(self) -> dict[str, SHA256Hash]:
+        """Every ref that names a manifest: database versions, reduction profiles, taxonomy labels."""
+        named = dict(self.store.refs.list(REFS))
+        named.update(self.store.refs.list(REDUCTIONS))
+        labels = self.store.refs.get(TAXONOMY_LABELS)
+        if labels is not None:
+            named[TAXONOMY_LABELS] = labels
+        return named
+
     def reachable(self) -> tuple[set[SHA256Hash], set[SHA256Hash]]:
         """(chunks, manifests) reachable from every ref: the GC mark phase.
 
@@ -134,18 +150,12 @@ class VersionCatalog:
         """
         manifests: set[SHA256Hash] = set()
         chunks: set[SHA256Hash] = set()
-        for key, h in self.store.refs.list(REFS).items():
+        for key, h in self.manifest_refs().items():
             if h in manifests:
                 continue
             manifests.add(h)
-            # Record chunks, their sequence packs, per-file record order objects, taxonomy.
-            chunks.update(self.load(h).object_hashes())
-        for _, h in self.store.refs.list(REDUCTIONS).items():
-            manifests.add(h)
-        for key, h in self.store.refs.list(TAXONOMY).items():
-            if key == TAXONOMY_LABELS:
-                manifests.add(h)
-                chunks.update(self.load(h).chunk_hashes())
-            else:
-                chunks.add(h)  # a stored taxdump
+            if not key.startswith(REDUCTIONS):
+                # Record chunks, their sequence packs, per-file record order objects, taxonomy.
+                chunks.update(self.load(h).object_hashes())
+        chunks.update(self.store.refs.list(TAXONOMY_DUMPS).values())  # stored taxdumps
         return chunks, manifests
