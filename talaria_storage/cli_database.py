@@ -610,33 +610,12 @@ def index_rebuild(
     json_output: JsonOption = False,
 ) -> None:
     """Drop the lookup index and rebuild it from the manifests of every version."""
-    from talaria_storage.sequences.stored_sequences import StoredSequences
-    from talaria_storage.sequences.versions import VersionCatalog
+    from talaria_storage.sequences.database import rebuild_lookup_index
 
     store = state(ctx).store()
-    catalog = VersionCatalog(store)
     if database is not None:
         validate_name(database, "database name")
-        catalog.resolve(database)  # unknown database: one line naming the known ones
-        names = [database]
-    else:
-        names = catalog.databases()
-        store.lookup_index().delete_prefix(b"")  # everything, including entries of deleted versions
-    report = []
-    StoredSequences(store, store.lookup_index()).refresh()  # which stored sequences imports refer to
-    for name in names:
-        db = store.database(name)
-        for info in catalog.versions(name):
-            _, manifest = db.manifest(info.version)
-            built = db.rebuild_index(info.version)
-            report.append(
-                {
-                    "database": name,
-                    "version": info.version,
-                    "records": manifest.records,
-                    "unique_sequences": int(built["unique_sequences"]),
-                }
-            )
+    report = rebuild_lookup_index(store, database)
     if json_output:
         emit_json(report)
         return

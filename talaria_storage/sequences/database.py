@@ -772,6 +772,37 @@ def _normalized(record: SequenceRecord, width: int) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
+def rebuild_lookup_index(store: Store, database: str | None = None) -> list[dict[str, Any]]:
+    """Rebuild the store's lookup index from the manifests (``talaria-storage index rebuild``).
+
+    Every database (the index is dropped whole first, entries of deleted
+    versions included) or one; the store-wide sequence map is refilled too.
+    One row per version rebuilt: database, version, records, unique sequences.
+    """
+    catalog = VersionCatalog(store)
+    if database is not None:
+        catalog.resolve(database)  # unknown database: one line naming the known ones
+        names = [database]
+    else:
+        names = catalog.databases()
+        store.lookup_index().delete_prefix(b"")
+    StoredSequences(store, store.lookup_index()).refresh()
+    rows = []
+    for name in names:
+        db = store.database(name)
+        for info in catalog.versions(name):
+            built = db.rebuild_index(info.version)
+            rows.append(
+                {
+                    "database": name,
+                    "version": info.version,
+                    "records": db.manifest(info.version)[1].records,
+                    "unique_sequences": int(built["unique_sequences"]),
+                }
+            )
+    return rows
+
+
 def _dictionary_resolver(db: SequenceDatabase) -> Callable[[list[SHA256Hash], int], bytes]:
     """``db._dictionary_text`` for the chunk readers ``db`` caches, through a weak reference:
     a bound method would make a reference cycle (see ``SequenceDatabase._reader``)."""
