@@ -80,7 +80,7 @@ from talaria_storage.sequences.taxonomy import (
     Taxonomy,
     accession_from_header,
 )
-from talaria_storage.sequences.versions import HEAD, VersionCatalog, VersionInfo
+from talaria_storage.sequences.versions import HEAD, VersionCatalog, VersionInfo, default_version
 from talaria_storage.types import OperationType, ProcessingState, SourceInfo
 
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ class SequenceDatabase:
         files_in: list[str] = [str(os.fspath(p)) for p in paths]
         if not files_in:
             raise StorageError("nothing to import: give at least one file")
-        version = version or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        version = version or default_version()
         expected_head = self.catalog.head(self.name)
         fallback = int(taxon or 0)
         header_taxa = taxonomy == "header"

@@ -455,12 +455,10 @@ def _release1(seed: int) -> list[SampleRecord]:
                 _record(rng, accessions, entry_names, gene, gene, protein, ECOLX, 0, strain)
             )
     records = [r for o in (*ORGANISMS, ECOLX) for r in by_organism[o.taxid]]
-    return _byte_exact_cases(rng, accessions, records)
+    return _byte_exact_cases(accessions, records)
 
 
-def _byte_exact_cases(
-    rng: random.Random, accessions: _Accessions, records: list[SampleRecord]
-) -> list[SampleRecord]:
+def _byte_exact_cases(accessions: _Accessions, records: list[SampleRecord]) -> list[SampleRecord]:
     """Soft-masking, other line widths, a trailing space, a merged taxid, a TrEMBL duplicate."""
     out = list(records)
 

@@ -68,7 +68,7 @@ from talaria_storage.keys import (
 )
 from talaria_storage.sequences.manifest import ChunkEntry, Manifest
 from talaria_storage.sequences.taxonomy import Taxonomy
-from talaria_storage.sequences.versions import HEAD, VersionCatalog
+from talaria_storage.sequences.versions import HEAD, VersionCatalog, default_version
 from talaria_storage.store import Store
 from talaria_storage.traits import TaxonomyStorage
 from talaria_storage.types import TaxonomyAwareChunk, TaxonomyStats
@@ -125,7 +125,7 @@ class TaxonomyCatalog:
         the same dump under the same name is a no-op; another dump under a taken
         name is a :class:`RefConflict` unless ``force``.
         """
-        version = version or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        version = version or default_version()
         if version == HEAD:
             raise InvalidKey("invalid taxonomy version 'HEAD': that name is the current-version pointer")
         version_key = taxonomy_key(version)

@@ -17,6 +17,7 @@ collects after its grace period; never a ref to a missing object.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from talaria_storage.errors import ChunkNotFound, StorageError, VersionNotFound
@@ -33,6 +34,11 @@ from talaria_storage.sequences.manifest import Manifest
 from talaria_storage.store import Store
 
 HEAD = "HEAD"
+
+
+def default_version() -> str:
+    """A version name when none is given: the UTC time, ``YYYYmmddTHHMMSSZ`` (sorts by time)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
 @dataclass(frozen=True, slots=True)
