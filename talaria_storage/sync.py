@@ -136,6 +136,7 @@ class _Side:
         self.store = store
         self.retry = retry
         self.location = store.location
+        self._manifests: dict[SHA256Hash, Manifest] = {}  # content-addressed: never stale
 
     def ref(self, key: str) -> SHA256Hash | None:
         return self.retry.call(self.store.refs.get, key)
@@ -154,12 +155,16 @@ class _Side:
         return found
 
     def manifest(self, h: SHA256Hash) -> Manifest | None:
-        """The manifest ``h``, or None when it is not here (a corrupt one raises)."""
+        """The manifest ``h``, or None when it is not here (a corrupt one raises); each is read once."""
+        found = self._manifests.get(h)
+        if found is not None:
+            return found
         try:
             raw = self.retry.call(self.store.manifests.get_chunk, h)
         except ChunkNotFound:
-            return None
-        return Manifest.from_bytes(raw, f"manifest {h.to_hex()[:12]} in {self.location}")
+            return None  # not remembered: a sync may copy it here
+        found = self._manifests[h] = Manifest.from_bytes(raw, f"manifest {h.to_hex()[:12]} in {self.location}")
+        return found
 
     def named_manifest(self, h: SHA256Hash, named_by: str) -> Manifest:
         manifest = self.manifest(h)
