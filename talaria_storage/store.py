@@ -14,7 +14,6 @@ import functools
 import hashlib
 import json
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from talaria_storage.backend import Backend
 from talaria_storage.chunk_store import ChunkStore
 from talaria_storage.codecs import Codec
 from talaria_storage.errors import ObjectNotFound, StorageError
+from talaria_storage.index import ChunkIndex, LazyIndex
 from talaria_storage.keys import CHUNKS, MANIFESTS, STORE_META
 from talaria_storage.processing import ProcessingStates
 from talaria_storage.refs import RefStore
@@ -41,13 +41,10 @@ if TYPE_CHECKING:
 
     from talaria_storage.config import StorageConfig
     from talaria_storage.hashing import SHA256Hash
-    from talaria_storage.index import ChunkIndex
 
 STORE_FORMAT = "talaria-storage"
 STORE_FORMAT_VERSION = 1
 
-#: Serialises the first call to :meth:`Store.lookup_index`, so one store never opens two indexes.
-_INDEX_LOCK = threading.Lock()
 _log = logging.getLogger(__name__)
 
 
@@ -66,6 +63,10 @@ class Store(ChunkStore, RemoteStorage, StatefulStorage):
         self.config = config
         self.manifests = ChunkStore(backend, self.codec, prefix=MANIFESTS, threads=threads)
         self.refs = RefStore(backend)
+        # Opened on first use (LazyIndex is thread-safe), so commands that look nothing up
+        # never open, lock or create it.
+        self._lookup_index = LazyIndex(self._open_lookup_index)
+        self._remote: Store | None = None
 
     def verify_all(self) -> list[VerificationError]:
         """Verify every chunk and every manifest (both are content-addressed frames)."""
@@ -125,13 +126,7 @@ class Store(ChunkStore, RemoteStorage, StatefulStorage):
         process holds the RocksDB lock, this process falls back to a private
         in-memory index (correct, slower first look-up) rather than failing.
         """
-        with _INDEX_LOCK:
-            index = getattr(self, "_lookup_index", None)
-            if index is None:
-                from talaria_storage.index import LazyIndex
-
-                index = self._lookup_index = LazyIndex(self._open_lookup_index)
-        return index
+        return self._lookup_index
 
     def _open_lookup_index(self) -> ChunkIndex:
         from talaria_storage.config import SCHEMA
@@ -172,9 +167,7 @@ class Store(ChunkStore, RemoteStorage, StatefulStorage):
 
     def close(self) -> None:
         """Close the lookup index (if it was opened), then the backend. Safe to call twice."""
-        index = getattr(self, "_lookup_index", None)
-        if index is not None:
-            index.close()
+        self._lookup_index.close()
         self.backend.close()
 
     def __enter__(self) -> "Store":
@@ -202,7 +195,7 @@ class Store(ChunkStore, RemoteStorage, StatefulStorage):
     @property
     def remote(self) -> "Store":
         """The attached remote; a one-line error naming :meth:`attach_remote` when there is none."""
-        remote = getattr(self, "_remote", None)
+        remote = self._remote
         if remote is None:
             raise StorageError(
                 f"{self.location} has no remote: attach one with store.attach_remote(open_store(LOCATION)), "
