@@ -22,12 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from talaria_storage.errors import ConfigError
-from talaria_storage.keys import validate_key
+from talaria_storage.core.errors import ConfigError
+from talaria_storage.core.keys import validate_key
 
 if TYPE_CHECKING:
-    from talaria_storage.backend import Backend, Versioned
-    from talaria_storage.registry import Location
+    from talaria_storage.storage.backend import Backend, Versioned
+    from talaria_storage.storage.registry import Location
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -53,15 +53,15 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRe
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from talaria_storage.backend import Backend, ObjectInfo, Versioned
-from talaria_storage.errors import (
+from talaria_storage.core.errors import (
     BackendError,
     ConfigError,
     ObjectNotFound,
     PreconditionFailed,
     StorageError,
 )
-from talaria_storage.keys import validate_prefix
+from talaria_storage.core.keys import validate_prefix
+from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned
 
 from ._common import (
     MIB,
@@ -76,7 +76,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from talaria_storage.registry import Location
+    from talaria_storage.storage.registry import Location
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 _RETRYABLE_CODES = {"ServerBusy", "OperationTimedOut", "InternalError", "ServiceUnavailable"}

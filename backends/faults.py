@@ -45,7 +45,7 @@ one cross-cutting behaviour each instead of flags on every backend.
 
 From a store location, ``faults+<location>?<options>`` opens any backend
 wrapped in a :class:`FaultInjectingBackend` (see
-:func:`fault_options_from_query` and :mod:`talaria_storage.registry`).
+:func:`fault_options_from_query` and :mod:`talaria_storage.storage.registry`).
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, TypeVar
 
-from talaria_storage.backend import Backend, ObjectInfo, Versioned
-from talaria_storage.errors import BackendError, ConfigError
+from talaria_storage.core.errors import BackendError, ConfigError
+from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned
 
 T = TypeVar("T")
 

@@ -29,15 +29,15 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from talaria_storage.backend import Backend, ObjectInfo, Versioned
-from talaria_storage.errors import BackendError, ObjectNotFound, PreconditionFailed
-from talaria_storage.keys import validate_key, validate_prefix
+from talaria_storage.core.errors import BackendError, ObjectNotFound, PreconditionFailed
+from talaria_storage.core.keys import validate_key, validate_prefix
+from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned
 
 if TYPE_CHECKING:
-    from talaria_storage.registry import Location
+    from talaria_storage.storage.registry import Location
 
 _FANOUT_PREFIXES = ("chunks", "manifests")
 

@@ -49,15 +49,15 @@ from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from talaria_storage.backend import Backend, ObjectInfo, Versioned
-from talaria_storage.errors import (
+from talaria_storage.core.errors import (
     BackendError,
     ConfigError,
     ObjectNotFound,
     PreconditionFailed,
     StorageError,
 )
-from talaria_storage.keys import validate_prefix
+from talaria_storage.core.keys import validate_prefix
+from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned
 
 from ._common import (
     MIB,
@@ -72,7 +72,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from talaria_storage.registry import Location
+    from talaria_storage.storage.registry import Location
 
 try:  # the storage library's own "is this transient?" predicate (429, 408, 5xx, connection errors)
     from google.cloud.storage.retry import _should_retry as _sdk_should_retry

@@ -58,14 +58,19 @@ from rocksdict import (
     WriteOptions,
 )
 
-from talaria_storage.backend import Backend, ObjectInfo, Versioned
-from talaria_storage.errors import BackendError, ConfigError, ObjectNotFound, PreconditionFailed
-from talaria_storage.keys import validate_key, validate_prefix
+from talaria_storage.core.errors import (
+    BackendError,
+    ConfigError,
+    ObjectNotFound,
+    PreconditionFailed,
+)
+from talaria_storage.core.keys import validate_key, validate_prefix
+from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned
 
 from ._common import check_options
 
 if TYPE_CHECKING:
-    from talaria_storage.registry import Location
+    from talaria_storage.storage.registry import Location
 
 _DATA_CFS = ("chunks", "manifests", "refs", "state")
 _DEFAULT_CF = "default"

@@ -57,15 +57,15 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from talaria_storage.backend import Backend, ObjectInfo, Versioned
-from talaria_storage.errors import (
+from talaria_storage.core.errors import (
     BackendError,
     ConfigError,
     ObjectNotFound,
     PreconditionFailed,
     StorageError,
 )
-from talaria_storage.keys import validate_prefix
+from talaria_storage.core.keys import validate_prefix
+from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned
 
 from ._common import (
     MIB,
@@ -80,7 +80,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from talaria_storage.registry import Location
+    from talaria_storage.storage.registry import Location
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _NO_BUCKET = {"NoSuchBucket"}

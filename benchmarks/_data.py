@@ -61,7 +61,7 @@ def write_decompressed(paths: list[str] | list[Path], out: Path) -> int:
     """
     import shutil
 
-    from talaria_storage.sequences.fasta import open_input
+    from talaria_storage.formats.fasta import open_input
 
     with out.open("wb") as sink:
         for path in paths:

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from talaria_storage.backends.filesystem import FilesystemBackend
 from talaria_storage.backends.memory import MemoryBackend
 
-from talaria_storage.backend import Backend
+from talaria_storage.storage.backend import Backend
 from talaria_storage.testing import emulators
 
 PIECE = 1 << 20

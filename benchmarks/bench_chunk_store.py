@@ -25,11 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from _data import read_decompressed, require_shared_data
-
 from talaria_storage.backends.filesystem import FilesystemBackend
 from talaria_storage.backends.memory import MemoryBackend
-from talaria_storage.chunk_store import ChunkStore
-from talaria_storage.codecs import Codec, Lz4Codec, NoneCodec, SnappyCodec, ZstdCodec
+
+from talaria_storage.storage.chunk_store import ChunkStore
+from talaria_storage.storage.codecs import Codec, Lz4Codec, NoneCodec, SnappyCodec, ZstdCodec
 
 PIECE = 1 << 20
 

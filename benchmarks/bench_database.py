@@ -1,7 +1,7 @@
 """Sequence databases (issue #3): stored size, import speed, look-ups, versions, peak memory.
 
 Everything goes through the public API only -- ``talaria_storage.open_store(path)``,
-``store.database(name).import_files(...)``, ``db.get(...)``, ``db.stats()`` -- on the
+``open_database(store, name).import_files(...)``, ``db.get(...)``, ``db.stats()`` -- on the
 embedded default store (a filesystem store, fsync per object) in a temporary folder, so
 the figures are what a user of the current code gets. Real data is read in place from
 ``../shared/data``; the peers are measured live beside the store where they are
@@ -68,6 +68,7 @@ from _data import SHARED_DATA, baseline_results, require_shared_data, write_deco
 from bench_formats import datasets, taxonomy_of
 
 import talaria_storage
+from talaria_storage import open_database
 from talaria_storage.sequences.taxonomy import accession_from_header
 
 UNIPROT = "uniprot15"
@@ -158,7 +159,7 @@ class Workspace:
             log(f"importing {name} ({len(runs) + 1}/{repeat}) ...")
             with talaria_storage.open_store(str(store_dir)) as store:
                 start = time.perf_counter()
-                result = store.database(name).import_files(
+                result = open_database(store, name).import_files(
                     [fasta], version="v1", **taxonomy_of(name)
                 )
                 seconds = time.perf_counter() - start
@@ -307,7 +308,7 @@ def store_lookup_times(
     median, because on a shared machine single runs of ~0.1 s vary by +-50%.
     """
     with talaria_storage.open_store(str(store_dir)) as store:
-        store.database(name).get(
+        open_database(store, name).get(
             accessions[0]
         )  # build the index once, as a user's first query does
     runs = [_lookup_run(store_dir, name, accessions) for _ in range(LOOKUP_RUNS)]
@@ -318,7 +319,7 @@ def store_lookup_times(
 def _lookup_run(store_dir: Path, name: str, accessions: list[str]) -> tuple[float, float, float, float, int]:
     """One run of :func:`store_lookup_times` on a freshly opened store."""
     with talaria_storage.open_store(str(store_dir)) as store:
-        db = store.database(name)
+        db = open_database(store, name)
         start = time.perf_counter()
         snapshot = db.snapshot()  # resolves HEAD, opens (or, if not persistent, rebuilds) the index
         snapshot.get("no-such-accession-in-this-benchmark")
@@ -425,7 +426,7 @@ def versions(ws: Workspace) -> None:
     together = ws.fresh_store_dir("resfinder-versions")
     alone: dict[Path, int] = {}
     with talaria_storage.open_store(str(together)) as store:
-        db = store.database("resfinder")
+        db = open_database(store, "resfinder")
         before = stored_bytes(together)
         for path in files:
             log(f"release {release_label(path)} ...")
@@ -433,7 +434,7 @@ def versions(ws: Workspace) -> None:
             total = stored_bytes(together)
             single = ws.fresh_store_dir("resfinder-alone")
             with talaria_storage.open_store(str(single)) as one:
-                one.database("resfinder").import_files(
+                open_database(one, "resfinder").import_files(
                     [path], version=release_label(path), taxonomy="none"
                 )
             alone[path] = stored_bytes(single)
@@ -504,10 +505,11 @@ def build_big_fasta(template: bytes, target: int, out: Path) -> int:
 MEMORY_CHILD = r"""
 import json, resource, sys, time
 import talaria_storage
+from talaria_storage import open_database
 store_dir, fasta = sys.argv[1], sys.argv[2]
 with talaria_storage.open_store(store_dir) as store:
     start = time.perf_counter()
-    result = store.database("big").import_files([fasta], version="v1", taxonomy="header")
+    result = open_database(store, "big").import_files([fasta], version="v1", taxonomy="header")
     seconds = time.perf_counter() - start
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # the largest reaped worker

@@ -61,11 +61,11 @@ from pathlib import Path
 
 from talaria_storage.backends.memory import MemoryBackend
 
+from talaria_storage.formats.fasta import open_input, read_fasta
 from talaria_storage.sequences.chunk_format import ChunkCodec, ChunkReader, PackReader
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.database import SequenceDatabase
-from talaria_storage.sequences.fasta import open_input, read_fasta
-from talaria_storage.store import Store
+from talaria_storage.storage.store import Store
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -208,7 +208,7 @@ MEMORY_CHILD = r"""
 import json, sys, time
 from talaria_storage.backends.filesystem import FilesystemBackend
 from talaria_storage.sequences.database import SequenceDatabase
-from talaria_storage.store import Store
+from talaria_storage.storage.store import Store
 store = Store(FilesystemBackend(sys.argv[1]))
 store.initialise()
 start = time.perf_counter()

@@ -54,13 +54,13 @@ from talaria_storage.backends.faults import FaultInjectingBackend, RequestCounti
 from talaria_storage.backends.filesystem import FilesystemBackend
 from talaria_storage.backends.memory import MemoryBackend
 
-from talaria_storage.backend import Backend
-from talaria_storage.errors import BackendError
-from talaria_storage.retry import RetryPolicy
+from talaria_storage.core.errors import BackendError
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.database import SequenceDatabase
-from talaria_storage.store import Store
-from talaria_storage.sync import push
+from talaria_storage.storage.backend import Backend
+from talaria_storage.storage.retry import RetryPolicy
+from talaria_storage.storage.store import Store
+from talaria_storage.sync.protocol import push
 
 DATABASE = "resfinder"
 _RELEASE = re.compile(r"resfinder_(\d{4}-\d{2}-\d{2})_([0-9a-f]+)\.fasta\.zst$")

@@ -21,17 +21,29 @@ taxon
     An NCBI Taxonomy id; a taxdump stored in the store gives lineages, so a query
     for a taxon can include its descendants.
 
-Layers (each talks only to the one below): CLI / batch jobs / Python API ->
-sequence databases -> traits and index -> content-addressed chunk store ->
-Backend (filesystem, rocksdb, memory, s3, gcs, azure).
+Layers, one package each, lowest first; a module imports only from its own
+layer or lower ones (``tests/test_layers.py`` checks it):
+
+``core``        hashing, keys, types, the six traits, errors
+``storage``     Backend ABC, URL registry, codecs, frames, ChunkStore, refs,
+                processing state, retry, Store (``backends/`` sits beside it)
+``config``      storage.toml + environment, validated; ``open_store``
+``index``       look-up structures (the local index a store's databases share)
+``formats``     FASTA, FASTQ, GenBank/EMBL readers and writers
+``sequences``   databases: import, chunk formats, manifests, versions, taxonomy,
+                diff, gc, verify; ``open_database``
+``sync``        push, pull, status between two stores; ``RemoteLink``
+``testing``     conformance suites any implementation can run
+``cli``         the ``talaria-storage`` command
+
+The documented API is what this module exports: :func:`open_store`,
+:func:`open_database`, the six traits, :class:`SHA256Hash` and the errors.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from talaria_storage.errors import (
+from talaria_storage.config.open_store import open_store
+from talaria_storage.core.errors import (
     BackendError,
     ChunkIndexError,
     ChunkNotFound,
@@ -41,11 +53,17 @@ from talaria_storage.errors import (
     InputFormatError,
     StorageError,
 )
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.store import Store
-
-if TYPE_CHECKING:
-    from talaria_storage.config import StorageConfig
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.traits import (
+    ChunkStorage,
+    DeltaStorage,
+    ReductionStorage,
+    RemoteStorage,
+    StatefulStorage,
+    TaxonomyStorage,
+)
+from talaria_storage.sequences.database import open_database
+from talaria_storage.storage.store import Store
 
 __version__ = "0.1.0"
 
@@ -53,64 +71,19 @@ __all__ = [
     "BackendError",
     "ChunkIndexError",
     "ChunkNotFound",
+    "ChunkStorage",
     "CompressionError",
     "ConfigError",
+    "DeltaStorage",
     "HashMismatch",
     "InputFormatError",
+    "ReductionStorage",
+    "RemoteStorage",
     "SHA256Hash",
+    "StatefulStorage",
     "Store",
     "StorageError",
+    "TaxonomyStorage",
+    "open_database",
     "open_store",
 ]
-
-
-def open_store(
-    location_or_config: "str | Path | StorageConfig | None" = None,
-    *,
-    config_path: str | Path | None = None,
-    create: bool = True,
-    **overrides: Any,
-) -> Store:
-    """Open (and by default create) the store a location, a config file or a config object names.
-
-    ``location_or_config`` may be a path or URL (``./store``, ``s3://bucket/db``),
-    a :class:`StorageConfig`, a path to a ``.toml`` file, or None for the
-    configured default (``TALARIA_STORAGE_DIR`` or ``~/.talaria/storage``).
-    ``overrides`` are config keys of ``[storage]`` (``compression``,
-    ``compression_level``, ``threads``...) and win over the environment and
-    the file. With ``create=False`` a location with no store is an error.
-    """
-    from talaria_storage.codecs import codec_from_config
-    from talaria_storage.config import StorageConfig, config_for_location, load_config
-    from talaria_storage.registry import open_backend, split_faults, with_faults
-
-    faults = None  # a "faults+<location>?..." drill wraps the backend; the config sees <location>
-    if isinstance(location_or_config, str):
-        location_or_config, faults = split_faults(location_or_config)
-    if isinstance(location_or_config, StorageConfig):
-        config = location_or_config
-    elif location_or_config is None:
-        config = load_config(config_path, **overrides)
-    elif str(location_or_config).endswith(".toml") and Path(location_or_config).is_file():
-        config = load_config(location_or_config, **overrides)
-    else:
-        config = config_for_location(str(location_or_config), config_path=config_path, **overrides)
-    options = dict(config.backend_options)
-    if not create and config.location.startswith(("/", "file://")):
-        options["create"] = False  # a read-only open of a wrong path must not leave a folder behind
-    backend = open_backend(config.location, options)
-    if faults is not None:
-        backend = with_faults(backend, faults)
-    # The writer's configured codec compresses new chunks; every frame names its own codec,
-    # so a store written with several codecs reads back without any setting.
-    name, level = config.codec_spec
-    store = Store(backend, codec_from_config(name, level), threads=config.threads, config=config)
-    try:
-        if create:
-            store.initialise()
-        else:
-            store.require_initialised()
-    except BaseException:
-        store.close()
-        raise
-    return store

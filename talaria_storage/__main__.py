@@ -1,5 +1,5 @@
 """``python -m talaria_storage``: the command line, as the ``talaria-storage`` script runs it."""
 
-from talaria_storage.cli import main
+from talaria_storage.cli.main import main
 
 main()

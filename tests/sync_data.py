@@ -10,11 +10,11 @@ import io
 import random
 from pathlib import Path
 
-from talaria_storage.hashing import SHA256Hash
+from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.versions import VersionCatalog
-from talaria_storage.store import Store
+from talaria_storage.storage.store import Store
 
 #: Small chunks, so a few hundred records make dozens of objects to copy.
 POLICY = ChunkingPolicy(min_size=512, target_size=2048, max_size=8192)

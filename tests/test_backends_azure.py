@@ -23,8 +23,13 @@ from azure.storage.blob import BlobServiceClient
 from talaria_storage.backends import azure as azure_module
 from talaria_storage.backends.azure import AzureBackend
 
-from talaria_storage.errors import BackendError, ConfigError, ObjectNotFound, PreconditionFailed
-from talaria_storage.registry import open_backend
+from talaria_storage.core.errors import (
+    BackendError,
+    ConfigError,
+    ObjectNotFound,
+    PreconditionFailed,
+)
+from talaria_storage.storage.registry import open_backend
 from talaria_storage.testing.backend_suite import BackendConformance
 from talaria_storage.testing.emulators import (
     AZURE_TEST_OPTIONS,

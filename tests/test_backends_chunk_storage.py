@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from talaria_storage.chunk_store import ChunkStore
+from talaria_storage.storage.chunk_store import ChunkStore
 from talaria_storage.testing import ChunkStorageConformance
 
 

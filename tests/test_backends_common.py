@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from talaria_storage.backends._common import KeyPrefix, check_options, redact, resolve_container
 
-from talaria_storage import registry
-from talaria_storage.errors import ConfigError, MissingExtra
-from talaria_storage.registry import open_backend, parse_location
+from talaria_storage.core.errors import ConfigError, MissingExtra
+from talaria_storage.storage import registry
+from talaria_storage.storage.registry import open_backend, parse_location
 
 SDK_OF_SCHEME = {
     "s3": ("boto3", "s3"),
@@ -69,11 +69,11 @@ def test_a_blocked_sdk_import_is_a_missing_extra(monkeypatch: pytest.MonkeyPatch
 def test_no_sdk_is_imported_until_a_backend_of_its_scheme_is_opened() -> None:
     code = (
         "import sys\n"
-        "import talaria_storage, talaria_storage.registry, talaria_storage.backend\n"
+        "import talaria_storage, talaria_storage.storage.registry, talaria_storage.storage.backend\n"
         "import talaria_storage.testing, talaria_storage.testing.emulators\n"
         "import talaria_storage.backends, talaria_storage.backends._common\n"
         "import talaria_storage.backends.memory, talaria_storage.backends.filesystem\n"
-        "talaria_storage.registry.open_backend('memory://')\n"
+        "talaria_storage.storage.registry.open_backend('memory://')\n"
         "sdks = ('boto3', 'botocore', 'google.cloud', 'google.cloud.storage', 'azure', 'azure.storage', 'rocksdict')\n"
         "print(','.join(sorted(m for m in sdks if m in sys.modules)))\n"
     )

@@ -6,11 +6,12 @@ import io
 from pathlib import Path
 
 import pytest
-
 from talaria_storage.backends.filesystem import FilesystemBackend
 from talaria_storage.backends.memory import MemoryBackend
+
+from talaria_storage import open_database
 from talaria_storage.sequences.versions import VersionCatalog
-from talaria_storage.store import Store
+from talaria_storage.storage.store import Store
 
 SAMPLE = (
     b">sp|P69905|HBA_HUMAN Hemoglobin subunit alpha OS=Homo sapiens OX=9606 GN=HBA1 PE=1 SV=2 \n"
@@ -45,7 +46,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 def test_a_database_round_trips_byte_for_byte_and_verifies(store: Store, tmp_path: Path) -> None:
     source = tmp_path / "sample.fasta"
     source.write_bytes(SAMPLE)
-    db = store.database("sample")
+    db = open_database(store, "sample")
     db.import_files([source], version="v1")
     out = io.BytesIO()
     db.export(out)

@@ -23,8 +23,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage
 from talaria_storage.backends.gcs import GCSBackend
 
-from talaria_storage.errors import BackendError, ObjectNotFound, PreconditionFailed
-from talaria_storage.registry import open_backend
+from talaria_storage.core.errors import BackendError, ObjectNotFound, PreconditionFailed
+from talaria_storage.storage.registry import open_backend
 from talaria_storage.testing.backend_suite import BackendConformance
 from talaria_storage.testing.emulators import GCS_TEST_OPTIONS, free_port, unique_bucket_name
 

@@ -19,8 +19,8 @@ require_sdk("rocksdict", "rocksdb")
 from rocksdict import Rdict
 from talaria_storage.backends.rocksdb import RocksDBBackend
 
-from talaria_storage.errors import BackendError, ConfigError, PreconditionFailed
-from talaria_storage.registry import open_backend
+from talaria_storage.core.errors import BackendError, ConfigError, PreconditionFailed
+from talaria_storage.storage.registry import open_backend
 from talaria_storage.testing.backend_suite import BackendConformance
 
 MIB = 1024 * 1024
@@ -48,7 +48,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 OPEN_IN_CHILD = """
     import sys
     from talaria_storage.backends.rocksdb import RocksDBBackend
-    from talaria_storage.errors import BackendError
+    from talaria_storage.core.errors import BackendError
     try:
         backend = RocksDBBackend(sys.argv[1] if len(sys.argv) > 1 else {path!r}, read_only={read_only})
     except BackendError as exc:

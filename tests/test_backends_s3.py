@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 from talaria_storage.backends import s3 as s3_module
 from talaria_storage.backends.s3 import S3Backend
 
-from talaria_storage.errors import BackendError, ObjectNotFound, PreconditionFailed
-from talaria_storage.registry import open_backend
+from talaria_storage.core.errors import BackendError, ObjectNotFound, PreconditionFailed
+from talaria_storage.storage.registry import open_backend
 from talaria_storage.testing.backend_suite import BackendConformance
 from talaria_storage.testing.emulators import (
     S3_TEST_ACCESS_KEY,

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from talaria_storage.cli import EXIT_FAILURE, EXIT_USAGE, app
-from talaria_storage.config import ENVIRONMENT
+from talaria_storage.cli.common import EXIT_FAILURE, EXIT_USAGE
+from talaria_storage.cli.main import app
+from talaria_storage.config.settings import ENVIRONMENT
 
 BINARY = bytes(range(256)) * 64
 
@@ -260,7 +261,7 @@ def test_unknown_command_is_a_usage_error() -> None:
 
 def test_module_entry_point_round_trips_binary_through_real_pipes(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT} | {"HOME": str(tmp_path)}
-    base = [sys.executable, "-m", "talaria_storage.cli", "--store", str(tmp_path / "s")]
+    base = [sys.executable, "-m", "talaria_storage.cli.main", "--store", str(tmp_path / "s")]
     assert (
         subprocess.run([*base, "init"], env=env, capture_output=True, check=False).returncode == 0
     )

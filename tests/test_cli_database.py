@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from talaria_storage import open_store
-from talaria_storage.cli import EXIT_FAILURE, EXIT_USAGE, app
-from talaria_storage.config import ENVIRONMENT
-from talaria_storage.index import MemoryIndex, RocksIndex, SqliteIndex
+from talaria_storage import open_database, open_store
+from talaria_storage.cli.common import EXIT_FAILURE, EXIT_USAGE
+from talaria_storage.cli.main import app
+from talaria_storage.config.settings import ENVIRONMENT
+from talaria_storage.index.local_index import MemoryIndex, RocksIndex, SqliteIndex
+from talaria_storage.index.lookup_index import lookup_index
 from talaria_storage.sequences.canonical import digests
 
 HUMAN = b"MVLSPADKTNVKAAWGKVGAHAGEYGAEALERMFLSFPTTKTYFPHFDLSHGSAQVKGHGKKVADAL"
@@ -420,12 +422,12 @@ def test_index_rebuild_of_an_unknown_database_is_one_line(imported: str) -> None
 def test_a_filesystem_store_keeps_its_index_across_opens(tmp_path: Path, sample: Path) -> None:
     location = tmp_path / "store"
     with open_store(location) as store:
-        db = store.database("prot")
+        db = open_database(store, "prot")
         result = db.import_files([sample], version="v1")
         assert db["P12345"].residues == YEAST[:10] + YEAST[10:]
-        assert isinstance(store.lookup_index().index, RocksIndex)
+        assert isinstance(lookup_index(store).index, RocksIndex)
     with open_store(location) as store:
-        marker = store.lookup_index().get(b"m/" + result.manifest.to_hex().encode() + b"/built")
+        marker = lookup_index(store).get(b"m/" + result.manifest.to_hex().encode() + b"/built")
         assert marker is not None and json.loads(marker)["unique_sequences"] == 3
     assert (location / ".index").is_dir()
     assert not any(".index" in key for key in _keys(location))
@@ -438,12 +440,12 @@ def _keys(location: Path) -> list[str]:
 
 def test_databases_of_one_store_share_one_index(tmp_path: Path) -> None:
     with open_store(tmp_path / "store") as store:
-        assert store.database("a").index is store.database("b").index
+        assert open_database(store, "a").index is open_database(store, "b").index
 
 
 def test_a_memory_store_uses_a_memory_index(tmp_path: Path) -> None:
     with open_store("memory://index-test") as store:
-        assert isinstance(store.lookup_index().index, MemoryIndex)
+        assert isinstance(lookup_index(store).index, MemoryIndex)
     assert not (tmp_path / "cache").exists()
 
 
@@ -451,9 +453,9 @@ def test_index_type_sqlite_is_honoured(tmp_path: Path, sample: Path) -> None:
     conf = tmp_path / "storage.toml"
     conf.write_text(f'[storage]\npath = "{tmp_path / "store"}"\n[index]\ntype = "sqlite"\n')
     with open_store(conf) as store:
-        store.database("prot").import_files([sample], version="v1")
-        assert store.database("prot")["P01942"].residues == MOUSE
-        assert isinstance(store.lookup_index().index, SqliteIndex)
+        open_database(store, "prot").import_files([sample], version="v1")
+        assert open_database(store, "prot")["P01942"].residues == MOUSE
+        assert isinstance(lookup_index(store).index, SqliteIndex)
     assert (tmp_path / "store" / ".index" / "index.sqlite").is_file()
 
 
@@ -462,8 +464,8 @@ def test_a_non_filesystem_store_keeps_its_index_in_the_cache_folder(
 ) -> None:
     location = f"rocksdb://{tmp_path / 'rocks'}"
     with open_store(location) as store:
-        store.database("prot").import_files([sample], version="v1")
-        assert store.database("prot")["P01942"].residues == MOUSE
+        open_database(store, "prot").import_files([sample], version="v1")
+        assert open_database(store, "prot")["P01942"].residues == MOUSE
     digest = hashlib.sha256(location.encode()).hexdigest()
     assert (tmp_path / "cache" / "index" / digest / "index.rocksdb").is_dir()
 
@@ -473,11 +475,11 @@ def test_a_second_opener_in_one_process_falls_back_to_a_memory_index(
 ) -> None:
     location = tmp_path / "store"
     with open_store(location) as first, open_store(location) as second:
-        first.database("prot").import_files([sample], version="v1")
-        assert first.database("prot")["P12345"]
+        open_database(first, "prot").import_files([sample], version="v1")
+        assert open_database(first, "prot")["P12345"]
         with caplog.at_level(logging.WARNING):
-            assert second.database("prot")["P01942"].residues == MOUSE
-        assert isinstance(second.lookup_index().index, MemoryIndex)
+            assert open_database(second, "prot")["P01942"].residues == MOUSE
+        assert isinstance(lookup_index(second).index, MemoryIndex)
         assert "in-memory index" in caplog.text
 
 

@@ -8,14 +8,15 @@ import time
 from pathlib import Path
 
 import pytest
+from talaria_storage.backends.filesystem import FilesystemBackend
 from typer.testing import CliRunner, Result
 
-from talaria_storage.backends.filesystem import FilesystemBackend
-from talaria_storage.cli import EXIT_FAILURE, EXIT_USAGE, app
-from talaria_storage.config import ENVIRONMENT
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.processing import ProcessingStates
-from talaria_storage.types import OperationType, SourceInfo
+from talaria_storage.cli.common import EXIT_FAILURE, EXIT_USAGE
+from talaria_storage.cli.main import app
+from talaria_storage.config.settings import ENVIRONMENT
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.types import OperationType, SourceInfo
+from talaria_storage.storage.processing import ProcessingStates
 
 MANIFEST = SHA256Hash.compute(b"manifest")
 

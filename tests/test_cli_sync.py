@@ -10,9 +10,10 @@ from sync_data import export, fasta, import_version
 from talaria_storage.backends.filesystem import FilesystemBackend
 from typer.testing import CliRunner, Result
 
-from talaria_storage.cli import EXIT_FAILURE, EXIT_USAGE, app
-from talaria_storage.config import ENVIRONMENT
-from talaria_storage.store import Store
+from talaria_storage.cli.common import EXIT_FAILURE, EXIT_USAGE
+from talaria_storage.cli.main import app
+from talaria_storage.config.settings import ENVIRONMENT
+from talaria_storage.storage.store import Store
 
 V1 = fasta(80, seed=51)
 V2 = V1 + fasta(10, seed=52, first=4000)

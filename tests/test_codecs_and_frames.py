@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from talaria_storage import frame
-from talaria_storage.codecs import (
+from talaria_storage.core.errors import CompressionError, ConfigError
+from talaria_storage.storage import frame
+from talaria_storage.storage.codecs import (
     CODECS,
     Codec,
     Lz4Codec,
@@ -18,7 +19,6 @@ from talaria_storage.codecs import (
     ZstdCodec,
     codec_from_config,
 )
-from talaria_storage.errors import CompressionError, ConfigError
 
 ALL_CODECS = [NoneCodec(), ZstdCodec(1), ZstdCodec(3), ZstdCodec(22), Lz4Codec(), SnappyCodec()]
 codecs = st.sampled_from(ALL_CODECS)

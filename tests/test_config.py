@@ -1,4 +1,4 @@
-"""storage.toml, environment and argument handling (talaria_storage.config)."""
+"""storage.toml, environment and argument handling (talaria_storage.config.settings)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from typing import ClassVar
 
 import pytest
 
-from talaria_storage import config as config_module
-from talaria_storage.config import (
+from talaria_storage.config import settings as config_module
+from talaria_storage.config.settings import (
     ENVIRONMENT,
     SCHEMA,
     StorageConfig,
     config_for_location,
     load_config,
 )
-from talaria_storage.errors import ConfigError
-from talaria_storage.registry import BackendSpec, parse_location
+from talaria_storage.core.errors import ConfigError
+from talaria_storage.storage.registry import BackendSpec, parse_location
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "storage.toml"

@@ -11,19 +11,20 @@ from pathlib import Path
 import pytest
 from talaria_storage.backends.memory import MemoryBackend
 
-from talaria_storage.errors import HashMismatch, InputFormatError, StorageError
-from talaria_storage.index import open_index
+from talaria_storage import open_database
+from talaria_storage.core.errors import HashMismatch, InputFormatError, StorageError
+from talaria_storage.formats.fasta import open_input
+from talaria_storage.index.local_index import open_index
 from talaria_storage.sequences import importing
 from talaria_storage.sequences.canonical import digests, sequence_hash
 from talaria_storage.sequences.chunk_format import ChunkReader, PackReader
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.database import SequenceDatabase
-from talaria_storage.sequences.fasta import open_input
 from talaria_storage.sequences.manifest import Manifest
 from talaria_storage.sequences.order import OrderBuilder
 from talaria_storage.sequences.taxonomy import Taxonomy
 from talaria_storage.sequences.versions import VersionCatalog
-from talaria_storage.store import Store
+from talaria_storage.storage.store import Store
 from talaria_storage.testing.emulators import require_sdk
 
 
@@ -39,7 +40,7 @@ def _plain(path: Path) -> bytes:
 def _round_trip(tmp_path: Path, data: bytes, name: str = "in.fa", **kwargs) -> bytes:
     path = tmp_path / name
     path.write_bytes(data)
-    db = _store().database("db")
+    db = open_database(_store(), "db")
     db.import_files([path], version="v1", **kwargs)
     out = io.BytesIO()
     db.export(out)
@@ -86,7 +87,7 @@ def test_several_files_export_in_import_order_and_by_file_index(tmp_path: Path) 
     a, b = tmp_path / "a.fa", tmp_path / "b.fq"
     a.write_bytes(b">x OX=1\nACGT\n>y OX=2\nAAAA\n")
     b.write_bytes(b"@q\nAC\n+\nII\n")
-    db = _store().database("db")
+    db = open_database(_store(), "db")
     db.import_files([a, b], version="v1")
     out = io.BytesIO()
     db.export(out)
@@ -99,7 +100,7 @@ def test_several_files_export_in_import_order_and_by_file_index(tmp_path: Path) 
 def test_normalized_export_upper_cases_and_rewraps(tmp_path: Path) -> None:
     path = tmp_path / "in.fa"
     path.write_bytes(b">a desc\r\nacg\r\nTAC\r\ngt\r\n")
-    db = _store().database("db")
+    db = open_database(_store(), "db")
     db.import_files([path], version="v1")
     out = io.BytesIO()
     db.export(out, normalized=True, width=4)
@@ -109,7 +110,7 @@ def test_normalized_export_upper_cases_and_rewraps(tmp_path: Path) -> None:
 def test_export_by_taxon_writes_only_that_taxon(tmp_path: Path) -> None:
     path = tmp_path / "in.fa"
     path.write_bytes(b">a OX=9\nAA\n>b OX=7\nCC\n>c OX=9\nGG\n")
-    db = _store().database("db")
+    db = open_database(_store(), "db")
     db.import_files([path], version="v1")
     out = io.BytesIO()
     db.export(out, taxon=9)
@@ -145,7 +146,7 @@ def test_shared_fasta_set_includes_the_required_files(shared_data: Path) -> None
 )
 def test_shared_fasta_round_trips_byte_exactly(shared_data: Path, relative: str) -> None:
     path = shared_data / relative
-    db = _store().database("db")
+    db = open_database(_store(), "db")
     db.import_files([path], version="v1")
     out = io.BytesIO()
     db.export(out)
@@ -156,8 +157,8 @@ def test_shared_fasta_round_trips_byte_exactly(shared_data: Path, relative: str)
 def test_same_data_in_two_stores_gives_identical_chunks(shared_data: Path) -> None:
     path = shared_data / "protein" / "uniprot_proteomes" / "UP000000625-E.coli.fasta.gz"
     first, second = _store(), _store()
-    r1 = first.database("ecoli").import_files([path], version="v1")
-    r2 = second.database("ecoli").import_files([path], version="v1")
+    r1 = open_database(first, "ecoli").import_files([path], version="v1")
+    r2 = open_database(second, "ecoli").import_files([path], version="v1")
     m1 = VersionCatalog(first).load(r1.manifest)
     m2 = VersionCatalog(second).load(r2.manifest)
     assert m1.chunks == m2.chunks
@@ -188,7 +189,7 @@ def test_second_release_restores_only_changed_chunks(shared_data: Path) -> None:
 
 def test_failed_import_leaves_no_ref_and_rerun_works(tmp_path: Path) -> None:
     store = _store()
-    db = store.database("db")
+    db = open_database(store, "db")
     good = b"".join(b">s%d\n%s\n" % (i, b"ACGT" * 50) for i in range(2000))
     bad = tmp_path / "in.fa"
     bad.write_bytes(good[: len(good) // 2] + b"\x00\x01garbage\n" + good[len(good) // 2 :])
@@ -210,7 +211,7 @@ def uniprot_like(tmp_path: Path):
         b">sp|P00002|B_HUMAN Beta OS=H. sapiens OX=9606\nmkvlat\n"
         b">tr|Q00003|C_ECOLI Gamma OS=E. coli OX=562\nMAAAAA\n"
     )
-    db = _store().database("up")
+    db = open_database(_store(), "up")
     db.import_files([path], version="v1")
     return db
 
@@ -251,7 +252,7 @@ def test_taxa_from_a_mapping_file_with_genome_prefixes(tmp_path: Path) -> None:
     fasta, mapping = tmp_path / "16s.fa", tmp_path / "taxid.map"
     fasta.write_bytes(b">G001_1\nACGT\n>G002_1\nGGGG\n>G001_2\nTTTT\n>G999_1\nCCCC\n")
     mapping.write_bytes(b"G001\t562\nG002\t1280\n")
-    db = _store().database("wol")
+    db = open_database(_store(), "wol")
     db.import_files([fasta], version="v1", taxonomy=str(mapping), prefix_separator="_")
     assert [r.header for r in db.by_taxon(562)] == [b"G001_1", b"G001_2"]
     assert [r.header for r in db.by_taxon(1280)] == [b"G002_1"]
@@ -274,7 +275,7 @@ def test_by_taxon_with_descendants_uses_the_taxonomy(tmp_path: Path) -> None:
     taxonomy = Taxonomy.from_taxdump(dump)
     fasta = tmp_path / "in.fa"
     fasta.write_bytes(b">a OX=562\nMK\n>b OX=9606\nMA\n>c OX=2\nMV\n")
-    db = _store().database("db")
+    db = open_database(_store(), "db")
     db.import_files([fasta], version="v1")
     assert sorted(r.header[:1] for r in db.by_taxon(2, descendants=True, taxonomy=taxonomy)) == [b"a", b"c"]
     with pytest.raises(Exception, match="Taxonomy"):
@@ -319,13 +320,13 @@ def test_gc_marking_keeps_the_record_order_objects_export_needs(tmp_path) -> Non
     from talaria_storage.backends.memory import MemoryBackend
 
     from talaria_storage.sequences.versions import VersionCatalog
-    from talaria_storage.store import Store
+    from talaria_storage.storage.store import Store
 
     store = Store(MemoryBackend())
     store.initialise()
     source = tmp_path / "two-taxa.fasta"
     source.write_bytes(b">a OX=9606\nMKV\n>b OX=10090\nMKL\n>c OX=9606\nMKW\n")
-    db = store.database("gc")
+    db = open_database(store, "gc")
     db.import_files([source])
     chunks, _ = VersionCatalog(store).reachable()
     store.gc(chunks)

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from talaria_storage.backends.filesystem import FilesystemBackend
 from talaria_storage.backends.memory import MemoryBackend
-from talaria_storage.chunk_store import ChunkStore
+
+from talaria_storage.storage.chunk_store import ChunkStore
 from talaria_storage.testing import BackendConformance, ChunkStorageConformance
 
 

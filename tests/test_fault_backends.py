@@ -7,16 +7,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from talaria_storage import open_store
-from talaria_storage.backend import Backend
 from talaria_storage.backends.faults import FaultInjectingBackend, RequestCountingBackend
 from talaria_storage.backends.filesystem import FilesystemBackend
 from talaria_storage.backends.memory import MemoryBackend
-from talaria_storage.config import config_for_location
-from talaria_storage.errors import BackendError, ConfigError
-from talaria_storage.registry import open_backend, parse_location
-from talaria_storage.store import Store
+
+from talaria_storage import open_store
+from talaria_storage.config.settings import config_for_location
+from talaria_storage.core.errors import BackendError, ConfigError
+from talaria_storage.storage.backend import Backend
+from talaria_storage.storage.registry import open_backend, parse_location
+from talaria_storage.storage.store import Store
 from talaria_storage.testing import BackendConformance
 
 KEY = "chunks/" + "ab" * 32

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from talaria_storage.errors import InvalidHash, InvalidKey
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import ref_key, validate_key, validate_name
-from talaria_storage.registry import parse_location
+from talaria_storage.core.errors import InvalidHash, InvalidKey
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.keys import ref_key, validate_key, validate_name
+from talaria_storage.storage.registry import parse_location
 
 GOOD = hashlib.sha256(b"x").hexdigest()
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from talaria_storage import open_store
-from talaria_storage.keys import CHUNKS
+from talaria_storage import open_database, open_store
+from talaria_storage.core.keys import CHUNKS
+from talaria_storage.core.types import OperationType
 from talaria_storage.sequences.collect import collect_garbage
-from talaria_storage.types import OperationType
 
 # The child: import FILE into STORE with small chunks, one process, writes counted in
 # WRITES (one line per object actually written); with KILL_AFTER > 0, SIGKILL itself
@@ -32,7 +32,7 @@ CHILD = textwrap.dedent(
     from talaria_storage import open_store
     from talaria_storage.sequences.chunking import ChunkingPolicy
     from talaria_storage.sequences.database import SequenceDatabase
-    from talaria_storage.store import Store
+    from talaria_storage.storage.store import Store
 
     store_path, fasta, writes_path, kill_after = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     original = Store.store_chunk
@@ -107,7 +107,7 @@ def test_a_killed_import_rerun_completes_and_stores_no_object_twice(tmp_path: Pa
     with open_store(store_path) as store:
         out = tmp_path / "export.fa"
         with open(out, "wb") as handle:
-            store.database("db").export(handle)
+            open_database(store, "db").export(handle)
         assert out.read_bytes() == fasta.read_bytes()
         assert store.states.list() == []  # the finished import removed its state
 
@@ -126,7 +126,7 @@ def test_gc_between_the_kill_and_the_rerun_keeps_the_imports_objects(tmp_path: P
     with open_store(store_path) as store:
         out = tmp_path / "export.fa"
         with open(out, "wb") as handle:
-            store.database("db").export(handle)
+            open_database(store, "db").export(handle)
         assert out.read_bytes() == fasta.read_bytes()
 
 

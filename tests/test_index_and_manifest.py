@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from talaria_storage.errors import StorageError
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.index import ChunkIndex, open_index
+from talaria_storage.core.errors import StorageError
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.index.local_index import ChunkIndex, open_index
 from talaria_storage.sequences.manifest import ChunkEntry, Manifest, SourceFile, merkle_root
 
 

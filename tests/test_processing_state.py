@@ -9,17 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from talaria_storage.backend import Backend
 from talaria_storage.backends.faults import RequestCountingBackend
 from talaria_storage.backends.filesystem import FilesystemBackend
 from talaria_storage.backends.memory import MemoryBackend
-from talaria_storage.errors import StorageError
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import STATE, validate_key
-from talaria_storage.processing import COMPACT_AFTER, ProcessingStates
-from talaria_storage.store import Store
-from talaria_storage.types import OperationType, SourceInfo
+
+from talaria_storage.core.errors import StorageError
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.keys import STATE, validate_key
+from talaria_storage.core.types import OperationType, SourceInfo
+from talaria_storage.storage.backend import Backend
+from talaria_storage.storage.processing import COMPACT_AFTER, ProcessingStates
+from talaria_storage.storage.store import Store
 
 MANIFEST = SHA256Hash.compute(b"manifest v1")
 SOURCE = SourceInfo(database="uniprot", source="file:///srv/workstation", version="2024_01")
@@ -201,7 +201,7 @@ def test_a_damaged_segment_is_skipped_with_a_warning(
     torn = segment_keys(backend, op_id)[1]
     data = backend.get(torn)
     backend.put(torn, {"truncated": data[:-5], "garbage": b"\x00not a segment" * 9, "empty": b""}[damage])
-    with caplog.at_level(logging.WARNING, logger="talaria_storage.processing"):
+    with caplog.at_level(logging.WARNING, logger="talaria_storage.storage.processing"):
         state = ProcessingStates(backend).get(op_id)
     assert state is not None and state.completed_chunks == {h(1)}
     assert torn in caplog.text
@@ -405,7 +405,7 @@ def test_a_state_survives_on_rocksdb(rocksdb_backend: Backend) -> None:
 
 
 def test_a_huge_batch_is_split_into_bounded_segments(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("talaria_storage.processing.MAX_SEGMENT_HASHES", 3)
+    monkeypatch.setattr("talaria_storage.storage.processing.MAX_SEGMENT_HASHES", 3)
     states = ProcessingStates(backend)
     op_id = start(states)
     states.record_completed(op_id, [h(i) for i in range(7)])

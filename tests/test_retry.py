@@ -5,11 +5,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from talaria_storage.backends.faults import FaultInjectingBackend, RequestCountingBackend
 from talaria_storage.backends.memory import MemoryBackend
-from talaria_storage.errors import BackendError, PreconditionFailed
-from talaria_storage.retry import RetryPolicy, is_retryable, retrying
+
+from talaria_storage.core.errors import BackendError, PreconditionFailed
+from talaria_storage.storage.retry import RetryPolicy, is_retryable, retrying
 
 KEY = "chunks/" + "ab" * 32
 

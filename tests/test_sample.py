@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from talaria_storage import open_store
+from talaria_storage import open_database, open_store
+from talaria_storage.formats.fasta import read_fasta
 from talaria_storage.sequences.canonical import canonical, digests
-from talaria_storage.sequences.fasta import read_fasta
 from talaria_storage.sequences.sample import generate, main, write_sample
 from talaria_storage.sequences.taxonomy import AccessionTaxonMap, Taxonomy, taxon_from_header
 
@@ -72,7 +72,7 @@ def test_sample_stays_small_enough_to_ship(files: dict[str, bytes]) -> None:
 def test_each_release_imports_and_exports_byte_exact(tmp_path: Path, release: str) -> None:
     path = SHIPPED / release
     with open_store(str(tmp_path / "store")) as store:
-        db = store.database("sample")
+        db = open_database(store, "sample")
         db.import_files([path], version="v1", taxonomy="header")
         out = io.BytesIO()
         db.export(out)
@@ -81,7 +81,7 @@ def test_each_release_imports_and_exports_byte_exact(tmp_path: Path, release: st
 
 def test_both_releases_as_two_versions_export_byte_exact(tmp_path: Path) -> None:
     with open_store(str(tmp_path / "store")) as store:
-        db = store.database("sample")
+        db = open_database(store, "sample")
         db.import_files([SHIPPED / "release1.fasta"], version="r1")
         db.import_files([SHIPPED / "release2.fasta"], version="r2")
         first, second = io.BytesIO(), io.BytesIO()

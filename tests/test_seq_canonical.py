@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from talaria_storage.hashing import SHA256Hash
+from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.sequences.canonical import (
     InvalidSequenceId,
     SequenceId,

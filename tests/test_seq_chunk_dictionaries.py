@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 from talaria_storage.backends.memory import MemoryBackend
 
-from talaria_storage.errors import CompressionError
+from talaria_storage import open_database
+from talaria_storage.core.errors import CompressionError
 from talaria_storage.sequences.chunk_format import MAX_DICTIONARY_DEPTH, ChunkReader
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.integrity import verify_store
 from talaria_storage.sequences.versions import VersionCatalog
-from talaria_storage.store import Store
-from talaria_storage.sync import push
+from talaria_storage.storage.store import Store
+from talaria_storage.sync.protocol import push
 
 _RNG = random.Random(11)
 SEQUENCES = ["".join(_RNG.choice("ACGT") for _ in range(_RNG.randint(300, 900))) for _ in range(400)]
@@ -48,7 +49,7 @@ def _chunk_bytes(store: Store, db: SequenceDatabase, version: str) -> int:
 
 def test_a_release_that_repeats_its_records_stores_its_chunks_against_the_previous_ones(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    db = store.database("db")
+    db = open_database(store, "db")
     db.import_files([_release(tmp_path, "v1.fa")], version="v1")
     db.import_files([_release(tmp_path, "v2.fa", renamed={5, 77})], version="v2")
     first, second = db.manifest("v1")[1], db.manifest("v2")[1]
@@ -62,7 +63,7 @@ def test_a_release_that_repeats_its_records_stores_its_chunks_against_the_previo
 
 def test_an_unchanged_release_is_the_previous_chunks_again(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    db = store.database("db")
+    db = open_database(store, "db")
     db.import_files([_release(tmp_path, "v1.fa")], version="v1")
     db.import_files([_release(tmp_path, "v2.fa", renamed={3})], version="v2")
     result = db.import_files([_release(tmp_path, "v3.fa", renamed={3})], version="v3")
@@ -73,7 +74,7 @@ def test_an_unchanged_release_is_the_previous_chunks_again(tmp_path: Path) -> No
 
 def test_dictionary_chains_stop_at_the_maximum_depth(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    db = store.database("db")
+    db = open_database(store, "db")
     versions = [f"v{n}" for n in range(MAX_DICTIONARY_DEPTH + 3)]
     for n, version in enumerate(versions):
         db.import_files([_release(tmp_path, f"{version}.fa", renamed=set(range(n)))], version=version)
@@ -86,7 +87,7 @@ def test_dictionary_chains_stop_at_the_maximum_depth(tmp_path: Path) -> None:
 
 def test_gc_after_deleting_the_older_releases_keeps_what_the_newest_needs(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    db = store.database("db")
+    db = open_database(store, "db")
     for n in range(4):
         db.import_files([_release(tmp_path, f"v{n}.fa", renamed=set(range(n)))], version=f"v{n}")
     for n in range(3):
@@ -98,17 +99,17 @@ def test_gc_after_deleting_the_older_releases_keeps_what_the_newest_needs(tmp_pa
 
 def test_a_pushed_release_takes_the_chunks_its_chunks_were_compressed_against(tmp_path: Path) -> None:
     local, remote = Store(MemoryBackend()), Store(MemoryBackend())
-    db = local.database("db")
+    db = open_database(local, "db")
     for n in range(3):
         db.import_files([_release(tmp_path, f"v{n}.fa", renamed=set(range(n)))], version=f"v{n}")
     push(local, remote, ["db@v2"])
-    assert _export(remote.database("db"), "v2") == (tmp_path / "v2.fa").read_bytes()
+    assert _export(open_database(remote, "db"), "v2") == (tmp_path / "v2.fa").read_bytes()
     assert verify_store(remote) == []
 
 
 def test_a_chunk_with_a_dictionary_read_on_its_own_says_how_to_read_it(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    db = store.database("db")
+    db = open_database(store, "db")
     db.import_files([_release(tmp_path, "v1.fa")], version="v1")
     db.import_files([_release(tmp_path, "v2.fa", renamed={1})], version="v2")
     with pytest.raises(CompressionError, match="read it through its database"):

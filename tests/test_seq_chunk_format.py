@@ -13,7 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from talaria_storage.errors import CompressionError, ConfigError
+from talaria_storage.core.errors import CompressionError, ConfigError
+from talaria_storage.formats.fasta import (
+    FastaRecord,
+    FastqRecord,
+    SequenceRecord,
+    format_fasta,
+    read_fasta,
+)
 from talaria_storage.sequences.canonical import canonical
 from talaria_storage.sequences.chunk_format import (
     MAGIC,
@@ -31,13 +38,6 @@ from talaria_storage.sequences.chunk_format import (
     encode_pack,
     encode_records,
     residue_edit,
-)
-from talaria_storage.sequences.fasta import (
-    FastaRecord,
-    FastqRecord,
-    SequenceRecord,
-    format_fasta,
-    read_fasta,
 )
 
 SMALL = ChunkCodec(block_size=4096)
@@ -301,7 +301,7 @@ def test_a_real_proteome_round_trips_and_beats_its_gzip(shared_data: Path) -> No
 
 @pytest.mark.shared_data
 def test_a_real_fastq_file_round_trips(shared_data: Path) -> None:
-    from talaria_storage.sequences.fasta import read_fastq
+    from talaria_storage.formats.fasta import read_fastq
 
     reads = list(
         itertools.islice(read_fastq(shared_data / "fastq/seqkit_Illumina1.8_10k.fq.gz"), 2000)

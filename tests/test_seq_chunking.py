@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from talaria_storage.errors import ConfigError
+from talaria_storage.core.errors import ConfigError
+from talaria_storage.formats.fasta import FastaRecord, FastqRecord, read_fasta
 from talaria_storage.sequences.canonical import sequence_hash
 from talaria_storage.sequences.chunking import (
     ChunkingPolicy,
@@ -20,7 +21,6 @@ from talaria_storage.sequences.chunking import (
     plan_chunks,
     record_size,
 )
-from talaria_storage.sequences.fasta import FastaRecord, FastqRecord, read_fasta
 from talaria_storage.sequences.taxonomy import taxon_from_header
 
 POLICY = ChunkingPolicy(min_size=2_000, target_size=6_000, max_size=12_000, memory_budget=50_000)

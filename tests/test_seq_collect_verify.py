@@ -10,17 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from talaria_storage import frame, open_store
-from talaria_storage.codecs import NoneCodec
-from talaria_storage.errors import ConfigError, InputFormatError, StorageError
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import CHUNKS, MANIFESTS
+from talaria_storage import open_database, open_store
+from talaria_storage.core.errors import ConfigError, InputFormatError, StorageError
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.keys import CHUNKS, MANIFESTS
+from talaria_storage.core.types import OperationType, SourceInfo, VerificationProblem
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.integrity import verify_store
 from talaria_storage.sequences.taxonomy_store import TaxonomyCatalog, TaxonomyIndexedStore
 from talaria_storage.sequences.versions import VersionCatalog
-from talaria_storage.store import Store
-from talaria_storage.types import OperationType, SourceInfo, VerificationProblem
+from talaria_storage.storage import frame
+from talaria_storage.storage.codecs import NoneCodec
+from talaria_storage.storage.store import Store
 
 RELEASE_1 = b"".join(b">p%d OX=%d\n%s\n" % (i, 562 + i % 3, b"MKVL" * (10 + i)) for i in range(60))
 RELEASE_2 = RELEASE_1 + b">new OX=9606\nMSTNPKPQRKTKRNTNRRPQDVKFPGG\n"
@@ -41,7 +42,7 @@ def _objects(store: Store) -> set[str]:
 
 def _export(store: Store, database: str, version: str | None = None) -> bytes:
     out = io.BytesIO()
-    store.database(database).export(out, version=version)
+    open_database(store, database).export(out, version=version)
     return out.getvalue()
 
 
@@ -59,14 +60,14 @@ def _abort_an_import(store: Store, tmp_path: Path) -> None:
     orphan = _write(tmp_path / "orphan.fa", b"".join(b">o%d OX=7\n%s\n" % (i, b"W" * (50 + i)) for i in range(40)))
     bad = _write(tmp_path / "bad.fa", b">x\nACGT\n\x00\x01\x02 binary garbage\n")
     with pytest.raises(InputFormatError):
-        store.database("aborted").import_files([orphan, bad], version="v1")
+        open_database(store, "aborted").import_files([orphan, bad], version="v1")
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     """A filesystem store holding db@v1, db@v2 (HEAD), a taxdump and one labelled chunk."""
     with open_store(tmp_path / "store") as opened:
-        db = opened.database("db")
+        db = open_database(opened, "db")
         db.import_files([_write(tmp_path / "r1.fa", RELEASE_1)], version="v1")
         db.import_files([_write(tmp_path / "r2.fa", RELEASE_2)], version="v2")
         dump = tmp_path / "taxdump"
@@ -106,7 +107,7 @@ def test_a_rerun_of_the_aborted_import_completes_after_gc(store: Store, tmp_path
     _abort_an_import(store, tmp_path)
     _age(tmp_path / "store", 7200)
     collect_garbage(store)
-    store.database("aborted").import_files([tmp_path / "orphan.fa"], version="v1")
+    open_database(store, "aborted").import_files([tmp_path / "orphan.fa"], version="v1")
     assert _export(store, "aborted") == (tmp_path / "orphan.fa").read_bytes()
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from talaria_storage import open_store
-from talaria_storage.errors import VersionNotFound
-from talaria_storage.hashing import SHA256Hash
+from talaria_storage import open_database, open_store
+from talaria_storage.core.errors import VersionNotFound
+from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.sequences.canonical import sequence_hash
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.diff import (
@@ -28,7 +28,7 @@ BASE = (
 
 def _database(tmp_path: Path, *releases: bytes) -> SequenceDatabase:
     """A fresh in-memory database with one version per release, named v1, v2, ..."""
-    db = open_store("memory://").database("db")
+    db = open_database(open_store("memory://"), "db")
     for number, data in enumerate(releases, 1):
         path = tmp_path / f"release{number}.fa"
         path.write_bytes(data)

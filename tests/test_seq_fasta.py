@@ -13,8 +13,8 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from talaria_storage.errors import InputFormatError
-from talaria_storage.sequences.fasta import (
+from talaria_storage.core.errors import InputFormatError
+from talaria_storage.formats.fasta import (
     CRLF,
     FastaRecord,
     FastqRecord,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from talaria_storage.errors import InputFormatError
-from talaria_storage.sequences.genbank import read_flatfile
+from talaria_storage.core.errors import InputFormatError
+from talaria_storage.formats.genbank import read_flatfile
 
 GENBANK = b"""LOCUS       TEST0001                  12 bp    DNA     linear   BCT 01-JAN-2020
 DEFINITION  A test sequence.

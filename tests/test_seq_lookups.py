@@ -18,8 +18,9 @@ import pytest
 from talaria_storage.backends.faults import RequestCountingBackend
 from talaria_storage.backends.memory import MemoryBackend
 
-from talaria_storage.errors import CompressionError, VersionNotFound
-from talaria_storage.hashing import SHA256Hash
+from talaria_storage.core.errors import CompressionError, VersionNotFound
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.formats.fasta import FastaRecord, SequenceRecord
 from talaria_storage.sequences import database as database_module
 from talaria_storage.sequences.canonical import digests
 from talaria_storage.sequences.chunk_format import (
@@ -39,9 +40,8 @@ from talaria_storage.sequences.chunk_format import (
 )
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.database import INDEX_LAYOUT, SequenceDatabase
-from talaria_storage.sequences.fasta import FastaRecord, SequenceRecord
 from talaria_storage.sequences.taxonomy import accession_from_header
-from talaria_storage.store import Store
+from talaria_storage.storage.store import Store
 
 SMALL_BLOCKS = ChunkCodec(block_size=4096)
 SMALL_CHUNKS = ChunkingPolicy(min_size=2 << 10, target_size=6 << 10, max_size=12 << 10, memory_budget=12 << 10)

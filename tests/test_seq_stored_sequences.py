@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from talaria_storage.backends.memory import MemoryBackend
 
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.index import open_index
+from talaria_storage import open_database
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.index.local_index import open_index
 from talaria_storage.sequences.chunk_format import PackReader, encode_pack
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import SequenceDatabase
@@ -20,8 +21,8 @@ from talaria_storage.sequences.integrity import verify_store
 from talaria_storage.sequences.manifest import ChunkEntry, Manifest
 from talaria_storage.sequences.stored_sequences import KEY_PREFIX, StoredSequences
 from talaria_storage.sequences.versions import VersionCatalog
-from talaria_storage.store import Store
-from talaria_storage.sync import push
+from talaria_storage.storage.store import Store
+from talaria_storage.sync.protocol import push
 
 _RNG = random.Random(7)
 PROTEINS = ["".join(_RNG.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(_RNG.randint(50, 400))) for _ in range(60)]
@@ -53,7 +54,7 @@ def _own_slots(store: Store, manifest: Manifest) -> int:
 
 def test_next_release_stores_only_the_sequences_it_adds(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    db = store.database("db")
+    db = open_database(store, "db")
     db.import_files([_release(tmp_path, "v1.fa", list(range(40)))], version="v1")
     shuffled = list(range(5, 45))
     random.Random(1).shuffle(shuffled)
@@ -67,9 +68,9 @@ def test_next_release_stores_only_the_sequences_it_adds(tmp_path: Path) -> None:
 
 def test_a_sequence_carried_by_two_databases_is_stored_once(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    first = store.database("first")
+    first = open_database(store, "first")
     first.import_files([_release(tmp_path, "a.fa", list(range(30)))], version="v1")
-    second = store.database("second")
+    second = open_database(store, "second")
     other_headers = _release(tmp_path, "b.fa", list(range(30)), prefix="Q")
     result = second.import_files([other_headers], version="v1")
     _, manifest = second.manifest()
@@ -83,7 +84,7 @@ def test_same_history_in_two_stores_gives_the_same_objects(tmp_path: Path) -> No
     v1, v2 = _release(tmp_path, "v1.fa", list(range(30))), _release(tmp_path, "v2.fa", list(range(10, 50)))
     manifests = []
     for _ in range(2):
-        db = Store(MemoryBackend()).database("db")
+        db = open_database(Store(MemoryBackend()), "db")
         db.import_files([v1], version="v1")
         db.import_files([v2], version="v2")
         manifests.append(db.manifest("v2")[1])
@@ -93,7 +94,7 @@ def test_same_history_in_two_stores_gives_the_same_objects(tmp_path: Path) -> No
 
 def test_reused_packs_survive_gc_after_the_version_that_stored_them_is_deleted(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    db = store.database("db")
+    db = open_database(store, "db")
     db.import_files([_release(tmp_path, "v1.fa", list(range(30)))], version="v1")
     db.import_files([_release(tmp_path, "v2.fa", list(range(25, 35)))], version="v2")
     VersionCatalog(store).delete_version("db", "v1")
@@ -104,7 +105,7 @@ def test_reused_packs_survive_gc_after_the_version_that_stored_them_is_deleted(t
 
 def test_a_deleted_versions_sequences_are_stored_again_not_referred_to(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    db = store.database("db")
+    db = open_database(store, "db")
     db.import_files([_release(tmp_path, "v1.fa", list(range(20)))], version="v1")
     db.import_files([_release(tmp_path, "v2.fa", list(range(40, 50)))], version="v2")
     VersionCatalog(store).delete_version("db", "v1")
@@ -117,7 +118,7 @@ def test_a_deleted_versions_sequences_are_stored_again_not_referred_to(tmp_path:
 
 def test_a_lost_index_is_refilled_from_the_manifests(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    store.database("db").import_files([_release(tmp_path, "v1.fa", list(range(30)))], version="v1")
+    open_database(store, "db").import_files([_release(tmp_path, "v1.fa", list(range(30)))], version="v1")
     fresh = SequenceDatabase(store, "db", index=open_index("memory", None))  # knows nothing of v1
     fresh.import_files([_release(tmp_path, "v2.fa", list(range(30)), prefix="Q")], version="v2")
     _, manifest = fresh.manifest("v2")
@@ -126,7 +127,7 @@ def test_a_lost_index_is_refilled_from_the_manifests(tmp_path: Path) -> None:
 
 def test_a_map_entry_naming_a_pack_no_version_needs_is_ignored(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    db = store.database("db")
+    db = open_database(store, "db")
     db.import_files([_release(tmp_path, "v1.fa", [0, 1])], version="v1")
     source = _release(tmp_path, "v2.fa", list(range(2, 12)))
     bogus = SHA256Hash.from_hex("ab" * 32)
@@ -140,12 +141,12 @@ def test_a_map_entry_naming_a_pack_no_version_needs_is_ignored(tmp_path: Path) -
 
 def test_sync_sends_the_packs_a_version_reuses_from_another_database(tmp_path: Path) -> None:
     local, remote = Store(MemoryBackend()), Store(MemoryBackend())
-    local.database("first").import_files([_release(tmp_path, "a.fa", list(range(30)))], version="v1")
+    open_database(local, "first").import_files([_release(tmp_path, "a.fa", list(range(30)))], version="v1")
     source = _release(tmp_path, "b.fa", list(range(20, 40)), prefix="Q")
-    local.database("second").import_files([source], version="v1")
+    open_database(local, "second").import_files([source], version="v1")
     push(local, remote, ["second"])
     assert remote.refs.get("refs/first/HEAD") is None
-    assert _export(remote.database("second")) == source.read_bytes()
+    assert _export(open_database(remote, "second")) == source.read_bytes()
     assert verify_store(remote) == []
 
 
@@ -161,8 +162,8 @@ def test_a_manifest_lists_its_reused_packs_among_its_objects() -> None:
 
 def test_a_pack_missing_from_the_store_is_never_lent_to_a_new_version(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    store.database("db").import_files([_release(tmp_path, "v1.fa", list(range(20)))], version="v1")
-    for entry in store.database("db").manifest()[1].chunks:
+    open_database(store, "db").import_files([_release(tmp_path, "v1.fa", list(range(20)))], version="v1")
+    for entry in open_database(store, "db").manifest()[1].chunks:
         store.backend.delete(store.key_for(entry.pack))  # a damaged store, and an index that knows nothing
     fresh = SequenceDatabase(store, "other", index=open_index("memory", None))
     source = _release(tmp_path, "b.fa", list(range(20)), prefix="Q")
@@ -183,7 +184,7 @@ def test_every_distinct_canonical_sequence_is_stored_once_and_every_release_expo
     tmp_path: Path, releases: list[list[tuple[int, bool]]]
 ) -> None:
     store = Store(MemoryBackend())
-    db = store.database("db")
+    db = open_database(store, "db")
     distinct: set[str] = set()
     for number, picks in enumerate(releases):
         sequences = [PROTEINS[i].lower() if masked else PROTEINS[i] for i, masked in picks]
@@ -210,7 +211,7 @@ def test_a_slot_that_kept_soft_masked_letters_is_never_lent() -> None:
 
 def test_a_ref_to_a_missing_manifest_does_not_stop_an_import_into_another_database(tmp_path: Path) -> None:
     store = Store(MemoryBackend())
-    store.database("broken").import_files([_release(tmp_path, "a.fa", list(range(5)))], version="v1")
+    open_database(store, "broken").import_files([_release(tmp_path, "a.fa", list(range(5)))], version="v1")
     for h in set(store.refs.list("refs/broken/").values()):
         store.backend.delete(store.manifests.key_for(h))
     db = SequenceDatabase(store, "fine", index=open_index("memory", None))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from talaria_storage.errors import InputFormatError
+from talaria_storage.core.errors import InputFormatError
 from talaria_storage.sequences.taxonomy import (
     AccessionTaxonMap,
     Taxonomy,

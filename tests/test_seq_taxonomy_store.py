@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from talaria_storage import open_store
-from talaria_storage.errors import InputFormatError, InvalidKey, RefConflict, VersionNotFound
+from talaria_storage import open_database, open_store
+from talaria_storage.core.errors import InputFormatError, InvalidKey, RefConflict, VersionNotFound
 from talaria_storage.sequences.taxonomy import Taxonomy
 from talaria_storage.sequences.taxonomy_store import (
     TaxonNotCurrent,
@@ -16,7 +16,7 @@ from talaria_storage.sequences.taxonomy_store import (
     TaxonomyIndexedStore,
 )
 from talaria_storage.sequences.versions import VersionCatalog
-from talaria_storage.store import Store
+from talaria_storage.storage.store import Store
 from talaria_storage.testing import ChunkStorageConformance
 
 NODES = [  # taxid, parent, rank
@@ -232,7 +232,7 @@ def test_a_pinned_taxdump_version_answers_descendant_queries(store: Store, catal
 def test_chunks_of_imported_databases_are_found_by_taxon(store: Store, tmp_path: Path) -> None:
     fasta = tmp_path / "up.fa"
     fasta.write_bytes(b">sp|P1|A_ECOLI a OX=562\nMKVL\n>sp|P2|B_HUMAN b OX=9606\nMSTN\n")
-    store.database("up").import_files([fasta], version="v1")
+    open_database(store, "up").import_files([fasta], version="v1")
     _, manifest = VersionCatalog(store).resolve("up")
     indexed = TaxonomyIndexedStore(store)
     assert indexed.find_chunks_by_taxon(562) == sorted(c.hash for c in manifest.chunks if 562 in c.taxa)

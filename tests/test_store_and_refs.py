@@ -6,14 +6,14 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-
 from talaria_storage.backends.filesystem import FilesystemBackend
 from talaria_storage.backends.memory import MemoryBackend
-from talaria_storage.errors import ConfigError, MissingExtra, StorageError
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.refs import RefStore
-from talaria_storage.registry import open_backend
-from talaria_storage.store import Store
+
+from talaria_storage.core.errors import ConfigError, MissingExtra, StorageError
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.storage.refs import RefStore
+from talaria_storage.storage.registry import open_backend
+from talaria_storage.storage.store import Store
 
 A = SHA256Hash.compute(b"a")
 B = SHA256Hash.compute(b"b")

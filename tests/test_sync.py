@@ -1,4 +1,4 @@
-"""The sync protocol (talaria_storage.sync) between filesystem and memory stores."""
+"""The sync protocol (talaria_storage.sync.protocol) between filesystem and memory stores."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from talaria_storage.backends.faults import FaultInjectingBackend, RequestCounti
 from talaria_storage.backends.filesystem import FilesystemBackend
 from talaria_storage.backends.memory import MemoryBackend
 
-from talaria_storage.backend import Backend
-from talaria_storage.errors import BackendError, RefConflict, StorageError, VersionNotFound
-from talaria_storage.keys import ref_key
-from talaria_storage.retry import RetryPolicy
+from talaria_storage.core.errors import BackendError, RefConflict, StorageError, VersionNotFound
+from talaria_storage.core.keys import ref_key
+from talaria_storage.core.types import OperationType, SyncResult
 from talaria_storage.sequences.collect import collect_garbage
-from talaria_storage.store import Store
-from talaria_storage.sync import Relation, SyncPlan, plan, pull, push, status
-from talaria_storage.types import OperationType, SyncResult
+from talaria_storage.storage.backend import Backend
+from talaria_storage.storage.retry import RetryPolicy
+from talaria_storage.storage.store import Store
+from talaria_storage.sync.protocol import Relation, SyncPlan, plan, pull, push, status
+from talaria_storage.sync.remote_link import RemoteLink
 
 V1 = fasta(150, seed=1)
 V2 = fasta(150, seed=1) + fasta(20, seed=2, first=1000)  # v1 plus 20 new records
@@ -448,30 +449,31 @@ def test_status_shows_databases_only_one_side_has(local: Store, remote: Store) -
     assert s.relation is Relation.REMOTE_ONLY
 
 
-# -- RemoteStorage on Store ----------------------------------------------------------------------
+# -- RemoteStorage: a store and its remote ------------------------------------------------------
 
 
 def test_a_store_syncs_and_reports_through_its_attached_remote(local: Store, remote: Store) -> None:
-    local.attach_remote(remote)
-    assert local.get_remote_status().local_ahead == ("db",)
-    local.sync()
-    summary = local.get_remote_status()
+    link = RemoteLink(local).attach_remote(remote)
+    assert link.get_remote_status().local_ahead == ("db",)
+    link.sync()
+    summary = link.get_remote_status()
     assert summary.in_sync == ("db",) and summary.missing_remote_objects == 0
 
 
 def test_fetch_and_push_chunks_copy_only_what_the_other_side_lacks(
     local: Store, new_store: Callable[[str], Store]
 ) -> None:
-    clone = new_store("clone").attach_remote(local)
+    clone = new_store("clone")
+    link = RemoteLink(clone).attach_remote(local)
     wanted = sorted(local.chunk_hashes())[:5]
-    assert clone.fetch_chunks(wanted) == 5
-    assert clone.fetch_chunks(wanted) == 0
+    assert link.fetch_chunks(wanted) == 5
+    assert link.fetch_chunks(wanted) == 0
     assert all(clone.get_chunk(h) == local.get_chunk(h) for h in wanted)
     extra = clone.store_chunk(b"only in the clone")
-    assert clone.push_chunks([extra, *wanted]) == 1
+    assert link.push_chunks([extra, *wanted]) == 1
     assert local.get_chunk(extra) == b"only in the clone"
 
 
 def test_a_store_without_a_remote_says_how_to_attach_one(local: Store) -> None:
     with pytest.raises(StorageError, match="attach_remote"):
-        local.sync()
+        RemoteLink(local).sync()

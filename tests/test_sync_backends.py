@@ -9,9 +9,9 @@ from sync_data import dangling, export, fasta, import_version
 from talaria_storage.backends.faults import RequestCountingBackend
 from talaria_storage.backends.filesystem import FilesystemBackend
 
-from talaria_storage.backend import Backend
-from talaria_storage.store import Store
-from talaria_storage.sync import Relation, pull, push, status
+from talaria_storage.storage.backend import Backend
+from talaria_storage.storage.store import Store
+from talaria_storage.sync.protocol import Relation, pull, push, status
 
 V1 = fasta(120, seed=31)
 V2 = V1 + fasta(20, seed=32, first=2000)

@@ -19,8 +19,8 @@ import pytest
 from sync_data import dangling, export, fasta, import_version
 from talaria_storage.backends.filesystem import FilesystemBackend
 
-from talaria_storage.keys import ref_key
-from talaria_storage.store import Store
+from talaria_storage.core.keys import ref_key
+from talaria_storage.storage.store import Store
 
 V1 = fasta(160, seed=41)
 V2 = V1 + fasta(40, seed=42, first=3000)
@@ -31,8 +31,8 @@ CHILD = textwrap.dedent(
 
     from talaria_storage.backends.faults import RequestCountingBackend
     from talaria_storage.backends.filesystem import FilesystemBackend
-    from talaria_storage.store import Store
-    from talaria_storage.sync import push
+    from talaria_storage.storage.store import Store
+    from talaria_storage.sync.protocol import push
 
     local_path, remote_path, log_path, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     calls = itertools.count(1)

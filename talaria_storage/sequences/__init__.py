@@ -9,7 +9,7 @@ collect, integrity.
 Glossary:
 
 record
-    One FASTA (:class:`~talaria_storage.sequences.fasta.FastaRecord`) or
+    One FASTA (:class:`~talaria_storage.formats.fasta.FastaRecord`) or
     FASTQ entry: header bytes, residues as written, and a layout.
 layout
     What byte-exact export needs beyond header and residues: line width (or

@@ -33,8 +33,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from talaria_storage.errors import InvalidSequenceId
-from talaria_storage.hashing import SHA256Hash
+from talaria_storage.core.errors import InvalidSequenceId
+from talaria_storage.core.hashing import SHA256Hash
 
 _WHITESPACE = b" \t\r\n\x0b\x0c"
 # Whitespace canonical form drops inside parsed residues (which hold no newlines).

@@ -163,10 +163,9 @@ from itertools import accumulate, repeat
 
 import zstandard
 
-from talaria_storage.errors import CompressionError, ConfigError
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.sequences.canonical import RESIDUE_SPACES
-from talaria_storage.sequences.fasta import (
+from talaria_storage.core.errors import CompressionError, ConfigError
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.formats.fasta import (
     CRLF,
     LF,
     FastaRecord,
@@ -175,6 +174,7 @@ from talaria_storage.sequences.fasta import (
     SequenceRecord,
     _regular_layout,
 )
+from talaria_storage.sequences.canonical import RESIDUE_SPACES
 
 CHUNK_MAGIC = b"TSQC"
 PACK_MAGIC = b"TSQP"

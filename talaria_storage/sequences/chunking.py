@@ -79,9 +79,9 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import BinaryIO
 
-from talaria_storage.errors import ConfigError
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.sequences.fasta import FastaRecord, FastqRecord, Layout, SequenceRecord
+from talaria_storage.core.errors import ConfigError
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.formats.fasta import FastaRecord, FastqRecord, Layout, SequenceRecord
 
 _PER_RECORD_WEIGHT = 64  # stands for a header and the per-record tables (see the module docstring)
 # What a buffered record costs in memory beyond its bytes: two separators, a layout pointer,

@@ -42,11 +42,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from talaria_storage.errors import ConfigError, StorageError
-from talaria_storage.hashing import SHA256Hash
+from talaria_storage.core.errors import ConfigError, StorageError
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.types import GCResult
 from talaria_storage.sequences.versions import VersionCatalog
-from talaria_storage.store import Store
-from talaria_storage.types import GCResult
+from talaria_storage.storage.store import Store
 
 
 def collect_garbage(

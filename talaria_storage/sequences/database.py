@@ -43,12 +43,22 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO
 
-from talaria_storage.errors import ChunkNotFound, CompressionError, InputFormatError, StorageError
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.index import ChunkIndex, open_index
-from talaria_storage.keys import ref_key
+from talaria_storage.config.open_store import open_store
+from talaria_storage.core.errors import (
+    ChunkNotFound,
+    CompressionError,
+    InputFormatError,
+    StorageError,
+)
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.keys import ref_key
+from talaria_storage.core.types import OperationType, ProcessingState, SourceInfo
+from talaria_storage.formats.fasta import FastqRecord, SequenceRecord, write_records
+from talaria_storage.index.local_index import ChunkIndex, open_index
+from talaria_storage.index.lookup_index import lookup_index
 from talaria_storage.sequences.canonical import (
     InvalidSequenceId,
     SequenceDigests,
@@ -64,7 +74,6 @@ from talaria_storage.sequences.chunk_format import (
     dictionary_text,
 )
 from talaria_storage.sequences.chunking import ChunkingPolicy
-from talaria_storage.sequences.fasta import FastqRecord, SequenceRecord, write_records
 from talaria_storage.sequences.importing import (
     POOL_THRESHOLD,
     DictionaryBase,
@@ -81,10 +90,7 @@ from talaria_storage.sequences.taxonomy import (
     accession_from_header,
 )
 from talaria_storage.sequences.versions import HEAD, VersionCatalog, VersionInfo, default_version
-from talaria_storage.types import OperationType, ProcessingState, SourceInfo
-
-if TYPE_CHECKING:
-    from talaria_storage.store import Store
+from talaria_storage.storage.store import Store
 
 CHUNK_CACHE_BYTES = 128 << 20  # decoded records kept for export and look-ups
 MAX_PROCESSES = 4  # automatic import workers at most
@@ -164,9 +170,11 @@ class SequenceDatabase:
         chunking: ChunkingPolicy | None = None,
         threads: int = 4,
         processes: int | None = None,
+        owns_store: bool = False,
     ) -> None:
         self.store = store
         self.name = name
+        self._owns_store = owns_store
         self.catalog = VersionCatalog(store)
         self.index = index if index is not None else open_index("memory", None)
         self.codec = codec or ChunkCodec()
@@ -273,7 +281,7 @@ class SequenceDatabase:
         )
 
     def _start_state(self, paths: list[str], version: str) -> ProcessingState:
-        """Start, or resume, this import's processing state (see :mod:`talaria_storage.processing`).
+        """Start, or resume, this import's processing state (see :mod:`talaria_storage.storage.processing`).
 
         The identity is the database, the version and the input files' absolute
         paths and sizes. A killed import (even ``kill -9``) leaves the state: its
@@ -303,6 +311,17 @@ class SequenceDatabase:
             return 0  # the import itself reports the unreadable file
         # Past ~4 workers the main process (chunking, packing) is the bottleneck.
         return min(cpus, MAX_PROCESSES) if size >= POOL_THRESHOLD else 0
+
+    def close(self) -> None:
+        """Close the store, if :func:`open_database` opened it for this database; else nothing."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> SequenceDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------------------ reading
 
@@ -772,6 +791,23 @@ def _normalized(record: SequenceRecord, width: int) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
+def open_database(store_or_location: Store | str | Path, name: str) -> SequenceDatabase:
+    """The sequence database ``name`` of a store, or of the store a location names.
+
+    Every database of one store shares the store's lookup index
+    (:func:`~talaria_storage.index.lookup_index.lookup_index`). Given a
+    location (``./store``, ``s3://bucket/prefix``, a ``storage.toml``), the
+    store is opened as :func:`~talaria_storage.open_store` opens it and
+    belongs to the database: :meth:`SequenceDatabase.close` (or a ``with``
+    block) closes it.
+    """
+    if isinstance(store_or_location, Store):
+        store, owned = store_or_location, False
+    else:
+        store, owned = open_store(store_or_location), True
+    return SequenceDatabase(store, name, index=lookup_index(store), threads=store.threads, owns_store=owned)
+
+
 def rebuild_lookup_index(store: Store, database: str | None = None) -> list[dict[str, Any]]:
     """Rebuild the store's lookup index from the manifests (``talaria-storage index rebuild``).
 
@@ -785,11 +821,11 @@ def rebuild_lookup_index(store: Store, database: str | None = None) -> list[dict
         names = [database]
     else:
         names = catalog.databases()
-        store.lookup_index().delete_prefix(b"")
-    StoredSequences(store, store.lookup_index()).refresh()
+        lookup_index(store).delete_prefix(b"")
+    StoredSequences(store, lookup_index(store)).refresh()
     rows = []
     for name in names:
-        db = store.database(name)
+        db = open_database(store, name)
         for info in catalog.versions(name):
             built = db.rebuild_index(info.version)
             rows.append(

@@ -39,8 +39,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import ref_key
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.keys import ref_key
 
 if TYPE_CHECKING:
     from talaria_storage.sequences.database import SequenceDatabase

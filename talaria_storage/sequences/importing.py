@@ -36,7 +36,7 @@ over its files in order. Per file:
    published. The per-file record order (:class:`OrderBuilder`) is built
    as chunks are placed, and stored at the end of the file. Each stored
    object is recorded in the import's processing state (one small write per
-   chunk, :mod:`talaria_storage.processing`): a killed import leaves that
+   chunk, :mod:`talaria_storage.storage.processing`): a killed import leaves that
    state, which keeps its objects from GC, and its re-run skips them.
 
 Bounded memory: a few pieces and chunks are in flight at a time (encoded
@@ -78,8 +78,18 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-from talaria_storage.errors import InputFormatError
-from talaria_storage.hashing import SHA256Hash
+from talaria_storage.core.errors import InputFormatError
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.formats.fasta import (
+    FastqRecord,
+    Layout,
+    SequenceRecord,
+    _complete_blocks,
+    open_input,
+    read_fasta,
+    read_fastq,
+    sniff_format,
+)
 from talaria_storage.sequences.canonical import canonical, is_canonical
 from talaria_storage.sequences.chunk_format import (
     MAX_DICTIONARY_DEPTH,
@@ -96,23 +106,13 @@ from talaria_storage.sequences.chunking import (
     TaxonChunker,
     hash_prefix,
 )
-from talaria_storage.sequences.fasta import (
-    FastqRecord,
-    Layout,
-    SequenceRecord,
-    _complete_blocks,
-    open_input,
-    read_fasta,
-    read_fastq,
-    sniff_format,
-)
 from talaria_storage.sequences.manifest import ChunkEntry, SourceFile
 from talaria_storage.sequences.order import OrderBuilder
 from talaria_storage.sequences.taxonomy import taxon_from_header
 
 if TYPE_CHECKING:
     from talaria_storage.sequences.stored_sequences import StoredSequences
-    from talaria_storage.store import Store
+    from talaria_storage.storage.store import Store
 
 POOL_THRESHOLD = 2 << 20  # bytes of input on disk from which a process pool pays off
 PIECE_SIZE = 2 << 20  # decompressed bytes per parse task

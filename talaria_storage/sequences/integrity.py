@@ -28,8 +28,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
-from talaria_storage.chunk_store import ChunkStore
-from talaria_storage.errors import (
+from talaria_storage.core.errors import (
     BackendError,
     ChunkNotFound,
     CompressionError,
@@ -37,11 +36,12 @@ from talaria_storage.errors import (
     HashMismatch,
     StorageError,
 )
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import CHUNKS, MANIFESTS, REDUCTIONS, TAXONOMY_DUMPS
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.keys import CHUNKS, MANIFESTS, REDUCTIONS, TAXONOMY_DUMPS
+from talaria_storage.core.types import VerificationError, VerificationProblem
 from talaria_storage.sequences.versions import VersionCatalog
-from talaria_storage.store import Store
-from talaria_storage.types import VerificationError, VerificationProblem
+from talaria_storage.storage.chunk_store import ChunkStore
+from talaria_storage.storage.store import Store
 
 _FIX = "pull it from a remote or re-import"
 

@@ -29,8 +29,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from talaria_storage.errors import StorageError
-from talaria_storage.hashing import SHA256Hash
+from talaria_storage.core.errors import StorageError
+from talaria_storage.core.hashing import SHA256Hash
 
 MANIFEST_FORMAT = "talaria-manifest"
 MANIFEST_VERSION = 2  # 2: ``reused_packs`` ("packs"), ``dictionary_chunks``; without them, still 1

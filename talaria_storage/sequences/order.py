@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import zstandard
 
-from talaria_storage.errors import StorageError
+from talaria_storage.core.errors import StorageError
 
 MAGIC = b"TORD"
 VERSION = 1

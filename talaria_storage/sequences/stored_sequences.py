@@ -56,16 +56,16 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from talaria_storage.errors import ChunkNotFound, CompressionError, HashMismatch, StorageError
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import REFS
+from talaria_storage.core.errors import ChunkNotFound, CompressionError, HashMismatch, StorageError
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.keys import REFS
 from talaria_storage.sequences.canonical import is_canonical
 from talaria_storage.sequences.chunk_format import PackReader
 
 if TYPE_CHECKING:
-    from talaria_storage.index import ChunkIndex
+    from talaria_storage.index.local_index import ChunkIndex
     from talaria_storage.sequences.manifest import Manifest
-    from talaria_storage.store import Store
+    from talaria_storage.storage.store import Store
 
 KEY_PREFIX = b"s/k/"
 MARKER_PREFIX = b"s/m/"

@@ -63,8 +63,8 @@ from pathlib import Path
 
 import zstandard
 
-from talaria_storage.errors import InputFormatError, UnknownTaxon
-from talaria_storage.sequences.fasta import Source, _source_name, open_input
+from talaria_storage.core.errors import InputFormatError, UnknownTaxon
+from talaria_storage.formats.fasta import Source, _source_name, open_input
 
 FORMAT_MAGIC = b"TTAX"
 FORMAT_VERSION = 1

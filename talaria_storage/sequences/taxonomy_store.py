@@ -48,8 +48,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from talaria_storage.chunk_store import ChunkStore
-from talaria_storage.errors import (
+from talaria_storage.core.errors import (
     ChunkNotFound,
     InputFormatError,
     InvalidKey,
@@ -58,20 +57,21 @@ from talaria_storage.errors import (
     UnknownTaxon,
     VersionNotFound,
 )
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import (
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.keys import (
     CHUNKS,
     REDUCTIONS,
     TAXONOMY_DUMPS,
     TAXONOMY_LABELS,
     taxonomy_key,
 )
+from talaria_storage.core.traits import TaxonomyStorage
+from talaria_storage.core.types import TaxonomyAwareChunk, TaxonomyStats
 from talaria_storage.sequences.manifest import ChunkEntry, Manifest
 from talaria_storage.sequences.taxonomy import Taxonomy
 from talaria_storage.sequences.versions import HEAD, VersionCatalog, default_version
-from talaria_storage.store import Store
-from talaria_storage.traits import TaxonomyStorage
-from talaria_storage.types import TaxonomyAwareChunk, TaxonomyStats
+from talaria_storage.storage.chunk_store import ChunkStore
+from talaria_storage.storage.store import Store
 
 LABELS_DATABASE = "taxonomy-labels"  # the database field of the labels manifest (never a ref under refs/)
 _CAS_ATTEMPTS = 16

@@ -20,9 +20,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from talaria_storage.errors import ChunkNotFound, StorageError, VersionNotFound
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.keys import (
+from talaria_storage.core.errors import ChunkNotFound, StorageError, VersionNotFound
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.keys import (
     REDUCTIONS,
     REFS,
     TAXONOMY_DUMPS,
@@ -31,7 +31,7 @@ from talaria_storage.keys import (
     validate_name,
 )
 from talaria_storage.sequences.manifest import Manifest
-from talaria_storage.store import Store
+from talaria_storage.storage.store import Store
 
 HEAD = "HEAD"
 

@@ -1,4 +1,4 @@
-"""The Backend conformance suite: the contract of :class:`talaria_storage.backend.Backend` as tests."""
+"""The Backend conformance suite: the contract of :class:`talaria_storage.storage.backend.Backend` as tests."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from talaria_storage.backend import Backend
-from talaria_storage.errors import InvalidKey, ObjectNotFound, PreconditionFailed
+from talaria_storage.core.errors import InvalidKey, ObjectNotFound, PreconditionFailed
+from talaria_storage.storage.backend import Backend
 
 BAD_KEYS = [
     "../escape",

@@ -1,7 +1,7 @@
 """The ChunkStorage conformance suite: dedup, integrity, verification, stats and GC as tests.
 
 Provide a ``chunk_storage`` fixture yielding a fresh, empty
-:class:`~talaria_storage.chunk_store.ChunkStore`. Corruption is injected
+:class:`~talaria_storage.storage.chunk_store.ChunkStore`. Corruption is injected
 through ``chunk_storage.backend``, the layer below, so it bypasses the store
 under test as a damaged disk or a bad upload would.
 """
@@ -15,12 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from talaria_storage import frame
-from talaria_storage.chunk_store import ChunkStore
-from talaria_storage.codecs import Lz4Codec, NoneCodec, SnappyCodec, ZstdCodec
-from talaria_storage.errors import ChunkNotFound, CompressionError, HashMismatch
-from talaria_storage.hashing import SHA256Hash
-from talaria_storage.types import VerificationProblem
+from talaria_storage.core.errors import ChunkNotFound, CompressionError, HashMismatch
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.types import VerificationProblem
+from talaria_storage.storage import frame
+from talaria_storage.storage.chunk_store import ChunkStore
+from talaria_storage.storage.codecs import Lz4Codec, NoneCodec, SnappyCodec, ZstdCodec
 
 CODECS = [NoneCodec(), ZstdCodec(1), ZstdCodec(3), ZstdCodec(19), ZstdCodec(22), Lz4Codec(), SnappyCodec()]
 FASTA_LIKE = b">sp|P69905|HBA_HUMAN Hemoglobin subunit alpha OX=9606\n" + b"MVLSPADKTNVKAAWGKVGAHAGEYGAEALERMFLSFPTTKTYFPHF\n" * 200

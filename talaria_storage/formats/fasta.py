@@ -1,0 +1,865 @@
+"""Streaming FASTA and FASTQ readers that keep what byte-exact export needs.
+
+Formats read
+------------
+FASTA
+    Records of one header line starting with ``>`` followed by zero or more
+    sequence lines. Everything up to the next line that starts with ``>`` (or
+    the end of the input) belongs to the record. A file must start with
+    ``>``; an empty file has no records.
+FASTQ
+    Four-line records: ``@header``, sequence, ``+`` optionally followed by
+    text (often a copy of the header), qualities (``!``..``~``, as many as
+    residues). Multi-line (wrapped) FASTQ is refused with
+    :class:`InputFormatError`: no current instrument writes it.
+Compression
+    Plain, gzip (multi-member too, so BGZF), zstd (multi-frame too), bzip2 and
+    xz, recognised by their magic bytes, not by the file name.
+
+What a record keeps
+-------------------
+A :class:`FastaRecord` holds the header line without ``>`` and without its
+line terminator (trailing spaces and tabs kept), the residues exactly as they
+appear with the line breaks removed (case kept, since lower case is soft
+masking; spaces inside sequence lines kept too), and a :class:`Layout`
+sufficient to regenerate the record's bytes:
+
+* ``wrap`` -- ``0`` when the residues sit on one line (or there are none);
+  ``W > 0`` when every sequence line but the last holds exactly ``W``
+  residues and the last holds 1..W (the common case: one number per record);
+* ``line_lengths`` -- the explicit length of every sequence line, used only
+  when the wrapping is irregular (blank lines, ragged lines);
+* ``eol`` -- ``b"\\n"`` or ``b"\\r\\n"``, the terminator of every line;
+* ``final_eol`` -- False only for the last record of a file that does not end
+  with a line terminator;
+* ``line_eols`` -- the explicit terminator of every line (header first), used
+  only when one record mixes ``\\n`` and ``\\r\\n``.
+
+The layout is a pure function of the record's own bytes (never of its
+neighbours), so the same record always gets the same layout and the same
+chunk bytes. ``format_fasta(record)`` gives back the exact input bytes, and
+concatenating the formatted records of a file gives back the file.
+
+Why not Biopython here: ``Bio.SeqIO.FastaIO`` drops the wrapping, trailing
+spaces of headers and the line terminators, and parses line by line in
+Python. This reader cuts large decompressed blocks at ``b"\\n>"`` and handles
+a whole record with a handful of C-level bytes operations (split, slice,
+translate), which is what makes it fast enough (see
+``benchmarks/bench_formats.py``). GenBank and EMBL, where layout is not kept
+anyway, go through Biopython in :mod:`talaria_storage.formats.genbank`.
+
+Bad input raises :class:`InputFormatError` naming the file and line: data
+before the first header, binary garbage or control characters, an empty
+header (``>`` alone), an empty record when ``allow_empty=False``, FASTQ with
+unequal sequence and quality lengths, a truncated or corrupt compressed
+stream. Empty records (a header with no residues) are kept by default and
+flagged by :attr:`FastaRecord.is_empty`: real databases contain them, and a
+byte-exact round trip must keep them.
+
+Compressed input is decompressed in a background thread, a few pieces ahead
+of the parser (zlib and zstd release the GIL, so on two cores the two
+overlap). Memory: one read block (4 MiB by default), the largest record, and
+at most four decompressed pieces (each the output of 1 MiB of compressed
+input) waiting in the queue.
+"""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import io
+import lzma
+import os
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO, NamedTuple
+
+import zstandard
+
+from talaria_storage.core.errors import InputFormatError
+
+Source = str | os.PathLike[str] | BinaryIO
+
+DEFAULT_BLOCK_SIZE = 4 << 20
+
+LF = b"\n"
+CRLF = b"\r\n"
+
+# Bytes allowed inside a sequence line: printable ASCII, space and tab.
+_RESIDUE_BYTES = bytes(range(0x20, 0x7F)) + b"\t"
+# Bytes allowed inside a header line: the same plus any non-ASCII byte (UTF-8 organism names).
+_HEADER_BYTES = _RESIDUE_BYTES + bytes(range(0x80, 0x100))
+# A block with none of the other bytes has no CR and no control character anywhere.
+_CLEAN_BYTES = _HEADER_BYTES + b"\n"
+# FASTQ qualities: '!'..'~'.
+_QUALITY_BYTES = bytes(range(0x21, 0x7F))
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_BZ2_MAGIC = b"BZh"
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+class Layout(NamedTuple):
+    """How a record's lines were laid out; see the module docstring."""
+
+    wrap: int = 0
+    line_lengths: tuple[int, ...] | None = None
+    eol: bytes = LF
+    final_eol: bool = True
+    line_eols: tuple[bytes, ...] | None = None
+
+    @property
+    def is_regular(self) -> bool:
+        """True when one number (``wrap``) and one terminator describe every line."""
+        return self.line_lengths is None and self.line_eols is None
+
+
+class FastaRecord(NamedTuple):
+    """One FASTA record: header (no ``>``, no terminator), residues as written, layout."""
+
+    header: bytes
+    residues: bytes
+    layout: Layout = Layout()
+
+    @property
+    def is_empty(self) -> bool:
+        """A header with no residues."""
+        return not self.residues
+
+    def to_bytes(self) -> bytes:
+        """The record's exact bytes in the file it came from."""
+        return format_fasta(self)
+
+
+class FastqRecord(NamedTuple):
+    """One FASTQ record; ``layout.wrap`` is always 0 (four lines)."""
+
+    header: bytes
+    residues: bytes
+    plus: bytes
+    qualities: bytes
+    layout: Layout = Layout()
+
+    def to_bytes(self) -> bytes:
+        """The record's exact bytes in the file it came from."""
+        return format_fastq(self)
+
+
+SequenceRecord = FastaRecord | FastqRecord
+
+# Regular layouts are shared: a file of 80 million records holds a handful of Layout objects.
+_LAYOUTS: dict[tuple[int, bool, bytes], Layout] = {}
+
+
+def _regular_layout(wrap: int, final_eol: bool, eol: bytes = LF) -> Layout:
+    key = (wrap, final_eol, eol)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _LAYOUTS.setdefault(key, Layout(wrap, None, eol, final_eol, None))
+    return layout
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def format_fasta(record: FastaRecord) -> bytes:
+    """Regenerate the exact bytes of ``record`` (inverse of the reader)."""
+    header, residues, layout = record
+    if layout.is_regular:
+        eol = layout.eol
+        wrap = layout.wrap
+        if not residues:
+            body = b""
+        elif wrap == 0 or len(residues) <= wrap:
+            body = residues + eol
+        else:
+            body = eol.join([residues[i : i + wrap] for i in range(0, len(residues), wrap)]) + eol
+        out = b">" + header + eol + body
+        return out if layout.final_eol else out[: -len(eol)]
+    lengths = layout.line_lengths
+    if lengths is None:
+        lengths = _wrapped_lengths(len(residues), layout.wrap)
+    if sum(lengths) != len(residues):
+        raise ValueError(
+            f"layout line lengths add up to {sum(lengths)}, the record has {len(residues)} residues"
+        )
+    eols = layout.line_eols
+    if eols is None:
+        eols = (layout.eol,) * len(lengths) + ((layout.eol,) if layout.final_eol else (b"",))
+    if len(eols) != len(lengths) + 1:
+        raise ValueError(f"layout has {len(eols)} line terminators for {len(lengths) + 1} lines")
+    parts = [b">", header, eols[0]]
+    at = 0
+    for length, eol in zip(lengths, eols[1:]):
+        parts.append(residues[at : at + length])
+        parts.append(eol)
+        at += length
+    return b"".join(parts)
+
+
+def _wrapped_lengths(total: int, wrap: int) -> tuple[int, ...]:
+    if total == 0:
+        return ()
+    if wrap == 0 or total <= wrap:
+        return (total,)
+    full, rest = divmod(total, wrap)
+    return (wrap,) * full + ((rest,) if rest else ())
+
+
+def format_fastq(record: FastqRecord) -> bytes:
+    """Regenerate the exact bytes of a FASTQ record."""
+    header, residues, plus, qualities, layout = record
+    eols = layout.line_eols
+    if eols is None:
+        eols = (layout.eol,) * 3 + ((layout.eol,) if layout.final_eol else (b"",))
+    if len(eols) != 4:
+        raise ValueError(f"a FASTQ record has 4 line terminators, the layout has {len(eols)}")
+    return b"".join(
+        (b"@", header, eols[0], residues, eols[1], b"+", plus, eols[2], qualities, eols[3])
+    )
+
+
+def format_record(record: SequenceRecord) -> bytes:
+    """Exact bytes of a FASTA or FASTQ record."""
+    return format_fastq(record) if isinstance(record, FastqRecord) else format_fasta(record)
+
+
+def write_records(
+    records: Iterable[SequenceRecord],
+    out: BinaryIO,
+    formatter: Callable[[SequenceRecord], bytes] = format_record,
+) -> int:
+    """Write each record as ``formatter`` renders it (default: its exact bytes) to ``out``.
+
+    Writes go out in batches of about 1 MiB. Returns the number of bytes written.
+    """
+    written = 0
+    batch: list[bytes] = []
+    size = 0
+    for record in records:
+        data = formatter(record)
+        batch.append(data)
+        size += len(data)
+        if size >= 1 << 20:
+            out.write(b"".join(batch))
+            written += size
+            batch, size = [], 0
+    if batch:
+        out.write(b"".join(batch))
+        written += size
+    return written
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def _source_name(source: Source, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return str(getattr(source, "name", "<stream>"))
+
+
+_PIECE = 1 << 20  # compressed bytes read at a time; bounds one decompressed piece
+
+
+def _members(stream: BinaryIO, kind: str) -> Iterator[bytes]:
+    """Decompress a gzip or zstd stream of one or more members (frames), piece by piece.
+
+    Python's ``gzip`` module is a third slower than ``zlib`` itself, and
+    ``zstandard``'s stream reader ends quietly at a frame cut short, which
+    would make a truncated download look like a shorter valid file. Here a
+    member still open at the end of the input raises ``EOFError``; zlib
+    checks every gzip member's CRC-32 and length.
+    """
+    new: Callable[[], Any] = (
+        functools.partial(zlib.decompressobj, 31)  # 31: a gzip wrapper, checked
+        if kind == "gzip"
+        else zstandard.ZstdDecompressor().decompressobj
+    )
+    member = new()
+    started = False
+    while True:
+        data = stream.read(_PIECE)
+        if not data:
+            if started and not member.eof:
+                raise EOFError(f"{kind} stream cut short")
+            return
+        while data:
+            if member.eof:
+                if kind == "gzip" and not data.strip(b"\x00"):
+                    break  # NUL padding after the last member, as tape and some tools write
+                member = new()
+            started = True
+            out = member.decompress(data)
+            if out:
+                yield out
+            data = member.unused_data if member.eof else b""
+
+
+def _file_pieces(stream: BinaryIO) -> Iterator[bytes]:
+    while data := stream.read(_PIECE):
+        yield data
+
+
+class _ReadAhead(io.RawIOBase):
+    """Decompress in a background thread, a few pieces ahead of the parser.
+
+    zlib, zstd, bz2 and lzma release the GIL while they work, so on two
+    cores decompression and parsing overlap instead of adding up. At most
+    ``depth`` pieces wait in the queue (bounded memory). Decoder errors are
+    raised in the reading thread as :class:`InputFormatError` naming the
+    file, so a truncated download is never parsed as a short valid file.
+    """
+
+    _END = object()
+
+    def __init__(self, pieces: Iterator[bytes], path: str, kind: str, depth: int = 4) -> None:
+        self._pieces = pieces
+        self._path = path
+        self._kind = kind
+        self._queue: queue.Queue[object] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._current = b""
+        self._at = 0
+        self._done = False
+        self._thread = threading.Thread(
+            target=self._produce, name="talaria-decompress", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for piece in self._pieces:
+                if not self._put(piece):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
+            self._put(exc)
+            return
+        self._put(self._END)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while self._at >= len(self._current):
+            if self._done:
+                return 0
+            item = self._queue.get()
+            if item is self._END:
+                self._done = True
+                return 0
+            if isinstance(item, BaseException):
+                self._done = True
+                raise self._translate(item)
+            self._current = item  # type: ignore[assignment]
+            self._at = 0
+        n = min(len(buffer), len(self._current) - self._at)
+        buffer[:n] = self._current[self._at : self._at + n]
+        self._at += n
+        return n
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, EOFError):
+            return InputFormatError(self._path, None, f"truncated {self._kind} stream")
+        if isinstance(exc, (OSError, zlib.error, zstandard.ZstdError, lzma.LZMAError)):
+            return InputFormatError(
+                self._path, None, f"corrupt or truncated {self._kind} stream ({exc})"
+            )
+        return exc
+
+    def close(self) -> None:
+        """Stop the producer and wait for it, so the caller may close the file under it."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        super().close()
+
+
+def compression_of(head: bytes) -> str:
+    """Name the compression of a stream from its first bytes: gzip, zstd, bzip2, xz or none."""
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    if head.startswith(_BZ2_MAGIC):
+        return "bzip2"
+    if head.startswith(_XZ_MAGIC):
+        return "xz"
+    return "none"
+
+
+@contextmanager
+def open_input(source: Source, name: str | None = None) -> Iterator[BinaryIO]:
+    """Open a path or binary stream and yield the *decompressed* byte stream.
+
+    The compression is read from the magic bytes. A stream passed in is not
+    closed on exit (the caller owns it); a path opened here is.
+    """
+    path = _source_name(source, name)
+    owned = isinstance(source, (str, os.PathLike))
+    raw: BinaryIO
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            raw = open(source, "rb")  # noqa: SIM115 - closed in finally
+        except OSError as exc:
+            raise InputFormatError(path, None, f"cannot open: {exc.strerror or exc}") from exc
+    else:
+        raw = source
+    peekable: BinaryIO = (
+        raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type,type-var]
+    )
+    try:
+        kind = compression_of(peekable.peek(8)[:8])  # type: ignore[attr-defined]
+        if kind == "none":
+            yield peekable
+            return
+        decoder: BinaryIO | None = None
+        if kind in ("gzip", "zstd"):
+            pieces = _members(peekable, kind)
+        elif kind == "bzip2":
+            decoder = bz2.BZ2File(peekable, "rb")  # type: ignore[assignment]
+            pieces = _file_pieces(decoder)  # type: ignore[arg-type]
+        else:
+            decoder = lzma.LZMAFile(peekable, "rb")  # type: ignore[assignment]  # noqa: SIM115
+            pieces = _file_pieces(decoder)  # type: ignore[arg-type]
+        stream = io.BufferedReader(_ReadAhead(pieces, path, kind), buffer_size=1 << 20)
+        try:
+            yield stream  # type: ignore[misc]
+        finally:
+            stream.close()  # stops and joins the decompressing thread first
+            if decoder is not None:
+                decoder.close()
+    finally:
+        if owned:
+            raw.close()
+
+
+def sniff_format(source: Source, name: str | None = None) -> str:
+    """Guess the record format of a (possibly compressed) input from its first bytes.
+
+    Returns ``"fasta"``, ``"fastq"``, ``"genbank"``, ``"embl"`` or ``"empty"``;
+    anything else is an :class:`InputFormatError`. A stream passed in is
+    consumed; reopen it (or pass a path) to read the records.
+    """
+    path = _source_name(source, name)
+    with open_input(source, name) as stream:
+        head = stream.read(512)
+    text = head.lstrip(b"\r\n")
+    if not head:
+        return "empty"
+    if text.startswith(b">"):
+        return "fasta"
+    if text.startswith(b"@"):
+        return "fastq"
+    if text.startswith(b"LOCUS"):
+        return "genbank"
+    if text.startswith(b"ID   "):
+        return "embl"
+    raise InputFormatError(path, 1, f"not FASTA, FASTQ, GenBank or EMBL: starts with {head[:16]!r}")
+
+
+# --------------------------------------------------------------------------- FASTA
+
+
+def _first_byte_problem(first: bytes, fmt: str) -> str:
+    if first and (first[0] not in b"\t\n\r" and (first[0] < 0x20 or first[0] >= 0x7F)):
+        return "binary data, not " + fmt
+    if fmt == "FASTA" and first.startswith(b"@"):
+        return "no header before sequence data (the file looks like FASTQ, not FASTA)"
+    if fmt == "FASTQ" and first.startswith(b">"):
+        return "the file looks like FASTA, not FASTQ"
+    if fmt == "FASTA":
+        return "no header before sequence data (a FASTA file starts with '>')"
+    return "a FASTQ record starts with '@'"
+
+
+def _bad_byte(data: bytes, allowed: bytes) -> int:
+    """Index of the first byte of ``data`` not in ``allowed`` (callers know there is one)."""
+    bad = data.translate(None, allowed)
+    return data.find(bad[:1])
+
+
+def _describe_byte(value: int) -> str:
+    if value == 0:
+        return "NUL byte (binary data)"
+    if value == 0x0D:
+        return "carriage return not followed by a line feed"
+    if value < 0x20 or value == 0x7F:
+        return f"control character 0x{value:02x}"
+    return f"non-ASCII byte 0x{value:02x}"
+
+
+class _FastaBlockParser:
+    """Turns complete-record text into :class:`FastaRecord` objects for one file."""
+
+    def __init__(self, path: str, allow_empty: bool) -> None:
+        self.path = path
+        self.allow_empty = allow_empty
+
+    def parse(self, text: bytes, first_line: int, final_eol: bool) -> list[FastaRecord]:
+        """Parse ``text``: whole records, the first starting with ``>``.
+
+        Every record but the last ends just before a ``"\\n>"`` (the split
+        removed that newline); the last ends with a newline iff ``final_eol``
+        (already removed by the caller).
+        """
+        parts = text[1:].split(b"\n>")
+        last = len(parts) - 1
+        if text.translate(None, _CLEAN_BYTES):
+            # Somewhere in the block: a CR, a control byte... Check record by record.
+            return [
+                self._record(parts, i, part, first_line, final_eol or i != last)
+                for i, part in enumerate(parts)
+            ]
+        # One scan of the whole block found no CR and no control byte, so each record
+        # only needs its wrapping checked, its residues to be ASCII, its header not blank.
+        out: list[FastaRecord] = []
+        append = out.append
+        layouts: dict[int, Layout] = {}
+        for i, part in enumerate(parts):
+            nl = part.find(b"\n")
+            if nl <= 0 or (i == last and not final_eol):
+                append(self._record(parts, i, part, first_line, final_eol or i != last))
+                continue
+            header = part[:nl]
+            body = part[nl + 1 :]
+            wrap = body.find(b"\n")
+            if wrap < 0:
+                residues = body
+                wrap = 0
+            elif (
+                wrap > 0 and body[-1] != 10 and body[wrap :: wrap + 1] == b"\n" * body.count(b"\n")
+            ):
+                residues = body.replace(b"\n", b"")
+            else:
+                residues = b""  # irregular: the general path below
+            if not residues or not residues.isascii() or header.isspace():
+                append(self._record(parts, i, part, first_line, True))
+                continue
+            layout = layouts.get(wrap)
+            if layout is None:
+                layout = layouts[wrap] = _regular_layout(wrap, True)
+            append(FastaRecord(header, residues, layout))
+        return out
+
+    def _record(
+        self, parts: list[bytes], i: int, part: bytes, first_line: int, final: bool
+    ) -> FastaRecord:
+        if b"\r" in part:
+            return self._slow(parts, i, part, first_line, final)
+        nl = part.find(b"\n")
+        if nl < 0:
+            header, body = part, None
+        else:
+            header, body = part[:nl], part[nl + 1 :]
+        if not header.strip() or header.translate(None, _HEADER_BYTES):
+            return self._slow(parts, i, part, first_line, final)
+        if body is None:
+            if not self.allow_empty:
+                self._fail(parts, i, 0, first_line, "empty record: header with no residues")
+            return FastaRecord(header, b"", _regular_layout(0, final))
+        wrap = body.find(b"\n")
+        if wrap < 0:
+            if not body:  # one blank line after the header
+                return self._slow(parts, i, part, first_line, final)
+            residues = body
+            layout = _regular_layout(0, final)
+        else:
+            newlines = body.count(b"\n")
+            if wrap > 0 and body[-1:] != b"\n" and body[wrap :: wrap + 1] == b"\n" * newlines:
+                residues = body.replace(b"\n", b"")
+                layout = _regular_layout(wrap, final)
+            else:
+                return self._slow(parts, i, part, first_line, final)
+        if residues.translate(None, _RESIDUE_BYTES):
+            return self._slow(parts, i, part, first_line, final)
+        return FastaRecord(header, residues, layout)
+
+    def _slow(
+        self, parts: list[bytes], i: int, part: bytes, first_line: int, final: bool
+    ) -> FastaRecord:
+        """General path: any terminators, blank lines, ragged lines; and precise errors."""
+        lines = part.split(b"\n")
+        contents: list[bytes] = []
+        eols: list[bytes] = []
+        for n, line in enumerate(lines):
+            last_line = n == len(lines) - 1
+            if line.endswith(b"\r") and (final or not last_line):
+                contents.append(line[:-1])
+                eols.append(CRLF)
+            else:
+                contents.append(line)
+                eols.append(b"" if last_line and not final else LF)
+        header = contents[0]
+        if not header.strip():
+            self._fail(parts, i, 0, first_line, "empty header ('>' with no identifier)")
+        if header.translate(None, _HEADER_BYTES):
+            at = _bad_byte(header, _HEADER_BYTES)
+            self._fail(parts, i, 0, first_line, f"{_describe_byte(header[at])} in header")
+        seq_lines = contents[1:]
+        for n, line in enumerate(seq_lines, start=1):
+            if line.translate(None, _RESIDUE_BYTES):
+                at = _bad_byte(line, _RESIDUE_BYTES)
+                self._fail(
+                    parts,
+                    i,
+                    n,
+                    first_line,
+                    f"{_describe_byte(line[at])} in sequence data (column {at + 1})",
+                )
+        residues = b"".join(seq_lines)
+        if not residues and not self.allow_empty:
+            self._fail(parts, i, 0, first_line, "empty record: header with no residues")
+        lengths = tuple(len(line) for line in seq_lines)
+        wrap = lengths[0] if lengths else 0
+        regular_lines = all(x == wrap for x in lengths[:-1]) and (
+            not lengths or 0 < lengths[-1] <= wrap
+        )
+        if len(lengths) == 1:
+            wrap = 0
+        distinct = set(eols[:-1] if not final else eols)
+        if len(distinct) <= 1:
+            eol = distinct.pop() if distinct else LF
+            line_eols = None
+        else:
+            eol = LF
+            line_eols = tuple(eols)
+        if regular_lines and line_eols is None:
+            layout = _regular_layout(wrap, final, eol)
+        else:
+            layout = Layout(
+                wrap if regular_lines else 0,
+                None if regular_lines else lengths,
+                eol,
+                final,
+                line_eols,
+            )
+        return FastaRecord(header, residues, layout)
+
+    def _fail(self, parts: list[bytes], i: int, line_in_record: int, first_line: int, problem: str):
+        line = first_line + sum(part.count(b"\n") + 1 for part in parts[:i]) + line_in_record
+        raise InputFormatError(self.path, line, problem)
+
+
+def _complete_blocks(stream: BinaryIO, block_size: int, marker: bytes) -> Iterator[bytes]:
+    """Yield the input in pieces that end exactly where a record starts.
+
+    Each yielded piece (but the last) ends with the newline before
+    ``marker``'s second byte; the next piece starts with it. Pieces are
+    joined only when a record is larger than a block, so a 250 MB
+    chromosome costs one join, not a quadratic series of copies.
+    """
+    pending: list[bytes] = []
+    while True:
+        data = stream.read(block_size)
+        if not data:
+            break
+        cut = data.rfind(marker)
+        if cut < 0:
+            if pending and pending[-1].endswith(b"\n") and data.startswith(marker[1:]):
+                yield b"".join(pending)
+                pending = [data]
+            else:
+                pending.append(data)
+            continue
+        pending.append(data[: cut + 1])
+        yield b"".join(pending)
+        pending = [data[cut + 1 :]]
+    if pending:
+        tail = b"".join(pending)
+        if tail:
+            yield tail
+
+
+def read_fasta(
+    source: Source,
+    *,
+    name: str | None = None,
+    allow_empty: bool = True,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> Iterator[FastaRecord]:
+    """Stream the records of a FASTA file (plain or compressed), keeping their layout.
+
+    ``name`` is the file name used in error messages (default: the path or
+    the stream's ``name``). ``allow_empty=False`` makes a header without
+    residues an error instead of an empty record.
+    """
+    path = _source_name(source, name)
+    parser = _FastaBlockParser(path, allow_empty)
+    with open_input(source, name) as stream:
+        line = 1
+        started = False
+        pieces = _complete_blocks(stream, block_size, b"\n>")
+        for piece in pieces:
+            if not started:
+                if not piece.startswith(b">"):
+                    raise InputFormatError(path, 1, _first_byte_problem(piece[:1], "FASTA"))
+                started = True
+            # A piece ends with "\n" exactly when another piece follows (it was cut before '>').
+            # Only the file's last piece can lack the final newline.
+            if piece.endswith(b"\n"):
+                text, final_eol = piece[:-1], True
+            else:
+                text, final_eol = piece, False
+            yield from parser.parse(text, line, final_eol)
+            line += piece.count(b"\n")
+
+
+# --------------------------------------------------------------------------- FASTQ
+
+
+def _complete_lines(stream: BinaryIO, block_size: int) -> Iterator[tuple[list[bytes], bool]]:
+    """Yield lists of whole lines (terminator removed) and whether the input ended."""
+    rest = b""
+    while True:
+        data = stream.read(block_size)
+        if not data:
+            if rest:
+                yield rest.split(b"\n"), True
+            return
+        data = rest + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            rest = data
+            continue
+        rest = data[cut + 1 :]
+        yield data[:cut].split(b"\n"), False
+
+
+def read_fastq(
+    source: Source, *, name: str | None = None, block_size: int = DEFAULT_BLOCK_SIZE
+) -> Iterator[FastqRecord]:
+    """Stream the records of a four-line FASTQ file (plain or compressed), keeping their layout."""
+    path = _source_name(source, name)
+    layout_lf = _regular_layout(0, True)
+    with open_input(source, name) as stream:
+        carry: list[bytes] = []
+        line_no = 1  # line number of carry[0]
+        started = False
+        for lines, at_end in _complete_lines(stream, block_size):
+            if carry:
+                lines = carry + lines
+            if not started and lines:
+                if not lines[0].startswith(b"@"):
+                    raise InputFormatError(path, 1, _first_byte_problem(lines[0][:1], "FASTQ"))
+                started = True
+            usable = len(lines) - len(lines) % 4
+            if at_end:
+                usable = len(lines)
+            for k in range(0, usable, 4):
+                group = lines[k : k + 4]
+                last = at_end and k + 4 >= usable
+                if len(group) < 4:
+                    raise InputFormatError(
+                        path,
+                        line_no + k + len(group) - 1,
+                        "truncated FASTQ record (fewer than 4 lines)",
+                    )
+                head, seq, plus, qual = group
+                if (
+                    head[:1] == b"@"
+                    and plus[:1] == b"+"
+                    and len(seq) == len(qual)
+                    and not last
+                    and not head.translate(None, _HEADER_BYTES)
+                    and not plus.translate(None, _HEADER_BYTES)
+                    and not seq.translate(None, _RESIDUE_BYTES)
+                    and not qual.translate(None, _QUALITY_BYTES)
+                    and len(head) > 1
+                    and not head[1:].isspace()
+                ):
+                    yield FastqRecord(head[1:], seq, plus[1:], qual, layout_lf)
+                else:
+                    yield _fastq_slow(path, line_no + k, group, final=not last)
+            carry = lines[usable:]
+            line_no += usable
+        if carry:
+            raise InputFormatError(path, line_no, "truncated FASTQ record (fewer than 4 lines)")
+
+
+def _fastq_slow(path: str, line_no: int, group: list[bytes], final: bool) -> FastqRecord:
+    """Check one four-line record in detail; handles CRLF and a missing final newline."""
+    contents: list[bytes] = []
+    eols: list[bytes] = []
+    for n, line in enumerate(group):
+        last_line = n == 3
+        if line.endswith(b"\r") and (final or not last_line):
+            contents.append(line[:-1])
+            eols.append(CRLF)
+        else:
+            contents.append(line)
+            eols.append(b"" if last_line and not final else LF)
+    head, seq, plus, qual = contents
+    if not head.startswith(b"@"):
+        raise InputFormatError(path, line_no, "a FASTQ record starts with '@'")
+    if not head[1:].strip():
+        raise InputFormatError(path, line_no, "empty header ('@' with no identifier)")
+    if not plus.startswith(b"+"):
+        raise InputFormatError(
+            path,
+            line_no + 2,
+            "expected the '+' separator line (multi-line FASTQ is not supported)",
+        )
+    for n, (line, allowed, what) in enumerate(
+        (
+            (head, _HEADER_BYTES, "header"),
+            (seq, _RESIDUE_BYTES, "sequence data"),
+            (plus, _HEADER_BYTES, "'+' line"),
+            (qual, _QUALITY_BYTES, "qualities"),
+        )
+    ):
+        if line.translate(None, allowed):
+            at = _bad_byte(line, allowed)
+            problem = (
+                _describe_byte(line[at])
+                if line[at] < 0x21 or line[at] > 0x7E
+                else f"byte {line[at : at + 1]!r}"
+            )
+            raise InputFormatError(path, line_no + n, f"{problem} in {what}")
+    if len(seq) != len(qual):
+        raise InputFormatError(
+            path, line_no + 3, f"{len(qual)} quality values for {len(seq)} residues"
+        )
+    distinct = set(eols if final else eols[:-1])
+    if len(distinct) <= 1:
+        eol = distinct.pop() if distinct else LF
+        layout = Layout(0, None, eol, final, None)
+    else:
+        layout = Layout(0, None, LF, final, tuple(eols))
+    return FastqRecord(head[1:], seq, plus[1:], qual, layout)
+
+
+def read_sequences(
+    source: str | os.PathLike[str], *, name: str | None = None
+) -> Iterator[SequenceRecord]:
+    """Read a FASTA or FASTQ file, chosen by its first bytes (paths only: the file is opened twice)."""
+    fmt = sniff_format(source, name)
+    if fmt == "empty":
+        return iter(())
+    if fmt == "fasta":
+        return read_fasta(source, name=name)
+    if fmt == "fastq":
+        return read_fastq(source, name=name)
+    raise InputFormatError(
+        _source_name(source, name),
+        1,
+        f"{fmt} is converted, not read byte-exactly: use talaria_storage.formats.genbank",
+    )

@@ -1,0 +1,184 @@
+"""The Backend ABC: a small blob store that knows nothing of hashes or sequences.
+
+An implementation provides a handful of primitives; everything else has a
+working default here that an implementation may override for speed
+(batch variants, ranged reads). Implementations must:
+
+* call :func:`talaria_storage.core.keys.validate_key` on every key they receive;
+* make :meth:`Backend.put` atomic: a reader sees the old bytes or the new
+  bytes, never a torn object;
+* make :meth:`Backend.put_if_version` a real conditional write of the
+  service (``O_EXCL``/link on a filesystem, ``If-None-Match``/``If-Match`` on
+  S3, generation preconditions on GCS, ETags on Azure): of N concurrent
+  writers expecting the same version, exactly one wins;
+* translate their own exceptions into :class:`ObjectNotFound`,
+  :class:`PreconditionFailed` and :class:`BackendError` (with ``retryable``
+  set) at their edge.
+
+Version tokens are opaque strings (an ETag, a generation, a content digest);
+callers only hand back what :meth:`Backend.read_versioned` gave them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from talaria_storage.core.errors import ObjectNotFound, PreconditionFailed
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One listed object: its key, stored size in bytes and modification time (epoch seconds)."""
+
+    key: str
+    size: int
+    modified: float
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """An object's bytes together with the version token a conditional write expects."""
+
+    data: bytes
+    version: str
+
+
+class Backend(ABC):
+    """A key -> bytes store with conditional writes. See the module docstring for the contract."""
+
+    #: URL-like location this backend was opened from, with no secrets in it.
+    location: str = ""
+
+    # -- capabilities ---------------------------------------------------------------------------
+
+    @property
+    def is_local(self) -> bool:
+        """True when requests are cheap local calls (no network round trip)."""
+        return False
+
+    @property
+    def supports_native_ranges(self) -> bool:
+        """True when :meth:`get_range` reads only the requested bytes."""
+        return False
+
+    # -- primitives -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` under ``key``, replacing any previous object atomically."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the whole object; :class:`ObjectNotFound` when absent."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """True when ``key`` holds an object."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; deleting a missing key is not an error."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Yield every object whose key starts with ``prefix``, in no particular order."""
+
+    @abstractmethod
+    def read_versioned(self, key: str) -> Versioned | None:
+        """Return the object with its version token, or None when absent."""
+
+    @abstractmethod
+    def put_if_version(self, key: str, data: bytes, expected: str | None) -> str:
+        """Write only if the current version is ``expected`` (None: only if absent).
+
+        Returns the new version token; raises :class:`PreconditionFailed`
+        when another writer got there first.
+        """
+
+    # -- defaults (slow but correct for every backend; override for speed) ----------------------
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the object (end clipped to its size)."""
+        if start < 0 or end < start:
+            raise ValueError(f"invalid range [{start}, {end}) for '{key}'")
+        return self.get(key)[start:end]
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create ``key`` only if it does not exist. True when this call created it."""
+        try:
+            self.put_if_version(key, data, None)
+        except PreconditionFailed:
+            return False
+        return True
+
+    def compare_and_swap(self, key: str, expected: bytes | None, new: bytes) -> bool:
+        """Replace the object with ``new`` only if it currently holds ``expected``.
+
+        ``expected=None`` means "only if absent". True when the swap happened;
+        False when the current content differs or another writer raced us.
+        """
+        current = self.read_versioned(key)
+        if expected is None:
+            if current is not None:
+                return False
+            token = None
+        else:
+            if current is None or current.data != expected:
+                return False
+            token = current.version
+        try:
+            self.put_if_version(key, new, token)
+        except PreconditionFailed:
+            return False
+        return True
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size and modification time of one object; :class:`ObjectNotFound` when absent."""
+        for info in self.list(key):
+            if info.key == key:
+                return info
+        raise ObjectNotFound(key, self.location)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """Fetch several objects; missing keys are left out of the result."""
+        found: dict[str, bytes] = {}
+        for key in keys:
+            try:
+                found[key] = self.get(key)
+            except ObjectNotFound:
+                continue
+        return found
+
+    def exists_many(self, keys: Iterable[str]) -> set[str]:
+        """The subset of ``keys`` that exist."""
+        return {key for key in keys if self.exists(key)}
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete several keys (missing ones are ignored)."""
+        for key in keys:
+            self.delete(key)
+
+    def sweep_incomplete(self, older_than_seconds: float) -> int:
+        """Remove what writes killed mid-way left behind, older than ``older_than_seconds``.
+
+        Temporary files, unfinished multipart uploads: never objects, so never
+        visible to :meth:`list`, but they take space. Returns how many were
+        removed. GC calls it with its grace period, so a write in progress is
+        never robbed. Backends whose service expires such leftovers itself
+        keep this default.
+        """
+        return 0
+
+    def close(self) -> None:
+        """Release connections, handles and locks. Safe to call twice."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.location!r})"

@@ -1,0 +1,280 @@
+"""ChunkStore: content-addressed, deduplicated, verified chunks over any :class:`Backend`.
+
+A chunk's key is ``<prefix><sha256 of its uncompressed bytes>`` and its object
+is a frame (see :mod:`talaria_storage.storage.frame`). Guarantees:
+
+* **dedup** - storing bytes already present writes nothing and counts a
+  dedup hit; concurrent writers of the same bytes race through the backend's
+  create-only write, so exactly one object is written and the losers count
+  as hits too;
+* **integrity** - every read decodes and re-hashes; a difference raises
+  :class:`HashMismatch` and a broken frame :class:`CompressionError`, so a
+  wrong byte is never returned;
+* **verification** - :meth:`ChunkStore.verify_all` checks every object and
+  reports each bad one instead of stopping at the first;
+* **GC** - :meth:`ChunkStore.gc` deletes what is not referenced, sparing
+  objects younger than a grace period so a concurrent writer that has stored
+  chunks but not yet written its ref is never robbed.
+
+Dedup counters cover the writes of this process; everything else in
+:class:`StorageStats` is read from the backend, so it is true for the store
+whoever wrote it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from talaria_storage.core.errors import (
+    BackendError,
+    ChunkNotFound,
+    CompressionError,
+    HashMismatch,
+    InvalidHash,
+    ObjectNotFound,
+)
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.keys import CHUNKS
+from talaria_storage.core.traits import ChunkStorage
+from talaria_storage.core.types import (
+    ChunkMetadata,
+    CodecStats,
+    GCResult,
+    StorageChunkInfo,
+    StorageStats,
+    VerificationError,
+    VerificationProblem,
+)
+from talaria_storage.storage import frame
+from talaria_storage.storage.backend import Backend, ObjectInfo
+from talaria_storage.storage.codecs import Codec, NoneCodec, ZstdCodec
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_UNCOMPRESSED = NoneCodec()
+
+
+class ChunkStore(ChunkStorage):
+    """Implements :class:`ChunkStorage` over a backend, under one key prefix."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        codec: Codec | None = None,
+        *,
+        prefix: str = CHUNKS,
+        threads: int = 4,
+    ) -> None:
+        self.backend = backend
+        self.codec: Codec = codec if codec is not None else ZstdCodec()
+        self.prefix = prefix
+        self.threads = max(1, threads)
+        self._lock = threading.Lock()
+        self._dedup_hits = 0
+        self._dedup_bytes = 0
+
+    @property
+    def location(self) -> str:
+        return self.backend.location
+
+    def key_for(self, hash: SHA256Hash) -> str:
+        """The backend key of a chunk."""
+        return self.prefix + hash.to_hex()
+
+    # -- ChunkStorage ---------------------------------------------------------------------------
+
+    def store_chunk(self, data: bytes, compress: bool = True) -> SHA256Hash:
+        # docstring inherited
+        data = bytes(data)
+        h = SHA256Hash.compute(data)
+        key = self.key_for(h)
+        if self.backend.exists(key):
+            self._count_dedup(len(data))
+            return h
+        framed = frame.encode(data, self.codec if compress else _UNCOMPRESSED)
+        if not self.backend.put_if_absent(key, framed):
+            self._count_dedup(len(data))
+        return h
+
+    def get_chunk(self, hash: SHA256Hash) -> bytes:
+        # docstring inherited
+        key = self.key_for(hash)
+        try:
+            framed = self.backend.get(key)
+        except ObjectNotFound:
+            raise ChunkNotFound(hash, self.location) from None
+        return self._decode_verified(key, hash, framed)
+
+    def has_chunk(self, hash: SHA256Hash) -> bool:
+        # docstring inherited
+        return self.backend.exists(self.key_for(hash))
+
+    def present(self, hashes: Iterable[SHA256Hash]) -> set[SHA256Hash]:
+        """The subset of ``hashes`` held here, asked in one batch (``Backend.exists_many``).
+
+        For the sync planner: it asks a remote about candidates only, never lists it.
+        """
+        by_key = {self.key_for(h): h for h in hashes}
+        return {by_key[key] for key in self.backend.exists_many(by_key)}
+
+    def enumerate_chunks(self) -> list[StorageChunkInfo]:
+        # docstring inherited
+        return [StorageChunkInfo(h, info.size) for h, info in self._listed() if h is not None]
+
+    def verify_all(self) -> list[VerificationError]:
+        # docstring inherited
+        problems: list[VerificationError] = []
+        listed = list(self._listed())
+        for h, info in listed:
+            if h is None:
+                problems.append(
+                    VerificationError(info.key, VerificationProblem.BAD_KEY, f"'{info.key}' is not a chunk name")
+                )
+        checks = self._parallel(self._verify_one, [(h, info) for h, info in listed if h is not None])
+        problems.extend(p for p in checks if p is not None)
+        return sorted(problems, key=lambda p: p.key)
+
+    def get_stats(self) -> StorageStats:
+        # docstring inherited
+        listed = [(h, info) for h, info in self._listed() if h is not None]
+        headers = self._parallel(self._read_header, listed)
+        per_codec: dict[str, CodecStats] = {}
+        stored = logical = unreadable = 0
+        for (_, info), header in zip(listed, headers):
+            stored += info.size
+            if header is None:
+                unreadable += 1
+                continue
+            logical += header.size
+            name = header.codec.name
+            prev = per_codec.get(name, CodecStats())
+            per_codec[name] = CodecStats(
+                prev.objects + 1, prev.stored_bytes + info.size, prev.logical_bytes + header.size
+            )
+        with self._lock:
+            hits, saved = self._dedup_hits, self._dedup_bytes
+        return StorageStats(len(listed), stored, logical, hits, saved, per_codec, unreadable)
+
+    def gc(
+        self, referenced: Iterable[SHA256Hash], *, dry_run: bool = False, grace_seconds: float = 0.0
+    ) -> GCResult:
+        # docstring inherited
+        keep = {self.key_for(h) for h in referenced}
+        cutoff = time.time() - grace_seconds
+        removed: list[tuple[str, int, SHA256Hash | None]] = []
+        kept = young = 0
+        for h, info in self._listed():
+            if info.key in keep:
+                kept += 1
+            elif grace_seconds > 0 and info.modified > cutoff:
+                young += 1
+            else:
+                removed.append((info.key, info.size, h))
+        if not dry_run:
+            self.backend.delete_many([key for key, _, _ in removed])
+        return GCResult(
+            removed=len(removed),
+            freed_bytes=sum(size for _, size, _ in removed),
+            kept=kept,
+            spared_young=young,
+            dry_run=dry_run,
+            removed_hashes=tuple(h for _, _, h in removed if h is not None),
+        )
+
+    # -- extras ---------------------------------------------------------------------------------
+
+    def chunk_metadata(self, hash: SHA256Hash) -> ChunkMetadata:
+        """What the frame header says about one chunk (reads only the header where it can)."""
+        key = self.key_for(hash)
+        try:
+            info = self.backend.stat(key)
+            head = self.backend.get_range(key, 0, frame.HEADER_SIZE)
+        except ObjectNotFound:
+            raise ChunkNotFound(hash, self.location) from None
+        header = frame.decode_header(head)
+        return ChunkMetadata(hash, header.size, info.size, header.codec.name, info.modified)
+
+    def get_framed(self, hash: SHA256Hash) -> bytes:
+        """The stored frame as it is, for copying between stores without recompressing."""
+        try:
+            return self.backend.get(self.key_for(hash))
+        except ObjectNotFound:
+            raise ChunkNotFound(hash, self.location) from None
+
+    def put_framed(self, hash: SHA256Hash, framed: bytes) -> bool:
+        """Store a frame received from elsewhere after checking it decodes to ``hash``.
+
+        True when this call wrote it; False when it was already present.
+        """
+        key = self.key_for(hash)
+        self._decode_verified(key, hash, framed)
+        return self.backend.put_if_absent(key, framed)
+
+    def chunk_hashes(self) -> Iterator[SHA256Hash]:
+        """Every chunk's hash, streamed from the backend listing."""
+        return (h for h, _ in self._listed() if h is not None)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _count_dedup(self, size: int) -> None:
+        with self._lock:
+            self._dedup_hits += 1
+            self._dedup_bytes += size
+
+    def _decode_verified(self, key: str, expected: SHA256Hash, framed: bytes) -> bytes:
+        try:
+            data, _ = frame.decode(framed)
+        except CompressionError as exc:
+            raise CompressionError(f"object '{key}' in {self.location}: {exc}") from exc
+        actual = SHA256Hash.compute(data)
+        if actual != expected:
+            raise HashMismatch(expected, actual, key)
+        return data
+
+    def _listed(self) -> Iterator[tuple[SHA256Hash | None, ObjectInfo]]:
+        """(hash, info) per object under the prefix; hash is None for a key that is not a hash."""
+        for info in self.backend.list(self.prefix):
+            try:
+                yield SHA256Hash.from_hex(info.key[len(self.prefix):]), info
+            except InvalidHash:
+                yield None, info
+
+    def _parallel(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
+        if self.backend.is_local or self.threads == 1 or len(items) < 2:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(self.threads) as pool:
+            return list(pool.map(fn, items))
+
+    def _read_header(self, item: tuple[SHA256Hash | None, ObjectInfo]) -> frame.FrameHeader | None:
+        try:
+            return frame.decode_header(self.backend.get_range(item[1].key, 0, frame.HEADER_SIZE))
+        except (CompressionError, ObjectNotFound, BackendError):
+            return None
+
+    def _verify_one(self, item: tuple[SHA256Hash | None, ObjectInfo]) -> VerificationError | None:
+        h, info = item
+        assert h is not None
+        key = info.key
+        try:
+            framed = self.backend.get(key)
+        except ObjectNotFound:
+            return VerificationError(key, VerificationProblem.MISSING, f"'{key}' vanished during verification", h)
+        except BackendError as exc:
+            return VerificationError(key, VerificationProblem.UNREADABLE, f"'{key}' is unreadable: {exc}", h)
+        try:
+            self._decode_verified(key, h, framed)
+        except HashMismatch as exc:
+            return VerificationError(key, VerificationProblem.MISMATCH, str(exc), h)
+        except CompressionError as exc:
+            kind = (
+                VerificationProblem.UNKNOWN_CODEC
+                if "unknown codec" in str(exc)
+                else VerificationProblem.CORRUPT_FRAME
+            )
+            return VerificationError(key, kind, str(exc), h)
+        return None
