@@ -14,10 +14,15 @@ and, where there is one, the fix. The CLI prints ``str(error)`` as-is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from talaria_storage.core.hashing import SHA256Hash
+
+class HexNamed(Protocol):
+    """What an error needs of a hash: its hex form. :class:`~talaria_storage.core.hashing.SHA256Hash`
+    is one; naming the protocol instead of the class keeps this module free of imports, since
+    :mod:`~talaria_storage.core.hashing` raises :class:`InvalidHash` from here."""
+
+    def to_hex(self) -> str: ...
 
 
 class StorageError(Exception):
@@ -27,14 +32,16 @@ class StorageError(Exception):
 class ChunkNotFound(StorageError, KeyError):
     """A chunk (or any content-addressed object) is not in the store."""
 
-    def __init__(self, hash: "SHA256Hash | str", where: str = "") -> None:
+    def __init__(self, hash: HexNamed | str, where: str = "") -> None:
         self.hash = hash
         self.where = where
-        text = hash.to_hex() if hasattr(hash, "to_hex") else str(hash)
-        super().__init__(text)
+        super().__init__(self._hex())
+
+    def _hex(self) -> str:
+        return self.hash if isinstance(self.hash, str) else self.hash.to_hex()
 
     def __str__(self) -> str:
-        text = self.hash.to_hex() if hasattr(self.hash, "to_hex") else str(self.hash)
+        text = self._hex()
         suffix = f" in {self.where}" if self.where else ""
         return f"chunk {text} not found{suffix}"
 
@@ -55,7 +62,7 @@ class ObjectNotFound(StorageError, KeyError):
 class HashMismatch(StorageError):
     """Bytes read back do not hash to the name they were stored under."""
 
-    def __init__(self, expected: "SHA256Hash", actual: "SHA256Hash", key: str = "") -> None:
+    def __init__(self, expected: HexNamed, actual: HexNamed, key: str = "") -> None:
         self.expected = expected
         self.actual = actual
         self.key = key

@@ -257,7 +257,8 @@ def write_records(
 # --------------------------------------------------------------------------- opening
 
 
-def _source_name(source: Source, name: str | None) -> str:
+def source_name(source: Source, name: str | None) -> str:
+    """The name error messages give an input: ``name`` if given, else its path, else the stream's name."""
     if name:
         return name
     if isinstance(source, (str, os.PathLike)):
@@ -413,7 +414,7 @@ def open_input(source: Source, name: str | None = None) -> Iterator[BinaryIO]:
     The compression is read from the magic bytes. A stream passed in is not
     closed on exit (the caller owns it); a path opened here is.
     """
-    path = _source_name(source, name)
+    path = source_name(source, name)
     owned = isinstance(source, (str, os.PathLike))
     raw: BinaryIO
     if isinstance(source, (str, os.PathLike)):
@@ -459,7 +460,7 @@ def sniff_format(source: Source, name: str | None = None) -> str:
     anything else is an :class:`InputFormatError`. A stream passed in is
     consumed; reopen it (or pass a path) to read the records.
     """
-    path = _source_name(source, name)
+    path = source_name(source, name)
     with open_input(source, name) as stream:
         head = stream.read(512)
     text = head.lstrip(b"\r\n")
@@ -702,7 +703,7 @@ def read_fasta(
     the stream's ``name``). ``allow_empty=False`` makes a header without
     residues an error instead of an empty record.
     """
-    path = _source_name(source, name)
+    path = source_name(source, name)
     parser = _FastaBlockParser(path, allow_empty)
     with open_input(source, name) as stream:
         line = 1
@@ -748,7 +749,7 @@ def read_fastq(
     source: Source, *, name: str | None = None, block_size: int = DEFAULT_BLOCK_SIZE
 ) -> Iterator[FastqRecord]:
     """Stream the records of a four-line FASTQ file (plain or compressed), keeping their layout."""
-    path = _source_name(source, name)
+    path = source_name(source, name)
     layout_lf = _regular_layout(0, True)
     with open_input(source, name) as stream:
         carry: list[bytes] = []
@@ -859,7 +860,7 @@ def read_sequences(
     if fmt == "fastq":
         return read_fastq(source, name=name)
     raise InputFormatError(
-        _source_name(source, name),
+        source_name(source, name),
         1,
         f"{fmt} is converted, not read byte-exactly: use talaria_storage.formats.genbank",
     )

@@ -36,9 +36,9 @@ from talaria_storage.formats.fasta import (
     FastaRecord,
     Source,
     _regular_layout,
-    _source_name,
     open_input,
     sniff_format,
+    source_name,
 )
 
 DEFAULT_WRAP = 60
@@ -78,7 +78,7 @@ def read_flatfile(
     """Stream the records of a GenBank or EMBL file (``fmt`` sniffed from paths when None)."""
     from Bio import BiopythonParserWarning, SeqIO  # imported on use: FASTA imports never pay for it
 
-    path = _source_name(source, name)
+    path = source_name(source, name)
     if fmt is None:
         if not isinstance(source, (str, os.PathLike)):
             raise ValueError("give fmt= when reading GenBank/EMBL from a stream")

@@ -19,7 +19,7 @@ import logging
 from functools import partial
 from pathlib import Path
 
-from talaria_storage.config.settings import SCHEMA
+from talaria_storage.config.settings import SCHEMA, StorageConfig
 from talaria_storage.index.local_index import ChunkIndex, IndexBusy, LazyIndex, open_index
 from talaria_storage.storage.registry import parse_location
 from talaria_storage.storage.store import Store
@@ -40,7 +40,7 @@ def lookup_index(store: Store) -> LazyIndex:
 
 
 def _open(store: Store) -> ChunkIndex:
-    config = store.config
+    config = store.config if isinstance(store.config, StorageConfig) else None
     kind = config.index.type if config is not None else SCHEMA["index"]["type"].default
     location = parse_location(store.location)
     if location.scheme == "file":

@@ -70,6 +70,27 @@ def sequence_hash(residues: bytes) -> SHA256Hash:
     return SHA256Hash(hashlib.sha256(canonical(residues)).digest())
 
 
+def sequence_keys(residues: bytes, qualities: bytes | None = None) -> tuple[bytes, bytes]:
+    """(canonical sequence SHA-256, dedup key) of a record.
+
+    The dedup key names what a pack slot stores: for FASTA the canonical
+    residues (upper case, no whitespace; the record chunk keeps how each
+    occurrence was written, see ``residue_edit`` in
+    :mod:`~talaria_storage.sequences.record_chunk`), so ``ACGT`` and
+    ``acgt`` are one slot; it is then the first 16 bytes of the canonical
+    hash. FASTQ slots hold residues and qualities as written (qualities
+    pair with the written letters), keyed by SHA-256 of the residues, a
+    newline and the qualities. 128 bits make an accidental collision among
+    even 10^12 keys about 10^-15 likely.
+    """
+    # Parsed residues hold no line breaks; without lower case or whitespace they are canonical.
+    text = residues if is_canonical(residues) else canonical(residues)
+    digest = hashlib.sha256(text).digest()
+    if qualities is not None:
+        return digest, hashlib.sha256(residues + b"\n" + qualities).digest()[:16]
+    return digest, digest[:16]
+
+
 def sha512t24u(data: bytes) -> str:
     """GA4GH ``sha512t24u``: base64url (no padding) of the first 24 bytes of SHA-512."""
     return base64.urlsafe_b64encode(hashlib.sha512(data).digest()[:24]).decode("ascii")

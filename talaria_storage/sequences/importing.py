@@ -90,7 +90,7 @@ from talaria_storage.formats.fasta import (
     read_fastq,
     sniff_format,
 )
-from talaria_storage.sequences.canonical import canonical, is_canonical
+from talaria_storage.sequences.canonical import is_canonical, sequence_keys
 from talaria_storage.sequences.chunk_format import (
     MAX_DICTIONARY_DEPTH,
     ChunkCodec,
@@ -138,27 +138,6 @@ class Parsed(NamedTuple):
     keys: bytes  # dedup key per record (see sequence_keys), 16 bytes each
     plus: bytes | None = None  # FASTQ only, joined by newlines
     qualities: bytes | None = None
-
-
-def sequence_keys(residues: bytes, qualities: bytes | None = None) -> tuple[bytes, bytes]:
-    """(canonical sequence SHA-256, dedup key) of a record.
-
-    The dedup key names what a pack slot stores: for FASTA the canonical
-    residues (upper case, no whitespace; the record chunk keeps how each
-    occurrence was written, see ``residue_edit`` in
-    :mod:`~talaria_storage.sequences.chunk_format`), so ``ACGT`` and
-    ``acgt`` are one slot; it is then the first 16 bytes of the canonical
-    hash. FASTQ slots hold residues and qualities as written (qualities
-    pair with the written letters), keyed by SHA-256 of the residues, a
-    newline and the qualities. 128 bits make an accidental collision among
-    even 10^12 keys about 10^-15 likely.
-    """
-    # Parsed residues hold no line breaks; without lower case or whitespace they are canonical.
-    text = residues if is_canonical(residues) else canonical(residues)
-    digest = hashlib.sha256(text).digest()
-    if qualities is not None:
-        return digest, hashlib.sha256(residues + b"\n" + qualities).digest()[:16]
-    return digest, digest[:16]
 
 
 def describe(records: list[SequenceRecord], label: Labeller | None) -> Parsed:

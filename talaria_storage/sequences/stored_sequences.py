@@ -12,7 +12,7 @@ that pack's slot instead (a pack table entry, see
 lists the pack among its objects (``Manifest.reused_packs``), so GC, verify
 and sync treat it like the version's own.
 
-The map lives in the store's lookup index (:meth:`Store.lookup_index`),
+The map lives in the store's lookup index (:func:`~talaria_storage.index.lookup_index.lookup_index`),
 beside the per-version look-up keys::
 
     s/k/<16-byte dedup key>   -> 32-byte pack SHA-256 || u32 slot
@@ -59,8 +59,9 @@ from typing import TYPE_CHECKING
 from talaria_storage.core.errors import ChunkNotFound, CompressionError, HashMismatch, StorageError
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.core.keys import REFS
-from talaria_storage.sequences.canonical import is_canonical
+from talaria_storage.sequences.canonical import is_canonical, sequence_keys
 from talaria_storage.sequences.chunk_format import PackReader
+from talaria_storage.sequences.versions import VersionCatalog
 
 if TYPE_CHECKING:
     from talaria_storage.index.local_index import ChunkIndex
@@ -87,8 +88,6 @@ class StoredSequences:
 
     def refresh(self) -> None:
         """Read which packs the live versions need; map the slots of versions not yet in the map."""
-        from talaria_storage.sequences.versions import VersionCatalog
-
         catalog = VersionCatalog(self.store)
         manifests = sorted(set(self.store.refs.list(REFS).values()), key=lambda h: h.digest)
         markers = self.index.get_many([MARKER_PREFIX + h.digest for h in manifests])
@@ -112,8 +111,6 @@ class StoredSequences:
         version -- and the marker is not written, so once the pack is restored
         (``sync pull``) the next import maps it.
         """
-        from talaria_storage.sequences.importing import sequence_keys
-
         unreadable: set[bytes] = set()
         for entry in manifest.chunks:
             if entry.pack is None:

@@ -64,7 +64,7 @@ from pathlib import Path
 import zstandard
 
 from talaria_storage.core.errors import InputFormatError, UnknownTaxon
-from talaria_storage.formats.fasta import Source, _source_name, open_input
+from talaria_storage.formats.fasta import Source, open_input, source_name
 
 FORMAT_MAGIC = b"TTAX"
 FORMAT_VERSION = 1
@@ -132,7 +132,7 @@ def _matches(
 def _scan(path: Source, pattern: re.Pattern[bytes], what: str, strict: bool = True):
     """Every match of ``pattern`` in a (possibly compressed) file, block by block."""
     with open_input(path) as stream:
-        yield from _matches(_line_blocks(stream), pattern, _source_name(path, None), what, strict)
+        yield from _matches(_line_blocks(stream), pattern, source_name(path, None), what, strict)
 
 
 class Taxonomy:
@@ -222,7 +222,7 @@ class Taxonomy:
                 rank_of[rank] = len(rank_of) + 1
             codes.extend(map(rank_of.__getitem__, rank_names))
         if len(rank_of) > 255:
-            raise InputFormatError(_source_name(nodes, None), None, "more than 255 distinct ranks")
+            raise InputFormatError(source_name(nodes, None), None, "more than 255 distinct ranks")
         # Rank codes in sorted order, so the serialised bytes do not depend on line order.
         ordered = sorted(rank_of)
         remap = bytearray(256)
@@ -236,7 +236,7 @@ class Taxonomy:
             for a, b in pairwise(order):
                 if taxids[a] == taxids[b]:
                     raise InputFormatError(
-                        _source_name(nodes, None), None, f"taxon {taxids[a]} appears twice"
+                        source_name(nodes, None), None, f"taxon {taxids[a]} appears twice"
                     )
             taxids = array("I", [taxids[i] for i in order])
             parents = array("I", [parents[i] for i in order])
@@ -623,7 +623,7 @@ def iter_accession_taxids(source: Source) -> Iterator[tuple[str, int]]:
     For NCBI's layout the bare ``accession`` column is the key (lookups strip
     the version). A row that fits neither layout is an :class:`InputFormatError`.
     """
-    name = _source_name(source, None)
+    name = source_name(source, None)
     with open_input(source) as stream:
         blocks = _line_blocks(stream)
         first = next(blocks, None)

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from talaria_storage.backends.faults import FaultInjectingBackend, fault_options_from_query
 from talaria_storage.core.errors import ConfigError, MissingExtra
 from talaria_storage.storage.backend import Backend
 
@@ -87,8 +88,6 @@ def split_faults(location: str) -> tuple[str, dict[str, Any] | None]:
     """``faults+<inner>?<options>`` -> (``<inner>``, validated fault options); other locations -> (location, None)."""
     if not location.startswith(FAULTS_PREFIX):
         return location, None
-    from talaria_storage.backends.faults import fault_options_from_query
-
     inner, _, query = location[len(FAULTS_PREFIX):].partition("?")
     if inner.startswith(FAULTS_PREFIX):
         raise ConfigError(f"'{location}' repeats the '{FAULTS_PREFIX}' prefix: give it once")
@@ -163,6 +162,4 @@ def open_backend(location: str | Location, options: Mapping[str, Any] | None = N
 
 def with_faults(backend: Backend, faults: Mapping[str, Any]) -> Backend:
     """``backend`` wrapped in a FaultInjectingBackend with options from :func:`split_faults`."""
-    from talaria_storage.backends.faults import FaultInjectingBackend
-
     return FaultInjectingBackend(backend, **faults)

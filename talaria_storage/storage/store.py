@@ -35,7 +35,6 @@ from talaria_storage.storage.refs import RefStore
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from talaria_storage.config.settings import StorageConfig
     from talaria_storage.core.hashing import SHA256Hash
 
 STORE_FORMAT = "talaria-storage"
@@ -53,11 +52,12 @@ class Store(ChunkStore, StatefulStorage):
         codec: Codec | None = None,
         *,
         threads: int = 4,
-        config: "StorageConfig | None" = None,
+        config: object | None = None,
     ) -> None:
         super().__init__(backend, codec, prefix=CHUNKS, threads=threads)
-        #: The settings this store was opened with (``open_store`` sets them), for the layers
-        #: above that keep things beside the store (the lookup index); this layer never reads them.
+        #: The settings this store was opened with (``open_store`` passes its ``StorageConfig``),
+        #: for the layers above that keep things beside the store (the lookup index). Opaque here:
+        #: the storage layer never reads them, so it needs no import of the config layer above it.
         self.config = config
         self.manifests = ChunkStore(backend, self.codec, prefix=MANIFESTS, threads=threads)
         self.refs = RefStore(backend)

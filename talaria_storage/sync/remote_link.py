@@ -31,7 +31,7 @@ class RemoteLink(RemoteStorage):
     local store, to which those methods go unchanged.
 
     For example, with a ``[remote.NAME]`` of ``storage.toml``:
-    ``RemoteLink(store).attach_remote(open_store(store.config.remote("backup")))``.
+    ``RemoteLink(store).attach_remote(open_store(load_config("storage.toml").remote("backup")))``.
     """
 
     def __init__(self, local: Store, remote: Store | None = None) -> None:
