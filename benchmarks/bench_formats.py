@@ -6,7 +6,7 @@ into an in-memory store, so that no backend cost is counted:
 
 * parse: decompress + :func:`read_fasta`, MB/s of uncompressed FASTA, one process;
 * store: records -> taxonomy-aware chunks (:mod:`chunking`) -> record chunks and
-  sequence packs (:mod:`chunk_format`) + record order objects: total stored
+  sequence packs (:mod:`record_chunk`, :mod:`sequence_pack`) + record order objects: total stored
   bytes and the ratio against the uncompressed FASTA, beside the zstd -19 /
   xz -9 / ennaf -22 whole-file ratios from BASELINES.md;
 * import: ``SequenceDatabase.import_files`` MB/s and sequences/s, wall clock,
@@ -62,9 +62,11 @@ from pathlib import Path
 from talaria_storage.backends.memory import MemoryBackend
 
 from talaria_storage.formats.fasta import open_input, read_fasta
-from talaria_storage.sequences.chunk_format import ChunkCodec, ChunkReader, PackReader
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.database import SequenceDatabase
+from talaria_storage.sequences.record_chunk import ChunkReader
+from talaria_storage.sequences.sequence_pack import PackReader
+from talaria_storage.sequences.streams import ChunkCodec
 from talaria_storage.storage.store import Store
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"

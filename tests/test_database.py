@@ -17,11 +17,12 @@ from talaria_storage.formats.fasta import open_input
 from talaria_storage.index.local_index import open_index
 from talaria_storage.sequences import importing
 from talaria_storage.sequences.canonical import digests, sequence_hash
-from talaria_storage.sequences.chunk_format import ChunkReader, PackReader
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.manifest import Manifest
 from talaria_storage.sequences.order import OrderBuilder
+from talaria_storage.sequences.record_chunk import ChunkReader
+from talaria_storage.sequences.sequence_pack import PackReader
 from talaria_storage.sequences.taxonomy import Taxonomy
 from talaria_storage.sequences.versions import VersionCatalog
 from talaria_storage.storage.store import Store

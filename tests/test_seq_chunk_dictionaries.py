@@ -1,4 +1,4 @@
-"""A release's record chunks are compressed against the previous release's (chunk_format stream 12)."""
+"""A release's record chunks are compressed against the previous release's (record chunk stream 12)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from talaria_storage.backends.memory import MemoryBackend
 
 from talaria_storage import open_database
 from talaria_storage.core.errors import CompressionError
-from talaria_storage.sequences.chunk_format import MAX_DICTIONARY_DEPTH, ChunkReader
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.integrity import verify_store
+from talaria_storage.sequences.record_chunk import MAX_DICTIONARY_DEPTH, ChunkReader
 from talaria_storage.sequences.versions import VersionCatalog
 from talaria_storage.storage.store import Store
 from talaria_storage.sync.protocol import push

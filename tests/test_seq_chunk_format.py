@@ -22,23 +22,17 @@ from talaria_storage.formats.fasta import (
     read_fasta,
 )
 from talaria_storage.sequences.canonical import canonical
-from talaria_storage.sequences.chunk_format import (
+from talaria_storage.sequences.record_chunk import (
     MAGIC,
-    NUC2,
-    NUC4,
-    PACK_MAGIC,
-    RESIDUES,
-    ZSTD,
-    ChunkCodec,
     ChunkReader,
-    PackReader,
     apply_residue_edit,
     decode_records,
     encode_chunk,
-    encode_pack,
     encode_records,
     residue_edit,
 )
+from talaria_storage.sequences.sequence_pack import PACK_MAGIC, PackReader, encode_pack
+from talaria_storage.sequences.streams import NUC2, NUC4, RESIDUES, ZSTD, ChunkCodec
 
 SMALL = ChunkCodec(block_size=4096)
 

@@ -23,23 +23,17 @@ from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.formats.fasta import FastaRecord, SequenceRecord
 from talaria_storage.sequences import database as database_module
 from talaria_storage.sequences.canonical import digests
-from talaria_storage.sequences.chunk_format import (
-    NUC2,
-    NUC4,
-    RESIDUES,
-    ChunkCodec,
+from talaria_storage.sequences.chunking import ChunkingPolicy
+from talaria_storage.sequences.database import INDEX_LAYOUT, SequenceDatabase
+from talaria_storage.sequences.nucleotide_blocks import NucleotideBlock, nucleotide_payload
+from talaria_storage.sequences.record_chunk import (
     ChunkReader,
-    LRUCache,
-    PackReader,
-    _nucleotide_payload,
-    _NucleotideBlock,
     _ref_exceptions,
     decode_records,
     encode_chunk,
-    encode_pack,
 )
-from talaria_storage.sequences.chunking import ChunkingPolicy
-from talaria_storage.sequences.database import INDEX_LAYOUT, SequenceDatabase
+from talaria_storage.sequences.sequence_pack import PackReader, encode_pack
+from talaria_storage.sequences.streams import NUC2, NUC4, RESIDUES, ChunkCodec, LRUCache
 from talaria_storage.sequences.taxonomy import accession_from_header
 from talaria_storage.storage.store import Store
 
@@ -375,13 +369,13 @@ def _nucleotide_text(rnd: random.Random, size: int) -> bytes:
     return bytes(text)
 
 
-@pytest.mark.parametrize("bits,encoding", [(4, NUC4), (2, NUC2)])
-def test_a_packed_nucleotide_block_gives_any_range_of_its_letters(bits: int, encoding: int) -> None:
+@pytest.mark.parametrize("bits", [4, 2])
+def test_a_packed_nucleotide_block_gives_any_range_of_its_letters(bits: int) -> None:
     rnd = random.Random(bits)
     text = _nucleotide_text(rnd, 5001)
-    payload = _nucleotide_payload(text, text.upper(), bits)
+    payload = nucleotide_payload(text, text.upper(), bits)
     assert payload is not None
-    block = _NucleotideBlock(payload, encoding, len(text))
+    block = NucleotideBlock(payload, bits, len(text))
     assert block.slice(0, len(text)) == text
     for _ in range(500):
         start = rnd.randrange(len(text) + 1)
@@ -391,12 +385,12 @@ def test_a_packed_nucleotide_block_gives_any_range_of_its_letters(bits: int, enc
 
 def test_a_packed_nucleotide_block_that_does_not_add_up_is_a_compression_error() -> None:
     text = b"ACGTACGTACGTACGTACGTNacgt" * 50
-    payload = _nucleotide_payload(text, text.upper(), 2)
+    payload = nucleotide_payload(text, text.upper(), 2)
     assert payload is not None
     with pytest.raises(CompressionError):
-        _NucleotideBlock(payload[:-3], NUC2, len(text))  # codes cut short
+        NucleotideBlock(payload[:-3], 2, len(text))  # codes cut short
     with pytest.raises(CompressionError):
-        _NucleotideBlock(payload, NUC2, 10)  # stretches past the block
+        NucleotideBlock(payload, 2, 10)  # stretches past the block
 
 
 def test_residues_of_packed_nucleotide_blocks_through_a_shared_cache() -> None:

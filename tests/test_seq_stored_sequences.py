@@ -14,11 +14,11 @@ from talaria_storage import open_database
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.index.local_index import open_index
 from talaria_storage.sequences.canonical import sequence_keys
-from talaria_storage.sequences.chunk_format import PackReader, encode_pack
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.integrity import verify_store
 from talaria_storage.sequences.manifest import ChunkEntry, Manifest
+from talaria_storage.sequences.sequence_pack import PackReader, encode_pack
 from talaria_storage.sequences.stored_sequences import KEY_PREFIX, StoredSequences
 from talaria_storage.sequences.versions import VersionCatalog
 from talaria_storage.storage.store import Store

@@ -1,10 +1,12 @@
-"""Sequence databases: formats, and the database layer built on the store.
+"""Sequence databases: the stored forms of records, and the database layer built on the store.
 
-Two kinds of module live here. The *format* modules (fasta, genbank,
-canonical, taxonomy, chunk_format, chunking, order, manifest) are pure and
-touch no store. The *database* modules compose them with the store below
-(DESIGN.md §1): importing, database, versions, diff, taxonomy_store,
-collect, integrity.
+Two kinds of module live here. The *stored-format* modules (canonical,
+taxonomy, chunking, the object kinds record_chunk, sequence_pack and order
+with what they share in streams, nucleotide_blocks and varints, manifest)
+are pure and touch no store. The *database* modules compose them with the
+store below (DESIGN.md §1): importing, database, versions, diff,
+taxonomy_store, stored_sequences, collect, integrity. File formats (FASTA,
+FASTQ, GenBank/EMBL) are read and written by :mod:`talaria_storage.formats`.
 
 Glossary:
 
@@ -30,7 +32,7 @@ tail
 sequence chunk (record chunk)
     A serialised list of records -- headers, layouts, taxids in separate
     compressed streams -- whose residues are references into sequence packs
-    (:mod:`~talaria_storage.sequences.chunk_format`), stored through the
+    (:mod:`~talaria_storage.sequences.record_chunk`), stored through the
     chunk store like any other chunk.
 sequence pack
     The residues (and FASTQ qualities) of a chunk, each distinct string
@@ -39,11 +41,15 @@ sequence pack
 
 Modules:
 
-- :mod:`.fasta` -- streaming FASTA/FASTQ readers and writers, byte-exact;
-- :mod:`.genbank` -- GenBank/EMBL converted to records (not byte-exact);
 - :mod:`.canonical` -- canonical form, identity and refget digests, lookup ids;
 - :mod:`.taxonomy` -- NCBI taxdump, serialised taxonomy, accession maps;
-- :mod:`.chunk_format` -- the versioned chunk and pack serialisation;
 - :mod:`.chunking` -- deterministic taxonomy-aware chunking;
-- :mod:`.importing` -- the import pipeline (parse, chunk, pack, encode, store).
+- :mod:`.record_chunk` -- the record chunk (headers, layouts, taxids, references);
+- :mod:`.sequence_pack` -- the sequence pack (each distinct sequence once, in slots);
+- :mod:`.order` -- the order object (a file's records in their original order);
+- :mod:`.streams` -- the container both objects use, its blocks and codec;
+- :mod:`.nucleotide_blocks`, :mod:`.varints` -- the encodings streams use;
+- :mod:`.manifest`, :mod:`.versions` -- a version's manifest and the refs naming it;
+- :mod:`.importing` -- the import pipeline (parse, chunk, pack, encode, store);
+- :mod:`.database` -- :class:`SequenceDatabase` and :func:`open_database`.
 """

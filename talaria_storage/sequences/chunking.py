@@ -24,7 +24,7 @@ Sizes count a record's residues (and qualities) plus a fixed 64 bytes, never
 its header: a release that rewrites headers (ResFinder did, twice, for all
 3,077 records) then cuts its chunks exactly where the previous release did,
 so its sequence packs are the same objects and only the small record chunks
-are stored again (see :mod:`talaria_storage.sequences.chunk_format`). The
+are stored again (see :mod:`talaria_storage.sequences.record_chunk`). The
 64 bytes stand for the header and bookkeeping, so a chunk of empty records
 stays bounded too.
 

@@ -12,7 +12,7 @@ Each chunk becomes a record chunk (headers, layouts, taxids, references) and
 a sequence pack of the residues first seen in it; an identical sequence met
 again -- in the same chunk, another chunk or another file of the import, or
 already held by a version of any database in the store -- is stored once and
-referred to (:mod:`talaria_storage.sequences.chunk_format`,
+referred to (:mod:`talaria_storage.sequences.record_chunk`,
 :mod:`talaria_storage.sequences.stored_sequences`).
 Both are stored with ``store_chunk(data, compress=False)`` (the format
 compresses itself). The pipeline that does this, with a process pool for
@@ -65,14 +65,6 @@ from talaria_storage.sequences.canonical import (
     digests,
     parse_sequence_id,
 )
-from talaria_storage.sequences.chunk_format import (
-    DICTIONARY_STREAMS,
-    ChunkCodec,
-    ChunkReader,
-    LRUCache,
-    PackReader,
-    dictionary_text,
-)
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.importing import (
     POOL_THRESHOLD,
@@ -83,7 +75,10 @@ from talaria_storage.sequences.importing import (
 )
 from talaria_storage.sequences.manifest import Manifest, SourceFile
 from talaria_storage.sequences.order import decode_order
+from talaria_storage.sequences.record_chunk import ChunkReader, dictionary_text
+from talaria_storage.sequences.sequence_pack import PackReader
 from talaria_storage.sequences.stored_sequences import StoredSequences
+from talaria_storage.sequences.streams import DICTIONARY_STREAMS, ChunkCodec, LRUCache
 from talaria_storage.sequences.taxonomy import (
     AccessionTaxonMap,
     Taxonomy,
@@ -389,7 +384,7 @@ class SequenceDatabase:
         return reader, _Packs(self._pack, hashes)
 
     def _dictionary_text(self, hashes: list[SHA256Hash], stream_id: int) -> bytes:
-        """What a chunk's stream was compressed against (chunk_format stream 12)."""
+        """What a chunk's stream was compressed against (record chunk stream 12)."""
         key = (b"d", stream_id, tuple(h.digest for h in hashes))
         cached = self._readers.get(key)
         if cached is not None:

@@ -28,7 +28,7 @@ over its files in order. Per file:
    again when its previous occurrence in the same import is very far back.
    Each new pack's keys are added to the store-wide map as it is encoded.
 4. **Encode** -- each chunk's pack and record chunk
-   (:mod:`talaria_storage.sequences.chunk_format`) are serialised in the
+   (:mod:`talaria_storage.sequences.record_chunk`) are serialised in the
    pool; a chunk that refers to an earlier chunk's pack waits for that
    pack's hash.
 5. **Store** -- objects are written from a thread pool (backends block on
@@ -91,15 +91,6 @@ from talaria_storage.formats.fasta import (
     sniff_format,
 )
 from talaria_storage.sequences.canonical import is_canonical, sequence_keys
-from talaria_storage.sequences.chunk_format import (
-    MAX_DICTIONARY_DEPTH,
-    ChunkCodec,
-    ChunkDictionary,
-    dictionary_text,
-    encode_pack_joined,
-    plain_chunk,
-    residue_edit,
-)
 from talaria_storage.sequences.chunking import (
     ChunkingPolicy,
     PlannedChunk,
@@ -108,6 +99,15 @@ from talaria_storage.sequences.chunking import (
 )
 from talaria_storage.sequences.manifest import ChunkEntry, SourceFile
 from talaria_storage.sequences.order import OrderBuilder
+from talaria_storage.sequences.record_chunk import (
+    MAX_DICTIONARY_DEPTH,
+    ChunkDictionary,
+    dictionary_text,
+    plain_chunk,
+    residue_edit,
+)
+from talaria_storage.sequences.sequence_pack import encode_pack_joined
+from talaria_storage.sequences.streams import ChunkCodec
 from talaria_storage.sequences.taxonomy import taxon_from_header
 
 if TYPE_CHECKING:
@@ -345,7 +345,7 @@ class DictionaryBase:
 
     digest: bytes
     taxa: frozenset[int]  # its records' taxa, 0 left out
-    text_size: int  # bytes of its streams of chunk_format.DICTIONARY_STREAMS, decoded
+    text_size: int  # bytes of its streams of streams.DICTIONARY_STREAMS, decoded
     size: int  # its serialised bytes
     depth: int  # its dictionary depth (0: it stands alone)
     plain: bytes  # SHA-256 of it standing alone (its own digest when it does)
@@ -361,10 +361,10 @@ class DictionaryBases:
     previous manifest's order; a chunk whose records did not change at all
     is the previous chunk again (``same_as``), not a new object. Reading a
     chunk needs its dictionary chunks' streams, and theirs: a chain, at most
-    ``chunk_format.MAX_DICTIONARY_DEPTH`` long, so chunks that deep are not
+    ``record_chunk.MAX_DICTIONARY_DEPTH`` long, so chunks that deep are not
     offered (the next chunk stands alone and starts a new chain). The
     encoder keeps a dictionary only where it pays
-    (``chunk_format.DICTIONARY_GAIN``). Measured on the 14 ResFinder
+    (``record_chunk.DICTIONARY_GAIN``). Measured on the 14 ResFinder
     releases: see ``benchmarks/README.md``.
     """
 

@@ -6,7 +6,7 @@ JSON (sorted keys, no insignificant whitespace, UTF-8), so equal content
 always gives an equal hash.
 
 Objects. A version needs more than its record chunks: each chunk's sequence
-pack (the residues, see :mod:`talaria_storage.sequences.chunk_format`), the
+pack (the residues, see :mod:`talaria_storage.sequences.record_chunk`), the
 packs of earlier versions its chunks reuse (``reused_packs``: sequences the
 store already held, see :mod:`talaria_storage.sequences.stored_sequences`), the
 per-file record order objects (``extra["files"][i]["order"]``) and the
@@ -87,7 +87,7 @@ class Manifest:
     # version was imported (see :mod:`talaria_storage.sequences.stored_sequences`).
     reused_packs: tuple[tuple[SHA256Hash, int], ...] = ()
     # Record chunks of earlier versions whose headers this version's chunks are compressed
-    # against (see stream 12 in :mod:`talaria_storage.sequences.chunk_format`), with sizes.
+    # against (see stream 12 in :mod:`talaria_storage.sequences.record_chunk`), with sizes.
     dictionary_chunks: tuple[tuple[SHA256Hash, int], ...] = ()
 
     @property

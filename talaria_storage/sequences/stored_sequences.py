@@ -8,7 +8,7 @@ in the same store -- this module does: before a residue string is put in a
 new sequence pack, the import asks :class:`StoredSequences` whether a live
 version already holds the same bytes, and if so the record chunk refers to
 that pack's slot instead (a pack table entry, see
-:mod:`talaria_storage.sequences.chunk_format`) and the version's manifest
+:mod:`talaria_storage.sequences.record_chunk`) and the version's manifest
 lists the pack among its objects (``Manifest.reused_packs``), so GC, verify
 and sync treat it like the version's own.
 
@@ -60,7 +60,7 @@ from talaria_storage.core.errors import ChunkNotFound, CompressionError, HashMis
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.core.keys import REFS
 from talaria_storage.sequences.canonical import is_canonical, sequence_keys
-from talaria_storage.sequences.chunk_format import PackReader
+from talaria_storage.sequences.sequence_pack import PackReader
 from talaria_storage.sequences.versions import VersionCatalog
 
 if TYPE_CHECKING:

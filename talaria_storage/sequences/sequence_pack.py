@@ -1,0 +1,158 @@
+"""The sequence pack: the residues (and FASTQ qualities) of records, each distinct sequence once, in slots.
+
+Sequence pack streams: 2 lengths (u32 per slot), 6 residues and 8 qualities
+(the slots' bytes concatenated).
+
+The container, its blocks and their integrity: :mod:`~talaria_storage.sequences.streams`.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Hashable, Sequence
+from itertools import accumulate
+
+from talaria_storage.core.errors import CompressionError
+from talaria_storage.sequences.streams import (
+    DEFAULT_CODEC,
+    KIND_FASTA,
+    KIND_FASTQ,
+    LENGTHS,
+    QUALITIES,
+    RESIDUES,
+    Blocks,
+    ChunkCodec,
+    Compressors,
+    Container,
+    LRUCache,
+    encode_block,
+    encode_blocked,
+    encode_container,
+)
+from talaria_storage.sequences.varints import u32s
+
+PACK_MAGIC = b"TSQP"
+PACK_VERSION = 1
+
+
+def encode_pack(
+    sequences: Sequence[bytes],
+    qualities: Sequence[bytes] | None = None,
+    codec: ChunkCodec = DEFAULT_CODEC,
+) -> bytes:
+    """Serialise a sequence pack: slot ``i`` holds ``sequences[i]`` (and ``qualities[i]`` for FASTQ).
+
+    The caller decides which strings go in (each distinct one once, in the
+    order its records were first met); this function only lays them out.
+    """
+    if qualities is not None and (
+        len(qualities) != len(sequences) or any(len(q) != len(s) for q, s in zip(qualities, sequences))
+    ):
+        raise ValueError("a FASTQ pack needs one quality string per sequence, of its length")
+    return encode_pack_joined(
+        b"".join(sequences),
+        [len(s) for s in sequences],
+        b"".join(qualities) if qualities is not None else None,
+        codec,
+    )
+
+
+def encode_pack_joined(
+    residues: bytes, lengths: Sequence[int], qualities: bytes | None, codec: ChunkCodec = DEFAULT_CODEC
+) -> bytes:
+    """:func:`encode_pack` on the slots already concatenated (``lengths``: bytes per slot).
+
+    The import's workers receive slots this way: one ``bytes`` pickles far
+    faster than a list of thousands.
+    """
+    count = len(lengths)
+    if count >= 1 << 32:
+        raise ValueError("too many slots for one sequence pack")
+    if sum(lengths) != len(residues) or (qualities is not None and len(qualities) != len(residues)):
+        raise ValueError("pack lengths do not add up to its residues (or qualities)")
+    compressors = Compressors(codec.long_distance)
+    entries: list[tuple[int, Blocks]] = [
+        (LENGTHS, [encode_block(u32s(lengths), codec.meta_level, compressors)]),
+        (RESIDUES, encode_blocked(residues, codec, compressors, codec.pack_nucleotides)),
+    ]
+    if qualities is not None:
+        entries.append((QUALITIES, encode_blocked(qualities, codec, compressors, False)))
+    kind = KIND_FASTA if qualities is None else KIND_FASTQ
+    return encode_container(PACK_MAGIC, PACK_VERSION, kind, count, entries)
+
+
+class PackReader(Container):
+    """Random access to the slots of one serialised sequence pack.
+
+    ``blocks``: an :class:`LRUCache` for decoded residue and quality blocks,
+    shared with the readers of other packs (``owner``: this pack's hash, its
+    key there); without one the reader keeps its last few blocks itself.
+    """
+
+    def __init__(self, data: bytes, *, blocks: LRUCache | None = None, owner: Hashable | None = None) -> None:
+        super().__init__(data, PACK_MAGIC, PACK_VERSION, "sequence pack", blocks=blocks, owner=owner)
+        self._sequences: list[bytes] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this reader holds besides the shared block cache: the serialised pack, its offsets."""
+        return len(self._data) + 16 * self._count
+
+    def lengths(self) -> list[int]:
+        return list(self._u32(LENGTHS))
+
+    @property
+    def residue_blocks(self) -> int:
+        """How many blocks the residues are stored in."""
+        return len(self._stream(RESIDUES).blocks) if RESIDUES in self._streams else 0
+
+    def _offsets(self) -> array:
+        cached = self._cache.get(-1)
+        if cached is None:
+            cached = array("Q", [0])
+            cached.extend(accumulate(self._u32(LENGTHS)))
+            self._cache[-1] = cached
+        return cached  # type: ignore[return-value]
+
+    def _slot(self, slot: int) -> tuple[int, int]:
+        if not 0 <= slot < self._count:
+            raise CompressionError(f"reference to slot {slot} of a sequence pack of {self._count}")
+        offsets = self._offsets()
+        return offsets[slot], offsets[slot + 1]
+
+    def residues(self, slot: int, start: int = 0, end: int | None = None) -> bytes:
+        """Residues ``[start:end]`` of ``slot`` (as written, case kept), decoding only their blocks.
+
+        A 1 kb region of a chromosome costs one block, not the chromosome.
+        """
+        first, last = self._slot(slot)
+        if start == 0 and end is None:
+            return self._range(RESIDUES, first, last)
+        begin, stop, _ = slice(start, end).indices(last - first)
+        return self._range(RESIDUES, first + begin, first + max(begin, stop))
+
+    def qualities(self, slot: int) -> bytes:
+        if not self.fastq:
+            raise ValueError("a FASTA sequence pack has no qualities")
+        first, last = self._slot(slot)
+        return self._range(QUALITIES, first, last)
+
+    def sequences(self) -> list[bytes]:
+        """Every slot's residues, decoding the residue stream once (kept for later calls)."""
+        if self._sequences is None:
+            self._sequences = self._split(RESIDUES)
+        return self._sequences
+
+    def all_qualities(self) -> list[bytes]:
+        if not self.fastq:
+            raise ValueError("a FASTA sequence pack has no qualities")
+        return self._split(QUALITIES)
+
+    def _split(self, stream_id: int) -> list[bytes]:
+        offsets = self._offsets()
+        data = self._whole(stream_id) if self._count else b""
+        if len(data) != offsets[-1]:
+            raise CompressionError(
+                f"sequence pack {self._name(stream_id)} stream has {len(data)} bytes, its lengths say {offsets[-1]}"
+            )
+        return [data[offsets[i] : offsets[i + 1]] for i in range(self._count)]
