@@ -33,11 +33,14 @@ LAYERS: dict[str, int] = {
     "index": 3,
     "formats": 4,
     "sequences": 5,
-    "sync": 6,
-    "": 7,  # talaria_storage/__init__.py: the top-level API
-    "testing": 8,
-    "cli": 9,
-    "__main__": 9,
+    "reduction": 6,
+    "io": 7,
+    "sync": 8,
+    "server": 9,
+    "": 10,  # talaria_storage/__init__.py: the top-level API
+    "testing": 11,
+    "cli": 12,
+    "__main__": 12,
 }
 
 

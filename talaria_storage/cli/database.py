@@ -10,6 +10,7 @@ backend directly.
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import re
 import sys
@@ -33,9 +34,10 @@ from talaria_storage.cli.common import (
 )
 from talaria_storage.core.errors import StorageError
 from talaria_storage.core.keys import validate_name
-from talaria_storage.formats.fasta import FastqRecord, format_record
+from talaria_storage.formats.fasta import FastqRecord
+from talaria_storage.formats.genbank import MARK
 from talaria_storage.sequences.canonical import digests
-from talaria_storage.sequences.database import open_database
+from talaria_storage.sequences.database import open_database, record_formatter
 from talaria_storage.sequences.diff import diff_versions
 from talaria_storage.sequences.taxonomy import accession_from_header
 from talaria_storage.sequences.taxonomy_store import TaxonomyCatalog
@@ -45,6 +47,23 @@ if TYPE_CHECKING:
     from talaria_storage.formats.fasta import SequenceRecord
 
 _RANGE = re.compile(r"(\d+)-(\d+)")
+
+class RecordFormat(str, enum.Enum):
+    """The formats of ``--format`` (``sequences.database.EXPORT_FORMATS``)."""
+
+    fasta = "fasta"
+    genbank = "genbank"
+    embl = "embl"
+
+
+FormatOption = Annotated[
+    RecordFormat | None,
+    typer.Option(
+        "--format",
+        help="fasta (GenBank/EMBL records as >id definition, 60 columns), genbank or embl (the "
+        "records' original text). Default: byte-exact as imported.",
+    ),
+]
 
 commands = typer.Typer()
 
@@ -237,8 +256,11 @@ def export(
             "--descendants", help="With --taxon: its whole subtree (needs 'taxonomy import')."
         ),
     ] = False,
+    format: FormatOption = None,
 ) -> None:
     """Write a version's records: byte-exact by default, or normalised, one file, or one taxon."""
+    if normalized and format is not None:
+        raise typer.BadParameter("choose --normalized or --format, not both", param_hint="--format")
     if descendants and taxon is None:
         raise typer.BadParameter("--descendants needs --taxon", param_hint="--descendants")
     if taxon is not None and file_index is not None:
@@ -266,6 +288,7 @@ def export(
         "taxon": taxon,
         "descendants": descendants,
         "taxonomy": tree,
+        "format": format.value if format is not None else None,
     }
     if output is None or str(output) == "-":
         db.export(sys.stdout.buffer, **options)
@@ -291,10 +314,15 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
     return int(found[1]), int(found[2])
 
 
-def _format_hit(record: SequenceRecord, accession: str, span: tuple[int, int] | None) -> bytes:
-    """A found record: its exact bytes, or with ``span`` the sub-sequence (case kept, 60 columns)."""
+def _format_hit(
+    record: SequenceRecord, accession: str, span: tuple[int, int] | None, format: str | None = None
+) -> bytes:
+    """A found record: its exact bytes (a GenBank/EMBL record as FASTA, unless ``format`` asks for
+    its text), or with ``span`` the sub-sequence (case kept, 60 columns)."""
     if span is None:
-        data = format_record(record)
+        if format is None:
+            format = None if isinstance(record, FastqRecord) else "fasta"
+        data = record_formatter(format)(record)
         return data if data.endswith(b"\n") else data + b"\n"
     start, end = span
     residues = record.residues.translate(None, b" \t\r\n\x0b\x0c")[start:end]
@@ -331,10 +359,13 @@ def get(
     version: Annotated[
         str | None, typer.Option("--version", "-v", metavar="V", help="Version (with --database).")
     ] = None,
+    format: FormatOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Print the records an identifier names, as FASTA (or JSON); exit 1 naming each id not found."""
     bounds = _parse_range(span)
+    if format is not None and (bounds is not None or json_output):
+        raise typer.BadParameter("--format gives whole records: not with --range or --json", param_hint="--format")
     if version is not None and database is None:
         raise typer.BadParameter("--version needs --database", param_hint="--version")
     store = state(ctx).store()
@@ -380,7 +411,7 @@ def get(
                             "database": db_name,
                             "version": snapshot.version,
                             "accession": accession,
-                            "header": _text(record.header),
+                            "header": _text(record.header.partition(MARK)[0]),
                             "length": length,
                             "sha256": d.sha256.to_hex(),
                             "refget": d.refget,
@@ -390,7 +421,7 @@ def get(
                         }
                     )
                 else:
-                    out.write(_format_hit(record, accession, bounds))
+                    out.write(_format_hit(record, accession, bounds, format.value if format else None))
         if not found:
             missing.append(identifier)
     if json_output:

@@ -45,8 +45,8 @@ spaces of headers and the line terminators, and parses line by line in
 Python. This reader cuts large decompressed blocks at ``b"\\n>"`` and handles
 a whole record with a handful of C-level bytes operations (split, slice,
 translate), which is what makes it fast enough (see
-``benchmarks/bench_formats.py``). GenBank and EMBL, where layout is not kept
-anyway, go through Biopython in :mod:`talaria_storage.formats.genbank`.
+``benchmarks/bench_formats.py``). GenBank and EMBL are read, their text kept
+byte for byte, by :mod:`talaria_storage.formats.genbank`.
 
 Bad input raises :class:`InputFormatError` naming the file and line: data
 before the first header, binary garbage or control characters, an empty
@@ -462,7 +462,7 @@ def sniff_format(source: Source, name: str | None = None) -> str:
     """
     path = source_name(source, name)
     with open_input(source, name) as stream:
-        head = stream.read(512)
+        head = stream.read(4096)
     text = head.lstrip(b"\r\n")
     if not head:
         return "empty"
@@ -474,6 +474,8 @@ def sniff_format(source: Source, name: str | None = None) -> str:
         return "genbank"
     if text.startswith(b"ID   "):
         return "embl"
+    if b"\nLOCUS " in head:
+        return "genbank"  # an NCBI release file (gbbct1.seq): a release header, then the records
     raise InputFormatError(path, 1, f"not FASTA, FASTQ, GenBank or EMBL: starts with {head[:16]!r}")
 
 
@@ -862,5 +864,5 @@ def read_sequences(
     raise InputFormatError(
         source_name(source, name),
         1,
-        f"{fmt} is converted, not read byte-exactly: use talaria_storage.formats.genbank",
+        f"{fmt} records are read by talaria_storage.formats.genbank.read_flatfile, not here",
     )

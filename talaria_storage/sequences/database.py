@@ -56,7 +56,20 @@ from talaria_storage.core.errors import (
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.core.keys import ref_key
 from talaria_storage.core.types import OperationType, ProcessingState, SourceInfo
-from talaria_storage.formats.fasta import FastqRecord, SequenceRecord, write_records
+from talaria_storage.formats.fasta import (
+    FastaRecord,
+    FastqRecord,
+    SequenceRecord,
+    format_record,
+    write_records,
+)
+from talaria_storage.formats.genbank import (
+    MARK,
+    fasta_of,
+    from_stored,
+    is_stored_flatfile,
+    stored_flavour,
+)
 from talaria_storage.index.local_index import ChunkIndex, open_index
 from talaria_storage.index.lookup_index import lookup_index
 from talaria_storage.sequences.canonical import (
@@ -527,13 +540,18 @@ class SequenceDatabase:
         taxon: int | None = None,
         descendants: bool = False,
         taxonomy: Taxonomy | None = None,
+        format: str | None = None,
     ) -> int:
         """Write records to ``out``; return bytes written.
 
         Default: byte-exact (the imported files, concatenated in import order, or
-        ``file_index``). ``normalized``: upper-case residues without whitespace, one line
-        terminator ``\\n``, sequence lines of ``width``. ``taxon``: only the records of
-        that taxon (with ``descendants``, of its subtree: needs ``taxonomy``), in chunk order.
+        ``file_index``; GenBank and EMBL files as their original text). ``normalized``:
+        upper-case residues without whitespace, one line terminator ``\\n``, sequence lines
+        of ``width``. ``taxon``: only the records of that taxon (with ``descendants``, of
+        its subtree: needs ``taxonomy``), in chunk order. ``format``: ``"fasta"`` writes
+        GenBank/EMBL records as FASTA (``>id definition``, residues upper case in lines of
+        60, as Biopython's FASTA writer does) and FASTA records as they are; ``"genbank"``
+        or ``"embl"`` asks for records imported from that format, byte-exact.
         """
         if taxon is not None:
             records: Iterable[SequenceRecord] = self.by_taxon(
@@ -543,7 +561,7 @@ class SequenceDatabase:
             records = self.records(version=version, file_index=file_index)
         if normalized:
             return write_records(records, out, lambda r: _normalized(r, width))
-        return write_records(records, out)
+        return write_records(records, out, record_formatter(format))
 
     def by_taxon(
         self,
@@ -774,11 +792,50 @@ class _Packs(Sequence[PackReader]):
         return (self._open(h) for h in self._hashes)
 
 
+EXPORT_FORMATS = ("fasta", "genbank", "embl")
+
+
+def record_formatter(format: str | None = None) -> Callable[[SequenceRecord], bytes]:
+    """How export writes a stored record: byte-exact (None) or in one of ``EXPORT_FORMATS``."""
+    if format is None:
+        return _exact
+    if format not in EXPORT_FORMATS:
+        raise StorageError(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    if format == "fasta":
+        return _as_fasta
+    return lambda record: _as_flatfile(record, format)
+
+
+def _exact(record: SequenceRecord) -> bytes:
+    if isinstance(record, FastaRecord) and is_stored_flatfile(record.header):
+        return from_stored(record)
+    return format_record(record)
+
+
+def _as_fasta(record: SequenceRecord) -> bytes:
+    if isinstance(record, FastqRecord):
+        raise StorageError("a FASTQ record has no FASTA form here: export it as it is, or use --normalized")
+    if is_stored_flatfile(record.header):
+        return fasta_of(record)
+    return format_record(record)
+
+
+def _as_flatfile(record: SequenceRecord, format: str) -> bytes:
+    if isinstance(record, FastaRecord) and is_stored_flatfile(record.header) and stored_flavour(record) == format:
+        return from_stored(record)
+    name = record.header.split(maxsplit=1)[0].decode("utf-8", "replace") if record.header.strip() else "(no id)"
+    kind = {"genbank": "a GenBank", "embl": "an EMBL"}[format]
+    raise StorageError(
+        f"record {name} was not imported from {kind} file, so there is no {format} text to give back: "
+        "export it as FASTA (--format fasta) or byte-exact (no --format)"
+    )
+
+
 def _normalized(record: SequenceRecord, width: int) -> bytes:
     seq = record.residues.translate(None, b" \t\r\n\x0b\x0c").upper()
     if isinstance(record, FastqRecord):
         return b"@" + record.header + b"\n" + seq + b"\n+\n" + record.qualities + b"\n"
-    lines = [b">" + record.header]
+    lines = [b">" + record.header.partition(MARK)[0]]
     if width and width > 0:
         lines.extend(seq[i : i + width] for i in range(0, len(seq), width))
     elif seq:

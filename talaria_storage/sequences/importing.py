@@ -90,6 +90,7 @@ from talaria_storage.formats.fasta import (
     read_fastq,
     sniff_format,
 )
+from talaria_storage.formats.genbank import read_flatfile, to_stored
 from talaria_storage.sequences.canonical import is_canonical, sequence_keys
 from talaria_storage.sequences.chunking import (
     ChunkingPolicy,
@@ -515,8 +516,6 @@ class _FileInput:
         self.path = path
         self.index = index
         self.fmt = sniff_format(path)
-        if self.fmt not in ("fasta", "fastq", "empty"):
-            raise InputFormatError(path, 1, f"{self.fmt} input is not read byte-exactly; convert it to FASTA first")
         self._stack = contextlib.ExitStack()
         raw = self._stack.enter_context(open(path, "rb"))  # noqa: SIM115 - closed by close()
         self._reader = _HashingReader(raw, progress=progress)
@@ -541,9 +540,13 @@ class _FileInput:
     def parse_here(self, label: Labeller) -> Iterator[Parsed]:
         """Parse in this process, in batches of about ``PIECE_SIZE`` bytes."""
         assert self._stream is not None
-        records: Iterator[SequenceRecord] = (
-            read_fasta(self._stream, name=self.path) if self.fmt == "fasta" else read_fastq(self._stream, name=self.path)
-        )
+        records: Iterator[SequenceRecord]
+        if self.fmt == "fasta":
+            records = read_fasta(self._stream, name=self.path)
+        elif self.fmt == "fastq":
+            records = read_fastq(self._stream, name=self.path)
+        else:  # GenBank or EMBL: stored FASTA-shaped, the flat-file text in the header (formats.genbank)
+            records = map(to_stored, read_flatfile(self._stream, self.fmt, name=self.path))
         batch: list[SequenceRecord] = []
         size = 0
         for record in records:
@@ -579,7 +582,7 @@ class _FileInput:
         data = order.encode(records)
         order_hash = store.store_chunk(data, compress=False)
         source = SourceFile(
-            os.path.basename(self.path), self.size, self.sha256, "fastq" if self.fmt == "fastq" else "fasta", records
+            os.path.basename(self.path), self.size, self.sha256, "fasta" if self.fmt == "empty" else self.fmt, records
         )
         return FileResult(source, order_hash, len(data), self.logical)
 

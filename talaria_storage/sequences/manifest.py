@@ -33,7 +33,8 @@ from talaria_storage.core.errors import StorageError
 from talaria_storage.core.hashing import SHA256Hash
 
 MANIFEST_FORMAT = "talaria-manifest"
-MANIFEST_VERSION = 2  # 2: ``reused_packs`` ("packs"), ``dictionary_chunks``; without them, still 1
+MANIFEST_VERSION = 3  # 2: ``reused_packs`` ("packs"), ``dictionary_chunks``; 3: GenBank/EMBL sources; else 1
+FLATFILE_FORMATS = ("genbank", "embl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +153,9 @@ class Manifest:
     def to_bytes(self) -> bytes:
         doc: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
-            # Version 1 readers know no reused packs: a GC of theirs would delete them.
-            "format_version": MANIFEST_VERSION if self.reused_packs or self.dictionary_chunks else 1,
+            # Version 1 readers know no reused packs: a GC of theirs would delete them. Version 2
+            # readers would export a GenBank/EMBL source's stored headers as FASTA headers.
+            "format_version": self._format_version(),
             "database": self.database,
             "version": self.version,
             "created": self.created,
@@ -172,6 +174,12 @@ class Manifest:
         if self.dictionary_chunks:
             doc["dictionaries"] = [[h.to_hex(), size] for h, size in self.dictionary_chunks]
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def _format_version(self) -> int:
+        """The oldest manifest format that reads this manifest right (see ``MANIFEST_VERSION``)."""
+        if any(s.format in FLATFILE_FORMATS for s in self.sources):
+            return 3
+        return 2 if self.reused_packs or self.dictionary_chunks else 1
 
     @classmethod
     def from_bytes(cls, raw: bytes, where: str = "manifest") -> Manifest:
