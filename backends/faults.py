@@ -120,12 +120,20 @@ class _WrappingBackend(Backend):
     def supports_native_ranges(self) -> bool:
         return self.inner.supports_native_ranges
 
+    def forget(self, key: str) -> None:
+        self.inner.forget(key)
+
     def close(self) -> None:
         self.inner.close()
 
 
 class FaultInjectingBackend(_WrappingBackend):
     """A backend that fails, slows down or cuts off calls to ``inner``; see the module docstring."""
+
+    @property
+    def is_local(self) -> bool:
+        """False with a latency: a drill with round trips stands for a remote store (it is cached)."""
+        return self.inner.is_local and not self.latency_seconds
 
     def __init__(
         self,

@@ -23,3 +23,10 @@ def shared_data() -> Path:
             pytest.fail(f"shared data folder {SHARED_DATA} is missing under CI")
         pytest.skip(f"shared data folder {SHARED_DATA} is absent (a user's clone has no ../shared)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _own_remote_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test reads remote stores through a cache folder of its own, never the user's ``~/.talaria``."""
+    if "TALARIA_CACHE_DIR" not in os.environ:
+        monkeypatch.setenv("TALARIA_CACHE_DIR", str(tmp_path_factory.mktemp("remote-cache")))

@@ -35,12 +35,14 @@ LAYERS: dict[str, int] = {
     "sequences": 5,
     "reduction": 6,
     "io": 7,
-    "sync": 8,
-    "server": 9,
-    "": 10,  # talaria_storage/__init__.py: the top-level API
-    "testing": 11,
-    "cli": 12,
-    "__main__": 12,
+    "optimization": 8,
+    "sync": 9,
+    "jobs": 10,
+    "server": 11,
+    "": 12,  # talaria_storage/__init__.py: the top-level API
+    "testing": 13,
+    "cli": 14,
+    "__main__": 14,
 }
 
 

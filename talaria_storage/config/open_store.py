@@ -7,10 +7,13 @@ backend the location names, the codec and threads the settings choose.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from talaria_storage.config.settings import StorageConfig, config_for_location, load_config
+from talaria_storage.storage.backend import Backend
+from talaria_storage.storage.cache import CachedBackend, ObjectCache
 from talaria_storage.storage.codecs import codec_from_config
 from talaria_storage.storage.registry import open_backend, split_faults, with_faults
 from talaria_storage.storage.store import Store
@@ -49,6 +52,7 @@ def open_store(
     backend = open_backend(config.location, options)
     if faults is not None:
         backend = with_faults(backend, faults)
+    backend = _cached(backend, config)
     # The writer's configured codec compresses new chunks; every frame names its own codec,
     # so a store written with several codecs reads back without any setting.
     name, level = config.codec_spec
@@ -62,3 +66,16 @@ def open_store(
         store.close()
         raise
     return store
+
+
+def _cached(backend: Backend, config: StorageConfig) -> Backend:
+    """``backend`` read through the ``[cache]`` of its location when it is remote and caching is on.
+
+    Each remote location has its own folder under ``[cache] dir`` (named by a hash of the
+    location), so two buckets never share keys.
+    """
+    if backend.is_local or not config.cache.enabled:
+        return backend
+    folder = Path(config.cache.dir).expanduser() / hashlib.sha256(config.location.encode()).hexdigest()[:16]
+    cache = ObjectCache(folder, config.cache.size_mb << 20, config.cache.ttl_seconds)
+    return CachedBackend(backend, cache) if cache.enabled else backend

@@ -424,11 +424,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "storage.rocksdb": {},
     "cache": {
-        "enabled": Key(Bool(), True, "keep a local cache of remote chunks"),
+        "enabled": Key(Bool(), True, "keep a local copy of objects read from a remote store"),
         "size_mb": Key(
             Int(1, 1 << 20), 1024, "cache size limit in MiB", env="TALARIA_CACHE_SIZE_MB"
         ),
-        "ttl_seconds": Key(Int(0), 3600, "seconds an entry stays fresh; 0 = forever"),
+        "ttl_seconds": Key(
+            Int(0),
+            0,
+            "seconds a ref read from a remote may be reused (objects never expire: they are "
+            "immutable); 0 = refs always read from the remote, so new versions are seen at once",
+        ),
         "dir": Key(Str(), DEFAULT_CACHE_DIR, "cache folder", env="TALARIA_CACHE_DIR"),
     },
     "index": {

@@ -256,11 +256,11 @@ def _finish(record: _Record, path: str) -> FlatfileRecord:
     assert record.end is not None
     if record.block_start is None:
         if record.length != 0:
-            block = "ORIGIN" if record.flavour == "genbank" else "SQ"
+            keyword = "ORIGIN" if record.flavour == "genbank" else "SQ"
             raise InputFormatError(
                 path,
                 record.first_line,
-                f"the record has no {block} sequence (a CONTIG or master record?): its residues are not in "
+                f"the record has no {keyword} sequence (a CONTIG or master record?): its residues are not in "
                 "the file; fetch it with its sequence (NCBI efetch rettype=gbwithparts) and import that",
             )
         start = end = record.end  # no sequence block: the "//" line follows the annotation

@@ -90,7 +90,7 @@ from talaria_storage.formats.fasta import (
     read_fastq,
     sniff_format,
 )
-from talaria_storage.formats.genbank import read_flatfile, to_stored
+from talaria_storage.formats.genbank import Flavour, read_flatfile, to_stored
 from talaria_storage.sequences.canonical import is_canonical, sequence_keys
 from talaria_storage.sequences.chunking import (
     ChunkingPolicy,
@@ -546,7 +546,8 @@ class _FileInput:
         elif self.fmt == "fastq":
             records = read_fastq(self._stream, name=self.path)
         else:  # GenBank or EMBL: stored FASTA-shaped, the flat-file text in the header (formats.genbank)
-            records = map(to_stored, read_flatfile(self._stream, self.fmt, name=self.path))
+            flavour: Flavour = "embl" if self.fmt == "embl" else "genbank"
+            records = map(to_stored, read_flatfile(self._stream, flavour, name=self.path))
         batch: list[SequenceRecord] = []
         size = 0
         for record in records:

@@ -63,6 +63,14 @@ class Backend(ABC):
         """True when :meth:`get_range` reads only the requested bytes."""
         return False
 
+    @property
+    def origin(self) -> "Backend":
+        """The backend that holds the objects, past any local cache: what ``verify`` reads."""
+        return self
+
+    def forget(self, key: str) -> None:
+        """Drop any local copy of ``key`` (a cache's), because reading it showed it corrupt."""
+
     # -- primitives -----------------------------------------------------------------------------
 
     @abstractmethod

@@ -108,7 +108,11 @@ class ChunkStore(ChunkStorage):
             framed = self.backend.get(key)
         except ObjectNotFound:
             raise ChunkNotFound(hash, self.location) from None
-        return self._decode_verified(key, hash, framed)
+        try:
+            return self._decode_verified(key, hash, framed)
+        except (HashMismatch, CompressionError):
+            self.backend.forget(key)  # a cached copy that is bad is not served again
+            raise
 
     def has_chunk(self, hash: SHA256Hash) -> bool:
         # docstring inherited
@@ -261,7 +265,7 @@ class ChunkStore(ChunkStorage):
         assert h is not None
         key = info.key
         try:
-            framed = self.backend.get(key)
+            framed = self.backend.origin.get(key)  # the remote's bytes, never a cached copy
         except ObjectNotFound:
             return VerificationError(key, VerificationProblem.MISSING, f"'{key}' vanished during verification", h)
         except BackendError as exc:

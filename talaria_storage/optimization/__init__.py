@@ -1,0 +1,1 @@
+"""The storage optimizer: analyze a store, estimate what each strategy saves, and apply them."""
