@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_formats": ([], ["--only", "ecoli536,resfinder2025"]),
     "bench_database": (["all"], ["all", "--quick"]),
     "bench_sync": ([], ["--quick"]),
+    "bench_remote_cache": ([], []),
 }
 
 

@@ -1,0 +1,162 @@
+"""Look-ups against a remote-style store, with and without the remote-object cache (issue #13).
+
+uniprot15 (the 15 UniProt proteomes of ``../shared/data``) is imported into a
+filesystem store, which is then opened as ``faults+file://STORE?latency=0.02``:
+every backend call waits 20 ms, as a request to a cloud bucket does, and
+``open_store`` reads such a store through the ``[cache]``. Each row is a new
+process (so nothing is warm in memory) that opens the store, looks up one
+accession, then 1,000 random ones (BASELINES' seed-42 draw of record names,
+looked up by accession), and reports the backend requests, the bytes they
+returned and the wall time:
+
+* **cache off**: ``[cache] enabled = false``, every process fetches what it reads;
+* **fresh cache**: an empty cache folder;
+* **warm cache**: the folder the previous process filled.
+
+No row has a local look-up index (the store's ``.index`` folder is removed
+before each), so each first look-up builds it from every object: the stored
+index objects of issue #13, which would avoid that, are not built yet. The
+warm row shows what the cache saves a second process: the objects come from
+the cache folder, and only the ref crosses the network. Peers: pyfastx answers from
+a local file only (no remote form), so it is not a row here; see the
+"Sequence databases" section for local look-ups next to pyfastx and samtools.
+
+Run:  cd benchmarks && ../.venv/bin/python bench_remote_cache.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from _data import require_shared_data
+from bench_formats import datasets
+from talaria_storage.backends.faults import RequestCountingBackend
+
+from talaria_storage import open_database, open_store
+from talaria_storage.sequences.taxonomy import accession_from_header
+from talaria_storage.storage.backend import Backend
+
+LATENCY = 0.02
+LOOKUPS = 1000
+
+
+class ByteCountingBackend(RequestCountingBackend):
+    """Counts requests (as its parent) and the bytes the reads returned."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner)
+        self.bytes_read = 0
+
+    def get(self, key: str) -> bytes:
+        data = super().get(key)
+        self.bytes_read += len(data)
+        return data
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        data = super().get_range(key, start, end)
+        self.bytes_read += len(data)
+        return data
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        found = super().get_many(keys)
+        self.bytes_read += sum(len(v) for v in found.values())
+        return found
+
+
+def child(location: str, config: str, names_file: str) -> None:
+    """One fresh process: open, one look-up, then the 1,000; print JSON figures."""
+    names = json.loads(Path(names_file).read_text())
+    started = time.perf_counter()
+    store = open_store(location, config_path=config or None, create=False)
+    # The outermost wrapper (the cache, or with the cache off the latency drill) reads through
+    # ``inner``: count there, so every request that would cross the network is counted once.
+    outer = store.backend
+    counter = ByteCountingBackend(outer.inner)  # type: ignore[attr-defined]
+    outer.inner = counter  # type: ignore[attr-defined]
+    db = open_database(store, "uniprot15")
+    snapshot = db.snapshot()
+    assert snapshot.get(names[0]), names[0]
+    first = time.perf_counter() - started
+    first_requests, first_bytes = counter.total, counter.bytes_read
+    started = time.perf_counter()
+    found = sum(1 for name in names if snapshot.get(name))
+    many = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "first_s": first,
+                "first_requests": first_requests,
+                "first_bytes": first_bytes,
+                "many_s": many,
+                "many_requests": counter.total - first_requests,
+                "many_bytes": counter.bytes_read - first_bytes,
+                "found": found,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    require_shared_data()
+    files = datasets()["uniprot15"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        store_dir = work / "store"
+        os.environ["TALARIA_CACHE_DIR"] = str(work / "index-cache")
+        print("importing uniprot15 ...", file=sys.stderr, flush=True)
+        with open_store(str(store_dir)) as store:
+            db = open_database(store, "uniprot15")
+            db.import_files(files, version="v1", taxonomy="header")
+            accessions = sorted({accession_from_header(r.header) for r in db.records()})
+        database_bytes = sum(p.stat().st_size for p in store_dir.rglob("*") if p.is_file() and "chunks" in p.parts)
+        names = random.Random(42).sample(accessions, LOOKUPS)
+        names_file = work / "names.json"
+        names_file.write_text(json.dumps(names))
+        off = work / "cache-off.toml"
+        off.write_text("[cache]\nenabled = false\n")
+        location = f"faults+file://{store_dir}?latency={LATENCY}"
+        rows = []
+        for label, config, folder in (
+            ("cache off", str(off), "off"),
+            ("fresh cache", "", "on"),
+            ("warm cache", "", "on"),
+        ):
+            shutil.rmtree(store_dir / ".index", ignore_errors=True)  # no local index in any row
+            env = dict(os.environ, TALARIA_CACHE_DIR=str(work / f"cache-{folder}"))
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", location, config, str(names_file)],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+            rows.append((label, json.loads(done.stdout)))
+    print(f"### Remote look-ups through the cache: uniprot15, latency {LATENCY * 1000:.0f} ms per request\n")
+    print(f"Database objects (chunks/): {database_bytes / 1e6:.1f} MB.\n")
+    print("| process | first look-up s | requests | bytes read | 1,000 look-ups s | requests | bytes read | found |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, r in rows:
+        print(
+            f"| {label} | {r['first_s']:.3f} | {r['first_requests']} | {r['first_bytes']:,} "
+            f"| {r['many_s']:.2f} | {r['many_requests']} | {r['many_bytes']:,} | {r['found']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
