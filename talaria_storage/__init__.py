@@ -16,7 +16,7 @@ delta
     A sequence stored as an edit script against a similar reference sequence.
 reduction
     A named profile of references and deltas that expands back to every original
-    sequence byte for byte (``reductions/<profile>``).
+    sequence byte for byte (``reductions/<database>/<profile>``).
 taxon
     An NCBI Taxonomy id; a taxdump stored in the store gives lineages, so a query
     for a taxon can include its descendants.

@@ -150,6 +150,13 @@ class VersionNotFound(StorageError, KeyError):
         return str(self.args[0]) if self.args else "version not found"
 
 
+class ProfileNotFound(StorageError, KeyError):
+    """A database has no reduction profile of that name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "reduction profile not found"
+
+
 class InvalidSequenceId(StorageError, ValueError):
     """A lookup identifier is not a SHA-256, refget ``SQ.`` or MD5 digest."""
 

@@ -6,12 +6,18 @@ Every backend holds the same keys (DESIGN.md §3)::
     manifests/<sha256>              version manifest, immutable
     refs/<database>/<version>       manifest hash, compare-and-swap
     refs/<database>/HEAD            manifest hash, compare-and-swap
-    reductions/<profile>            reduction manifest hash, compare-and-swap
+    reductions/<database>/<profile> reduction manifest hash, compare-and-swap
     taxonomy/dumps/<version>        stored taxdump (a chunks/ object), create-only
     taxonomy/dumps/HEAD             stored taxdump, compare-and-swap
     taxonomy/labels                 manifest of taxon-labelled chunks, compare-and-swap
     state/<operation-id>            processing state, mutable
     store.json                      store format and defaults, written once
+
+Reduction profiles live under ``reductions/`` rather than DESIGN.md's
+``refs/<database>/reductions/<profile>``: a version ref is exactly
+``refs/<database>/<version>``, so a version named ``reductions`` would be both
+an object and a folder on a filesystem, and every listing of a database's
+versions would have to filter profiles out. Outside ``refs/`` neither can happen.
 
 A key is relative, '/'-separated, made of ``[A-Za-z0-9._@=+-]`` segments
 that do not start with a dot (so ``.``, ``..`` and hidden names such as a
@@ -64,7 +70,7 @@ def validate_prefix(prefix: str) -> str:
     """Validate a listing prefix: empty, or a key optionally ending in '/'."""
     if prefix == "":
         return prefix
-    validate_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    validate_key(prefix.removesuffix("/"))
     return prefix
 
 
@@ -89,8 +95,14 @@ def ref_key(database: str, version: str) -> str:
     return f"{REFS}{validate_name(database, 'database name')}/{validate_name(version, 'version')}"
 
 
-def reduction_key(profile: str) -> str:
-    return REDUCTIONS + validate_name(profile, "reduction profile")
+def reduction_prefix(database: str) -> str:
+    """The prefix under which ``database``'s reduction profiles are named (``reductions/<database>/``)."""
+    return f"{REDUCTIONS}{validate_name(database, 'database name')}/"
+
+
+def reduction_key(database: str, profile: str) -> str:
+    """The ref naming a database's reduction profile (``reductions/<database>/<profile>``)."""
+    return reduction_prefix(database) + validate_name(profile, "reduction profile")
 
 
 def taxonomy_key(version: str) -> str:

@@ -86,42 +86,63 @@ class ChunkStorage(ABC):
 
 
 class DeltaStorage(ChunkStorage):
-    """Chunks of sequences stored as edit scripts against reference sequences."""
+    """Chunks of sequences stored as edit scripts against reference sequences.
+
+    A delta chunk is an ordinary content-addressed object; what makes it
+    findable by child or by reference is the reduction profile that lists it
+    (:meth:`ReductionStorage.store_reduction_manifest` indexes its deltas). A
+    delta chunk no profile lists is unreferenced, like a chunk no version
+    lists: the look-ups below do not see it and gc collects it after its grace
+    period.
+    """
 
     @abstractmethod
     def store_delta_chunk(self, chunk: DeltaChunk) -> SHA256Hash:
-        """Store a delta chunk and index its children; returns its hash."""
+        """Store a delta chunk (idempotent) and return its hash; a profile that lists it makes it findable."""
 
     @abstractmethod
     def get_delta_chunk(self, hash: SHA256Hash) -> DeltaChunk:
-        """Load a delta chunk (``ChunkNotFound`` when absent)."""
+        """Load a delta chunk (``ChunkNotFound`` when absent; a ``StorageError`` when it is another kind of chunk)."""
 
     @abstractmethod
     def find_delta_for_child(self, child_hash: SHA256Hash) -> SHA256Hash | None:
-        """The delta chunk holding the sequence ``child_hash``, or None."""
+        """The delta chunk holding the sequence ``child_hash`` in some stored profile, or None."""
 
     @abstractmethod
     def get_deltas_for_reference(self, reference_hash: SHA256Hash) -> list[SHA256Hash]:
-        """Every delta chunk encoded against ``reference_hash``."""
+        """Every delta chunk encoded against ``reference_hash`` in any stored profile, sorted."""
 
 
 class ReductionStorage(DeltaStorage):
-    """Named reduction profiles: references plus deltas, reproducible byte for byte."""
+    """Named reduction profiles, per database: references plus deltas, reproducible byte for byte.
+
+    A profile is the ref ``reductions/<database>/<profile>`` naming a
+    reduction manifest; it moves only by compare-and-swap.
+    """
 
     @abstractmethod
-    def store_reduction_manifest(self, manifest: ReductionManifest) -> SHA256Hash:
-        """Store the manifest and point ``reductions/<profile>`` at it (compare-and-swap)."""
+    def store_reduction_manifest(
+        self, manifest: ReductionManifest, expected: SHA256Hash | None = None, *, force: bool = False
+    ) -> SHA256Hash:
+        """Store the manifest and move its profile's ref from ``expected`` to it; returns the stored hash.
+
+        ``expected`` is the hash the caller built on (None: the profile must
+        not exist yet). Every object the manifest lists must already be
+        stored. The same content as the profile already names is a no-op that
+        returns the current hash; a ref found elsewhere raises ``RefConflict``
+        and changes nothing, unless ``force``.
+        """
 
     @abstractmethod
-    def get_reduction_by_profile(self, profile: str) -> ReductionManifest | None:
-        """The current manifest of ``profile``, or None."""
+    def get_reduction_by_profile(self, database: str, profile: str) -> ReductionManifest | None:
+        """The current manifest of ``database``'s ``profile``, or None."""
 
     @abstractmethod
-    def list_reduction_profiles(self) -> list[str]:
-        """Names of every stored profile, sorted."""
+    def list_reduction_profiles(self, database: str) -> list[str]:
+        """Names of every stored profile of ``database``, sorted."""
 
     @abstractmethod
-    def delete_reduction_profile(self, profile: str) -> bool:
+    def delete_reduction_profile(self, database: str, profile: str) -> bool:
         """Remove the profile's ref (its objects become collectable). True when it existed."""
 
 

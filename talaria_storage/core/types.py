@@ -185,18 +185,30 @@ class ProcessingState:
 
 @dataclass(frozen=True, slots=True)
 class DeltaRecord:
-    """One sequence stored as an edit script against a reference sequence."""
+    """One sequence stored as an edit script against a reference sequence.
+
+    ``ops`` is opaque to the store: its format belongs to the delta codec
+    (``talaria_storage.reduction``), which alone can decode it back to the
+    sequence whose SHA-256 is ``child_hash``. ``identity`` is the fraction of
+    identical residues the reduction measured (over the shorter sequence), when
+    it recorded one.
+    """
 
     child_id: str
     child_hash: SHA256Hash
     reference_hash: SHA256Hash
-    ops: bytes  # serialised edit script, format owned by the delta codec
+    ops: bytes
     taxon_id: int | None = None
+    identity: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class DeltaChunk:
-    """A group of deltas that share one reference."""
+    """A group of deltas that share one reference (every record's ``reference_hash`` is this one's).
+
+    Stored as one content-addressed object in ``chunks/``; the store keeps the
+    records in the order given, so the same records give the same hash.
+    """
 
     reference_hash: SHA256Hash
     deltas: tuple[DeltaRecord, ...]
@@ -204,14 +216,36 @@ class DeltaChunk:
 
 @dataclass(frozen=True, slots=True)
 class ReductionManifest:
-    """A reduction profile: which sequences are references and where the deltas are."""
+    """A reduction profile of one database version: its references, its deltas, how it was made.
 
+    Stored content-addressed in ``manifests/`` and named by the ref
+    ``reductions/<database>/<profile>``. Every field is part of the stored
+    bytes, so the same reduction of the same version always has the same hash
+    (there is deliberately no creation time). The store reads only the hashes:
+
+    * ``source_manifest``: the manifest of the version that was reduced
+      (``source_version`` names it); the profile keeps it, and all it reaches,
+      alive through gc and carries it through sync;
+    * ``reference_chunks``, ``delta_chunks`` (:class:`DeltaChunk` objects) and
+      ``objects`` (any other ``chunks/`` object the reduction layer needs:
+      member tables, the taxdump of a taxonomy-aware reduction): all must be
+      stored before the manifest; gc keeps them, sync copies them, verify
+      checks them.
+
+    ``parameters`` and ``statistics`` are JSON values (str keys; tuples read
+    back as lists); their meaning is the reduction layer's.
+    """
+
+    database: str
     profile: str
     source_manifest: SHA256Hash | None
-    reference_chunks: tuple[SHA256Hash, ...]
-    delta_chunks: tuple[SHA256Hash, ...]
+    source_version: str
+    reference_chunks: tuple[SHA256Hash, ...] = ()
+    delta_chunks: tuple[SHA256Hash, ...] = ()
+    objects: tuple[SHA256Hash, ...] = ()
     parameters: dict[str, Any] = field(default_factory=dict)
-    created: float = 0.0
+    statistics: dict[str, Any] = field(default_factory=dict)
+    tool_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)

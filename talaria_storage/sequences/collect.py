@@ -7,8 +7,10 @@ Mark (nothing is deleted until it has finished without error):
   (:meth:`VersionCatalog.reachable`);
 * ``taxonomy/dumps/...`` (stored taxdumps) and ``taxonomy/labels`` (the
   manifest of taxon-labelled chunks, and those chunks);
-* ``reductions/<profile>``: the reduction manifest. A reduction's own chunk
-  list is the reduction layer's to mark: it passes it in ``extra_roots``;
+* ``reductions/<db>/<profile>``: the stored reduction, its delta chunks,
+  reference chunks and other listed objects, its delta index, and the
+  version it reduced with everything that version reaches (so deleting that
+  version's ref does not break the profile);
 * the processing states under ``state/`` (:meth:`ProcessingStates.live_objects`):
   the manifest and the completed objects of every unfinished import or sync,
   so an interrupted operation can resume without re-copying what GC would

@@ -12,9 +12,14 @@ itself never raises for a bad object):
    object it needs is present (:meth:`Manifest.objects`: its record chunks,
    their sequence packs, the record-order object of each source file and the
    taxdump it was labelled with); each stored taxdump (``taxonomy/dumps/...``) is present.
-   This check always covers every ref: it needs only the listings, not the
-   objects' bytes. Reduction manifests are checked for presence only; their
-   format belongs to the reduction layer.
+   A reduction profile needs its listed objects, its delta index and the
+   version it reduced (checked like a named version, even when no version ref
+   names it any more). This check always covers every ref: it needs only the
+   listings and the small manifests, not the objects' bytes;
+3. **deltas**, only when a ``delta_check`` is given (the reduction layer's
+   :class:`~talaria_storage.storage.reductions.DeltaCheck`: this layer has no
+   delta codec): every present delta chunk of every profile is read, parsed and
+   handed to it, which checks that each delta decodes to the hash it claims.
 
 A missing object is reported once, naming the refs of the first manifest
 that needs it, that manifest, and the fix.
@@ -41,15 +46,21 @@ from talaria_storage.core.keys import CHUNKS, MANIFESTS, REDUCTIONS, TAXONOMY_DU
 from talaria_storage.core.types import VerificationError, VerificationProblem
 from talaria_storage.sequences.versions import VersionCatalog
 from talaria_storage.storage.chunk_store import ChunkStore
+from talaria_storage.storage.reductions import DeltaCheck
 from talaria_storage.storage.store import Store
 
 _FIX = "pull it from a remote or re-import"
 
 
 def verify_store(
-    store: Store, *, subset: float | None = None, seed: int | None = None
+    store: Store,
+    *,
+    subset: float | None = None,
+    seed: int | None = None,
+    delta_check: DeltaCheck | None = None,
 ) -> list[VerificationError]:
-    """Check objects and references (see the module docstring); problems sorted by key.
+    """Check objects, references and (with ``delta_check``) deltas, see the module docstring;
+    problems sorted by key.
 
     ``subset`` is a percentage, 0 < subset <= 100, of the objects to re-hash;
     ``seed`` makes the sample reproducible.
@@ -66,6 +77,8 @@ def verify_store(
         problems += _verify_sample(store.manifests, _sample(rng, manifest_names, subset))
     reported = {p.key for p in problems}
     problems += _check_references(store, set(chunk_names), set(manifest_names), reported)
+    if delta_check is not None:
+        problems += _check_deltas(store, set(chunk_names), {p.key for p in problems}, delta_check)
     return sorted(problems, key=lambda p: (p.key, p.problem.value, p.message))
 
 
@@ -117,6 +130,10 @@ def _check_references(
     # missing object -> (what it is, who needs it, the first manifest needing it)
     needed_by: dict[SHA256Hash, tuple[str, str, SHA256Hash | None]] = {}
     also_needed: dict[SHA256Hash, set[SHA256Hash]] = defaultdict(set)
+    # Versions reduced by a profile that no version ref names: checked as if named by the profile.
+    for h, profiles in _reduction_needs(store, refs_of, chunks, manifests, reported, needed_by, problems).items():
+        if h not in refs_of:
+            refs_of[h] = profiles
     for h in sorted(refs_of):
         names = ", ".join(f"'{k}'" for k in sorted(refs_of[h]))
         key = MANIFESTS + h.to_hex()
@@ -127,7 +144,7 @@ def _check_references(
             ))
             continue
         if all(k.startswith(REDUCTIONS) for k in refs_of[h]):
-            continue  # a reduction manifest: its format is the reduction layer's
+            continue  # a stored reduction: checked by _reduction_needs
         try:
             manifest = catalog.load(h)
         except StorageError as exc:  # missing is ruled out above: corrupt, or not a manifest
@@ -163,3 +180,76 @@ def _check_references(
         ))
     return problems
 
+
+
+def _reduction_needs(
+    store: Store,
+    refs_of: dict[SHA256Hash, list[str]],
+    chunks: set[SHA256Hash],
+    manifests: set[SHA256Hash],
+    reported: set[str],
+    needed_by: dict[SHA256Hash, tuple[str, str, SHA256Hash | None]],
+    problems: list[VerificationError],
+) -> dict[SHA256Hash, list[str]]:
+    """Check every present stored reduction: it loads, and its listed objects and delta index are
+    present (missing ones go to ``needed_by``). Returns the source manifests the profiles need,
+    each with the profile refs naming it, to be checked like named versions."""
+    sources: dict[SHA256Hash, list[str]] = defaultdict(list)
+    for h in sorted(refs_of):
+        profile_keys = sorted(k for k in refs_of[h] if k.startswith(REDUCTIONS))
+        if not profile_keys or h not in manifests:
+            continue  # not a profile, or reported missing by the caller
+        names = ", ".join(f"'{k}'" for k in profile_keys)
+        who = f"ref {names} -> reduction manifest {h.to_hex()}"
+        try:
+            stored = store.reductions.load(h, profile_keys[0])
+        except StorageError as exc:
+            key = MANIFESTS + h.to_hex()
+            if key not in reported:
+                kind = VerificationProblem.MISMATCH if isinstance(exc, HashMismatch) else VerificationProblem.CORRUPT_FRAME
+                problems.append(VerificationError(key, kind, f"ref {names} names a reduction manifest that does not load ({exc})", h))
+            continue
+        needs = stored.listed_objects()
+        if stored.delta_index in chunks and CHUNKS + stored.delta_index.to_hex() not in reported:
+            try:
+                for part in store.reductions.index(stored).object_hashes():
+                    needs.setdefault(part, "delta index partition")
+            except StorageError as exc:
+                problems.append(VerificationError(
+                    CHUNKS + stored.delta_index.to_hex(), VerificationProblem.CORRUPT_FRAME,
+                    f"{who}: its delta index does not load ({exc})", stored.delta_index,
+                ))
+        for obj, what in sorted(needs.items()):
+            if obj not in chunks and obj not in needed_by:
+                needed_by[obj] = (what, who, h)
+        source = stored.manifest.source_manifest
+        if source is not None:
+            sources[source].extend(f"version reduced by {k}" for k in profile_keys)
+    return sources
+
+
+def _check_deltas(
+    store: Store, chunks: set[SHA256Hash], reported: set[str], check: DeltaCheck
+) -> list[VerificationError]:
+    """Check 3: every present, not yet reported, delta chunk of every profile, parsed and given to ``check``."""
+    problems: list[VerificationError] = []
+    seen: set[tuple[SHA256Hash, SHA256Hash]] = set()
+    for key, h in sorted(store.reductions.all_refs().items()):
+        try:
+            stored = store.reductions.load(h, key)
+        except StorageError:
+            continue  # reported by the references check
+        for delta in stored.manifest.delta_chunks:
+            delta_key = CHUNKS + delta.to_hex()
+            if delta not in chunks or delta_key in reported or (h, delta) in seen:
+                continue
+            seen.add((h, delta))
+            try:
+                chunk = store.reductions.get_delta_chunk(delta)
+            except StorageError as exc:
+                problems.append(VerificationError(
+                    delta_key, VerificationProblem.CORRUPT_FRAME, f"'{key}' lists delta chunk {delta.to_hex()}, which does not parse ({exc})", delta,
+                ))
+                continue
+            problems.extend(check(stored, delta, chunk))
+    return problems

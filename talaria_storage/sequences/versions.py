@@ -147,21 +147,39 @@ class VersionCatalog:
     def reachable(self) -> tuple[set[SHA256Hash], set[SHA256Hash]]:
         """(chunks, manifests) reachable from every ref: the GC mark phase.
 
-        Reduction profiles and any other ``SHA256Hash``-valued ref also mark
-        their manifest object; their own chunk lists are marked by the
-        layer that owns them (``collect_garbage(extra_roots=...)``).
-        Taxonomy refs mark their objects too: ``taxonomy/dumps/...`` name
-        stored taxdumps (chunks), ``taxonomy/labels`` a manifest of
-        taxon-labelled chunks (see :mod:`.taxonomy_store`).
+        A reduction profile (``reductions/<db>/<profile>``) marks its stored
+        reduction, every object it lists, its delta index
+        (:meth:`Reductions.objects`) and the version it reduced, with all that
+        version reaches: a profile stays expandable after that version's
+        ref is deleted. Taxonomy refs mark their objects too:
+        ``taxonomy/dumps/...`` name stored taxdumps (chunks),
+        ``taxonomy/labels`` a manifest of taxon-labelled chunks (see
+        :mod:`.taxonomy_store`).
         """
         manifests: set[SHA256Hash] = set()
         chunks: set[SHA256Hash] = set()
+        sources: dict[SHA256Hash, str] = {}
         for key, h in self.manifest_refs().items():
             if h in manifests:
                 continue
             manifests.add(h)
-            if not key.startswith(REDUCTIONS):
+            if key.startswith(REDUCTIONS):
+                stored = self.store.reductions.load(h, key)
+                chunks.update(self.store.reductions.objects(stored))
+                if stored.manifest.source_manifest is not None:
+                    sources.setdefault(stored.manifest.source_manifest, key)
+            else:
                 # Record chunks, their sequence packs, per-file record order objects, taxonomy.
                 chunks.update(self.load(h).object_hashes())
+        for h, key in sorted(sources.items()):
+            if h in manifests:
+                continue
+            manifests.add(h)
+            if not self.store.manifests.has_chunk(h):
+                raise StorageError(
+                    f"reduction profile '{key}' names source manifest {h.to_hex()}, which is missing from "
+                    f"{self.store.location}: pull it from a remote, or delete the profile"
+                )
+            chunks.update(self.load(h).object_hashes())
         chunks.update(self.store.refs.list(TAXONOMY_DUMPS).values())  # stored taxdumps
         return chunks, manifests

@@ -17,11 +17,18 @@ chunk store
 ref
     A mutable pointer to a manifest hash, moved only by compare-and-swap
     (:mod:`~talaria_storage.storage.refs`).
+delta chunk, reduction profile
+    A :class:`DeltaChunk` is a chunk of edit scripts against one reference;
+    a profile (``reductions/<database>/<profile>``) names a stored reduction
+    that lists them, with a partitioned delta index for look-ups by child or
+    reference (:mod:`~talaria_storage.storage.reductions`,
+    :mod:`~talaria_storage.storage.delta_chunks`,
+    :mod:`~talaria_storage.storage.delta_index`).
 processing state
     The progress of a resumable operation under ``state/<id>``
     (:mod:`~talaria_storage.storage.processing`).
 store
     :class:`~talaria_storage.storage.store.Store`: the chunk store of
-    ``chunks/`` with its manifests, refs and states on one backend. It knows
+    ``chunks/`` with its manifests, refs, reduction profiles and states on one backend. It knows
     objects and refs, never databases or sync.
 """

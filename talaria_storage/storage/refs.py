@@ -121,4 +121,6 @@ class RefStore:
     def list(self, prefix: str = REFS) -> dict[str, SHA256Hash]:
         """Every ref under ``prefix`` with the hash it names."""
         keys = [info.key for info in self.backend.list(prefix)]
+        if not keys:
+            return {}  # no second request for an empty prefix (a sync asks about every database's profiles)
         return {key: self._decode(key, raw) for key, raw in self.backend.get_many(keys).items()}

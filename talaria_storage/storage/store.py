@@ -2,8 +2,10 @@
 
 A :class:`Store` *is* the chunk store of ``chunks/`` (it implements
 :class:`ChunkStorage`) and carries the other namespaces of DESIGN.md §3:
-``manifests`` (a second content-addressed ChunkStore) and ``refs``
-(compare-and-swap pointers). ``store.json`` records the format version and
+``manifests`` (a second content-addressed ChunkStore), ``refs``
+(compare-and-swap pointers) and ``reductions`` (delta chunks and reduction
+profiles, :mod:`talaria_storage.storage.reductions`, through which it
+implements :class:`ReductionStorage`). ``store.json`` records the format version and
 the defaults the store was created with; it is written once, create-only, so
 two processes initialising the same location cannot disagree.
 """
@@ -19,10 +21,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from talaria_storage.core.errors import ObjectNotFound, StorageError
 from talaria_storage.core.keys import CHUNKS, MANIFESTS, STORE_META
-from talaria_storage.core.traits import StatefulStorage
+from talaria_storage.core.traits import ReductionStorage, StatefulStorage
 from talaria_storage.core.types import (
+    DeltaChunk,
     OperationType,
     ProcessingState,
+    ReductionManifest,
     SourceInfo,
     VerificationError,
 )
@@ -30,6 +34,7 @@ from talaria_storage.storage.backend import Backend
 from talaria_storage.storage.chunk_store import ChunkStore
 from talaria_storage.storage.codecs import Codec
 from talaria_storage.storage.processing import ProcessingStates
+from talaria_storage.storage.reductions import Reductions
 from talaria_storage.storage.refs import RefStore
 
 if TYPE_CHECKING:
@@ -43,8 +48,8 @@ STORE_FORMAT_VERSION = 1
 _R = TypeVar("_R")
 
 
-class Store(ChunkStore, StatefulStorage):
-    """A store: chunks, manifests and refs on one backend."""
+class Store(ChunkStore, ReductionStorage, StatefulStorage):
+    """A store: chunks, manifests, refs and reduction profiles on one backend."""
 
     def __init__(
         self,
@@ -61,6 +66,8 @@ class Store(ChunkStore, StatefulStorage):
         self.config = config
         self.manifests = ChunkStore(backend, self.codec, prefix=MANIFESTS, threads=threads)
         self.refs = RefStore(backend)
+        #: Delta chunks and reduction profiles (the ReductionStorage methods below go here).
+        self.reductions = Reductions(self, self.manifests, self.refs)
         self._resources: dict[str, Any] = {}
         self._resources_lock = threading.Lock()
 
@@ -141,6 +148,43 @@ class Store(ChunkStore, StatefulStorage):
 
     def __repr__(self) -> str:
         return f"Store({self.location!r}, codec={self.codec.to_dict()})"
+
+    # -- DeltaStorage / ReductionStorage (see talaria_storage.storage.reductions) ---------------------
+
+    def store_delta_chunk(self, chunk: DeltaChunk) -> SHA256Hash:
+        # docstring inherited
+        return self.reductions.store_delta_chunk(chunk)
+
+    def get_delta_chunk(self, hash: SHA256Hash) -> DeltaChunk:
+        # docstring inherited
+        return self.reductions.get_delta_chunk(hash)
+
+    def find_delta_for_child(self, child_hash: SHA256Hash) -> SHA256Hash | None:
+        # docstring inherited
+        return self.reductions.find_delta_for_child(child_hash)
+
+    def get_deltas_for_reference(self, reference_hash: SHA256Hash) -> list[SHA256Hash]:
+        # docstring inherited
+        return self.reductions.find_deltas_for_reference(reference_hash)
+
+    def store_reduction_manifest(
+        self, manifest: ReductionManifest, expected: SHA256Hash | None = None, *, force: bool = False
+    ) -> SHA256Hash:
+        # docstring inherited
+        return self.reductions.publish(manifest, expected, force=force)
+
+    def get_reduction_by_profile(self, database: str, profile: str) -> ReductionManifest | None:
+        # docstring inherited
+        stored = self.reductions.stored(database, profile)
+        return None if stored is None else stored.manifest
+
+    def list_reduction_profiles(self, database: str) -> list[str]:
+        # docstring inherited
+        return self.reductions.profiles(database)
+
+    def delete_reduction_profile(self, database: str, profile: str) -> bool:
+        # docstring inherited
+        return self.reductions.delete(database, profile)
 
     # -- StatefulStorage: resumable operations (see talaria_storage.storage.processing) --------------------
 

@@ -13,8 +13,22 @@ versions to send
     The tip and its ancestors (``Manifest.parent``) down to and not
     including the destination's HEAD, sent oldest first. Ancestors whose
     version ref no longer names them at the source (deleted versions) are
-    passed over: their objects may already be collected there. Only
-    databases move (``refs/<db>/...``); taxonomy and reduction refs do not.
+    passed over: their objects may already be collected there. Databases
+    move (``refs/<db>/...``) with their reduction profiles; taxonomy refs
+    do not (a version carries the taxdump object it was labelled with).
+profiles
+    The reduction profiles of each database synced (``reductions/<db>/...``;
+    with ``NAME@VERSION``, only those that reduced that version), found with
+    one listing of that small prefix at the source: profiles are refs, and
+    a profile reduced on a version both sides already hold must still be
+    found. Objects are never listed. A profile whose ref differs at the
+    destination carries its stored reduction, every object it needs
+    (:meth:`Reductions.objects`) and the version it reduced with all that
+    version reaches (:meth:`Manifest.objects`, the taxdump included),
+    minus what the destination holds by construction. Its ref moves after
+    the database's refs, by compare-and-swap from the value read in step 1;
+    a destination profile the source's does not descend from (through
+    ``previous``) is a conflict unless ``force``.
 candidates
     Objects reachable from the versions to send (:meth:`Manifest.objects`:
     record chunks, sequence packs, order objects, the taxonomy object; and
@@ -77,7 +91,7 @@ import enum
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from talaria_storage.core.errors import (
@@ -90,11 +104,12 @@ from talaria_storage.core.errors import (
     VersionNotFound,
 )
 from talaria_storage.core.hashing import SHA256Hash
-from talaria_storage.core.keys import REFS, ref_key
+from talaria_storage.core.keys import REFS, reduction_prefix, ref_key
 from talaria_storage.core.types import OperationType, RemoteStatus, SourceInfo, SyncResult
 from talaria_storage.sequences.manifest import Manifest
 from talaria_storage.sequences.versions import HEAD, VersionCatalog, parse_spec
 from talaria_storage.storage.chunk_store import ChunkStore
+from talaria_storage.storage.reductions import StoredReduction
 from talaria_storage.storage.retry import RetryPolicy
 from talaria_storage.storage.store import Store
 
@@ -209,6 +224,22 @@ class _Side:
 
 
 @dataclass(frozen=True, slots=True)
+class ProfilePlan:
+    """One reduction profile a sync carries (see "profiles" in the module docstring)."""
+
+    key: str
+    #: the stored reduction the source's profile names, and the destination's as read at planning
+    tip: SHA256Hash
+    dest: SHA256Hash | None
+    #: ``chunks/`` objects it needs (hash -> size, 0: unrecorded) and its manifests, the
+    #: reduced version's (when any) before the stored reduction
+    chunks: dict[SHA256Hash, int]
+    manifests: tuple[SHA256Hash, ...]
+    #: True when the destination's profile was not an ancestor and ``force`` was given
+    forced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class SyncPlan:
     """What syncing one database will do; made before any object moves (see the module docstring)."""
 
@@ -232,10 +263,12 @@ class SyncPlan:
     base: frozenset[SHA256Hash] = frozenset()
     #: True when the destination's HEAD was not an ancestor of the tip and ``force`` was given
     forced: bool = False
+    #: reduction profiles whose refs move at the destination
+    profiles: tuple[ProfilePlan, ...] = ()
 
     @property
     def up_to_date(self) -> bool:
-        return not (self.send or self.create_refs or self.overwrite_refs or self.move_head)
+        return not (self.send or self.create_refs or self.overwrite_refs or self.move_head or self.profiles)
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -249,7 +282,13 @@ class SyncPlan:
             for h, size in version_objects(manifest).items():
                 if h not in self.base:
                     chunks[h] = size
-        return chunks, [h for h, _ in self.send]
+        manifests = [h for h, _ in self.send]
+        for profile in self.profiles:
+            for h, size in profile.chunks.items():
+                if h not in self.base:
+                    chunks.setdefault(h, size)
+            manifests += [h for h in profile.manifests if h not in manifests]
+        return chunks, manifests
 
 
 def _plan_one(source: _Side, dest: _Side, database: str, version: str | None, force: bool) -> SyncPlan:
@@ -377,7 +416,60 @@ def plan(
 
 
 def _plans(source: _Side, dest: _Side, databases: Sequence[str] | None, force: bool) -> list[SyncPlan]:
-    return [_plan_one(source, dest, name, version, force) for name, version in _specs(databases, source)]
+    plans = []
+    for name, version in _specs(databases, source):
+        p = _plan_one(source, dest, name, version, force)
+        plans.append(replace(p, profiles=_plan_profiles(source, dest, p, version, force)))
+    return plans
+
+
+def _descends(source: _Side, stored: StoredReduction, ancestor: SHA256Hash) -> bool:
+    """True when ``ancestor`` is on ``stored``'s chain of ``previous`` reductions held at the source."""
+    seen: set[SHA256Hash] = set()
+    previous = stored.previous
+    while previous is not None and previous not in seen:
+        if previous == ancestor:
+            return True
+        seen.add(previous)
+        if not source.retry.call(source.store.manifests.has_chunk, previous):
+            return False  # collected: the chain can be followed no further
+        previous = source.retry.call(source.store.reductions.load, previous).previous
+    return False
+
+
+def _plan_profiles(
+    source: _Side, dest: _Side, p: SyncPlan, version: str | None, force: bool
+) -> tuple[ProfilePlan, ...]:
+    """The profiles of ``p.database`` whose refs differ at the destination (one listing at the source)."""
+    found: list[ProfilePlan] = []
+    refs = source.retry.call(source.store.refs.list, reduction_prefix(p.database))
+    for key, tip in sorted(refs.items()):
+        stored = source.retry.call(source.store.reductions.load, tip, key)
+        reduced = stored.manifest.source_manifest
+        if version is not None and reduced != p.tip:
+            continue  # NAME@VERSION carries only the profiles of that version
+        there = dest.ref(key)
+        if there == tip:
+            continue
+        forced = False
+        if there is not None and not _descends(source, stored, there):
+            if not force:
+                raise RefConflict(
+                    key, tip.to_hex()[:12], there.to_hex()[:12],
+                    hint=(
+                        f"{dest.location} holds another reduction under this profile (not an earlier one of "
+                        f"{source.location}'s): sync it the other way first, or pass --force to overwrite"
+                    ),
+                )
+            forced = True
+        chunks = dict.fromkeys(source.retry.call(source.store.reductions.objects, stored), 0)
+        manifests: list[SHA256Hash] = []
+        if reduced is not None:
+            chunks.update(version_objects(source.named_manifest(reduced, key)))
+            manifests.append(reduced)
+        manifests.append(tip)
+        found.append(ProfilePlan(key, tip, there, chunks, tuple(manifests), forced))
+    return tuple(found)
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -636,6 +728,9 @@ class _Run:
             tally.refs.append(key)
         if p.move_head and call(refs.advance, head_key, p.dest_head, p.tip, force=p.forced, conflict=_moved):
             tally.refs.append(head_key)
+        for profile in p.profiles:  # after the database's refs: a profile's version is in place by now
+            if call(refs.advance, profile.key, profile.dest, profile.tip, force=profile.forced, conflict=_moved):
+                tally.refs.append(profile.key)
 
 
 def transfer(
