@@ -8,8 +8,10 @@ Ordering rules (DESIGN.md §3), which make crashes harmless:
 3. ``refs/<db>/<version>`` is created (create-only: a version name is never
    re-pointed at different content);
 4. ``refs/<db>/HEAD`` moves last, by compare-and-swap from the HEAD the
-   import started from. If another writer moved it meanwhile, the publish
-   stops with :class:`RefConflict` and HEAD is left as the other writer set it.
+   import started from. If another writer published meanwhile, the swap is
+   retried over that writer's HEAD (:meth:`RefStore.publish`): both versions
+   are published, and HEAD names the one whose publish finished last. A
+   manifest's ``parent`` still names the HEAD its import started from.
 
 A crash between any two steps leaves only unreferenced objects, which GC
 collects after its grace period; never a ref to a missing object.

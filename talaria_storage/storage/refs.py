@@ -20,6 +20,9 @@ def _encode(h: SHA256Hash) -> bytes:
     return (h.to_hex() + "\n").encode()
 
 
+#: How many times a publish retries moving HEAD over other writers' publishes before it gives up.
+HEAD_ATTEMPTS = 100
+
 # Builds the error for a ref found elsewhere than expected: (key, expected, found).
 Conflict = Callable[[str, "SHA256Hash | None", "SHA256Hash | None"], RefConflict]
 
@@ -105,15 +108,38 @@ class RefStore:
         *,
         force: bool = False,
         taken: str = "that version name is taken: choose another, or pass --force to re-point it",
-    ) -> None:
-        """Name ``new`` as a version (:meth:`create`; ``taken`` is the conflict's hint) and make
-        it HEAD (:meth:`advance` from ``expected_head``): database versions, taxdumps."""
+    ) -> SHA256Hash | None:
+        """Name ``new`` as a version (:meth:`create`; ``taken`` is the conflict's hint), then make it
+        HEAD; return the HEAD it replaced. For database versions and taxdumps.
+
+        HEAD moves by compare-and-swap from ``expected_head``. When another writer moved it
+        meanwhile -- its own publish finished first -- the swap is retried from what HEAD
+        names now: ``new``'s objects and version ref are already in place, and a version does
+        not depend on the one before it. So of writers racing, every one's version is
+        published and HEAD names the version whose publish finished last; no writer is left
+        with a version ref but told that nothing changed.
+        """
 
         def name_taken(key: str, expected: SHA256Hash | None, found: SHA256Hash | None) -> RefConflict:
             return RefConflict(key, None, found.to_hex() if found else None, hint=taken)
 
         self.create(version_key, new, force=force, conflict=name_taken)
-        self.advance(head_key, expected_head, new, force=force)
+        if force:
+            self.set(head_key, new)
+            return expected_head
+        current = expected_head
+        for _ in range(HEAD_ATTEMPTS):
+            if self.compare_and_swap(head_key, current, new):
+                return current
+            found = self.get(head_key)
+            if found == new:
+                return None  # this writer's own earlier swap, whose answer was lost
+            current = found
+        raise StorageError(
+            f"'{version_key}' is published, but '{head_key}' kept moving under {HEAD_ATTEMPTS} other "
+            f"writers' publishes and still names {current.to_hex() if current else 'nothing'}: "
+            "re-run the same command to make it HEAD"
+        )
 
     def delete(self, key: str) -> None:
         self.backend.delete(validate_key(key))
