@@ -276,3 +276,29 @@ def test_module_entry_point_round_trips_binary_through_real_pipes(tmp_path: Path
         [*base, "chunk", "get", "../../etc/passwd"], env=env, capture_output=True, check=False
     )
     assert (bad.returncode, bad.stderr.decode().count("\n"), bad.stdout) == (EXIT_USAGE, 1, b"")
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["export", "--no-such-option"], "talaria-storage export"),
+        (["get"], "talaria-storage get"),
+        (["no-such-command"], "talaria-storage"),
+        (["chunk", "get", "a", "b"], "talaria-storage chunk get"),
+    ],
+)
+def test_a_usage_error_is_one_line_naming_the_commands_help(
+    tmp_path: Path, args: list[str], command: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT} | {"HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "talaria_storage", *args], env=env, capture_output=True, check=False
+    )
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == EXIT_USAGE and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and lines[0].endswith(f"(see '{command} --help')")
+
+
+def test_help_itself_keeps_its_rich_layout() -> None:
+    result = CliRunner().invoke(app, ["export", "--help"])
+    assert result.exit_code == 0 and "Usage: " in result.stdout and "--format" in result.stdout

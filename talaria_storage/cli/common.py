@@ -34,6 +34,11 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
+try:  # typer 0.2x vendors click as typer._click (its exceptions are those); older typer uses click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+
 from talaria_storage.config.open_store import open_store
 from talaria_storage.config.settings import config_for_location, load_config
 from talaria_storage.core.errors import (
@@ -123,6 +128,34 @@ class ErrorReportingGroup(TyperGroup):
     through to typer, and an unexpected exception is a bug whose traceback
     should be seen.
     """
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Run the CLI; a usage error is one ``error:`` line naming the command's ``--help``.
+
+        typer prints usage errors as a multi-line rich box, which scripts and logs cannot
+        read; ``--help`` itself stays rich. Only the standalone (installed script,
+        ``CliRunner``) path changes: with ``standalone_mode=False`` errors reach the caller.
+        """
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click_errors.NoArgsIsHelpError as exc:
+            exc.show()  # a group called without a command: its help, as before
+            sys.exit(exc.exit_code)
+        except click_errors.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "talaria-storage"
+            message = " ".join(exc.format_message().splitlines()).rstrip(".")
+            typer.echo(f"error: {message} (see '{command} --help')", err=True)
+            sys.exit(EXIT_USAGE)
+        except click_errors.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        # Without standalone mode typer returns an Exit's code instead of exiting with it.
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
