@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_database": (["all"], ["all", "--quick"]),
     "bench_sync": ([], ["--quick"]),
     "bench_remote_cache": ([], []),
+    "bench_import_formats": ([], ["--runs", "1"]),
 }
 
 

@@ -62,7 +62,8 @@ FASTA_CASES = {
 
 @pytest.mark.parametrize("case", sorted(FASTA_CASES))
 def test_generated_fasta_round_trips_byte_exactly(tmp_path: Path, case: str) -> None:
-    assert _round_trip(tmp_path, FASTA_CASES[case]) == FASTA_CASES[case]
+    alphabet = "any" if case == "trailing_spaces" else "iupac"  # spaces are residues only with "any"
+    assert _round_trip(tmp_path, FASTA_CASES[case], alphabet=alphabet) == FASTA_CASES[case]
 
 
 def test_generated_fastq_round_trips_byte_exactly(tmp_path: Path) -> None:
@@ -481,7 +482,7 @@ def test_entries_give_each_record_its_canonical_sequence_hash(tmp_path: Path) ->
     path = tmp_path / "in.fa"
     path.write_bytes(b">a OX=1\nmkvl\n>b OX=2\nMK VL\n>c OX=1\nMWW\n")
     db = SequenceDatabase(_store(), "db")
-    db.import_files([path], version="v1")
+    db.import_files([path], version="v1", alphabet="any")
     entries = sorted(db.entries(), key=lambda e: e.accession)
     assert [e.sequence for e in entries] == [sequence_hash(b"MKVL"), sequence_hash(b"MKVL"), sequence_hash(b"MWW")]
     assert [e.taxid for e in entries] == [1, 2, 1]

@@ -36,6 +36,7 @@ from talaria_storage.core.errors import StorageError
 from talaria_storage.core.keys import validate_name
 from talaria_storage.formats.fasta import FastqRecord
 from talaria_storage.formats.genbank import MARK
+from talaria_storage.optimization.optimizer import auto_optimize
 from talaria_storage.sequences.canonical import digests
 from talaria_storage.sequences.database import open_database, record_formatter
 from talaria_storage.sequences.diff import diff_versions
@@ -47,6 +48,13 @@ if TYPE_CHECKING:
     from talaria_storage.formats.fasta import SequenceRecord
 
 _RANGE = re.compile(r"(\d+)-(\d+)")
+
+class Alphabet(str, enum.Enum):
+    """The residue alphabets of ``import --alphabet`` (``formats.fasta.ALPHABETS``)."""
+
+    iupac = "iupac"
+    any = "any"
+
 
 class RecordFormat(str, enum.Enum):
     """The formats of ``--format`` (``sequences.database.EXPORT_FORMATS``)."""
@@ -126,7 +134,8 @@ class ImportProgress:
 def import_files(
     ctx: typer.Context,
     files: Annotated[
-        list[Path], typer.Argument(metavar="FILE", help="FASTA/FASTQ files (plain, .gz or .zst).")
+        list[Path],
+        typer.Argument(metavar="FILE", help="FASTA/FASTQ/GenBank/EMBL files (plain, .gz or .zst)."),
     ],
     database: DatabaseOption,
     version: Annotated[
@@ -145,6 +154,14 @@ def import_files(
         int | None,
         typer.Option("--taxon", metavar="ID", help="Taxon id for records that carry none."),
     ] = None,
+    alphabet: Annotated[
+        Alphabet,
+        typer.Option(
+            "--alphabet",
+            help="iupac: residues are IUPAC letters, '*', '-' or '.' (anything else is an error "
+            "naming line and column); any: keep every printable byte.",
+        ),
+    ] = Alphabet.iupac,
     json_output: JsonOption = False,
 ) -> None:
     """Import files as a new version of a database and make it HEAD."""
@@ -154,11 +171,14 @@ def import_files(
     db = open_database(state(ctx).store(create=True), database)
     with ImportProgress(files) as progress:
         result = db.import_files(
-            files, version=version, taxonomy=taxonomy, taxon=taxon, progress=progress
+            files, version=version, taxonomy=taxonomy, taxon=taxon, progress=progress,
+            alphabet=alphabet.value,
         )
+    optimized = auto_optimize(db.store)  # [optimization] auto_optimize: the default strategies, else None
     if json_output:
         emit_json(
             {
+                "auto_optimize": optimized.to_dict() if optimized is not None else None,
                 "database": result.database,
                 "version": result.version,
                 "manifest": result.manifest.to_hex(),
@@ -180,6 +200,11 @@ def import_files(
         f"{result.reused_packs} sequence packs reused from earlier versions, "
         f"{human_bytes(result.logical_bytes)} of sequence data in {result.seconds:.1f}s"
     )
+    if optimized is not None:
+        typer.echo(
+            f"auto_optimize: {len(optimized.rows)} strategies saved {human_bytes(optimized.saved_bytes)} "
+            f"({'; '.join(note for row in optimized.rows for note in row.notes)})"
+        )
 
 
 # -- export ---------------------------------------------------------------------------------------

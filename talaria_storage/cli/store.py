@@ -118,7 +118,7 @@ def stats(
         console.print(codecs)
     if databases:
         per_db = Table(title="per database")
-        columns = ("database", "records", "unique", "residues", "stored", "ratio", "dedup saved")
+        columns = ("database", "records", "unique", "residues", "stored", "ratio", "dedup saved", "sequence codec")
         for column in columns:
             per_db.add_column(column, justify="left" if column == "database" else "right")
         for d in databases:
@@ -130,8 +130,17 @@ def stats(
                 human_bytes(d["stored_bytes"]),
                 f"{d['ratio']:.2f}",
                 human_bytes(d["dedup_bytes_saved"]),
+                _codec_text(d["codec"]),
             )
         console.print(per_db)
+
+
+def _codec_text(codec: dict[str, Any] | None) -> str:
+    """``zstd 2/9/3/17``: the levels of residues, headers, nucleotides and redundant sets."""
+    if not codec:
+        return "-"
+    levels = "/".join(str(codec.get(k, "?")) for k in ("level", "meta_level", "nucleotide_level", "redundant_level"))
+    return f"zstd {levels}"
 
 
 @commands.command()
@@ -265,6 +274,9 @@ def database_stats(store: Store, spec: str | None) -> list[dict[str, Any]]:
                 "ratio": s.ratio,
                 "versions": len(versions),
                 "dedup_bytes_saved": per_version - sum(distinct.values()),
+                # The sequence codec the version was written with: [storage] compression_level
+                # moves its stream levels; lz4/snappy/none leave them to the sequence codec.
+                "codec": db.manifest(s.version)[1].extra.get("codec"),
             }
         )
     return report

@@ -445,8 +445,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ),
     },
     "optimization": {
-        "auto_optimize": Key(Bool(), False, "optimise (repack, reduce) after imports"),
-        "deduplication": Key(Bool(), True, "skip chunks the store already holds"),
+        "auto_optimize": Key(Bool(), False, "run the optimizer's default strategies after each import"),
+        "deduplication": Key(Bool(), True, "refer to sequences the store already holds instead of storing them again"),
         "min_chunk_size": Key(Size(_KiB, _GiB), 1 * _MiB, "smallest chunk the chunker cuts"),
         "max_chunk_size": Key(Size(_KiB, _GiB), 16 * _MiB, "largest chunk the chunker cuts"),
     },

@@ -133,14 +133,19 @@ class MissingExtra(StorageError, ImportError):
 class RefConflict(StorageError):
     """A ref moved while an operation was running; nothing was changed."""
 
-    def __init__(self, ref: str, expected: str | None, actual: str | None, hint: str = "re-run it, or pass --force to overwrite") -> None:
+    def __init__(
+        self,
+        ref: str,
+        expected: str | None,
+        actual: str | None,
+        hint: str = "re-run it, or pass --force to overwrite",
+        problem: str | None = None,
+    ) -> None:
         self.ref = ref
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"ref '{ref}' moved meanwhile (expected {expected or 'nothing'}, found {actual or 'nothing'}); "
-            f"nothing was changed: {hint}"
-        )
+        what = problem or f"ref '{ref}' moved meanwhile (expected {expected or 'nothing'}, found {actual or 'nothing'})"
+        super().__init__(f"{what}; nothing was changed: {hint}")
 
 
 class VersionNotFound(StorageError, KeyError):

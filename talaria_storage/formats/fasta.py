@@ -49,10 +49,12 @@ translate), which is what makes it fast enough (see
 byte for byte, by :mod:`talaria_storage.formats.genbank`.
 
 Bad input raises :class:`InputFormatError` naming the file and line: data
-before the first header, binary garbage or control characters, an empty
-header (``>`` alone), an empty record when ``allow_empty=False``, FASTQ with
+before the first header, binary garbage or control characters (a header may
+hold tab and Ctrl-A, the separator of NCBI nr/nt's joined identifiers), an
+empty record when ``allow_empty=False``, FASTQ with
 unequal sequence and quality lengths, a truncated or corrupt compressed
-stream. Empty records (a header with no residues) are kept by default and
+stream. An empty header (``>`` alone) is kept, as seqkit, samtools and
+Biopython keep it. Empty records (a header with no residues) are kept by default and
 flagged by :attr:`FastaRecord.is_empty`: real databases contain them, and a
 byte-exact round trip must keep them.
 
@@ -88,10 +90,18 @@ DEFAULT_BLOCK_SIZE = 4 << 20
 LF = b"\n"
 CRLF = b"\r\n"
 
-# Bytes allowed inside a sequence line: printable ASCII, space and tab.
+# Bytes allowed inside a sequence line with ``alphabet="any"``: printable ASCII, space and tab.
 _RESIDUE_BYTES = bytes(range(0x20, 0x7F)) + b"\t"
-# Bytes allowed inside a header line: the same plus any non-ASCII byte (UTF-8 organism names).
-_HEADER_BYTES = _RESIDUE_BYTES + bytes(range(0x80, 0x100))
+# ``alphabet="iupac"`` (the default): the IUPAC nucleotide and amino-acid letters (together, every
+# letter: B, J, O, U, X and Z are amino-acid codes) in either case, '*' (stop), '-' and '.' (gaps).
+_IUPAC_BYTES = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1)) + b"*-."
+#: What ``alphabet=`` accepts, and the residue bytes each allows.
+ALPHABETS = {"iupac": _IUPAC_BYTES, "any": _RESIDUE_BYTES}
+_ALPHABET_HINT = "residues are IUPAC letters, '*', '-' or '.' (import with --alphabet any to keep any printable byte)"
+# Bytes allowed inside a header line: the same plus any non-ASCII byte (UTF-8 organism names)
+# and Ctrl-A (0x01), which joins the identifiers of one sequence in NCBI nr/nt headers.
+CTRL_A = b"\x01"
+_HEADER_BYTES = _RESIDUE_BYTES + bytes(range(0x80, 0x100)) + CTRL_A
 # A block with none of the other bytes has no CR and no control character anywhere.
 _CLEAN_BYTES = _HEADER_BYTES + b"\n"
 # FASTQ qualities: '!'..'~'.
@@ -500,6 +510,14 @@ def _bad_byte(data: bytes, allowed: bytes) -> int:
     return data.find(bad[:1])
 
 
+def residue_bytes(alphabet: str) -> bytes:
+    """The residue bytes ``alphabet`` allows (:data:`ALPHABETS`); an unknown name is a ValueError."""
+    try:
+        return ALPHABETS[alphabet]
+    except KeyError:
+        raise ValueError(f"unknown alphabet {alphabet!r}: use {' or '.join(ALPHABETS)}") from None
+
+
 def _describe_byte(value: int) -> str:
     if value == 0:
         return "NUL byte (binary data)"
@@ -507,15 +525,20 @@ def _describe_byte(value: int) -> str:
         return "carriage return not followed by a line feed"
     if value < 0x20 or value == 0x7F:
         return f"control character 0x{value:02x}"
+    if value == 0x20:
+        return "space (0x20)"
+    if value < 0x7F:
+        return f"character '{chr(value)}' (0x{value:02x})"
     return f"non-ASCII byte 0x{value:02x}"
 
 
 class _FastaBlockParser:
     """Turns complete-record text into :class:`FastaRecord` objects for one file."""
 
-    def __init__(self, path: str, allow_empty: bool) -> None:
+    def __init__(self, path: str, allow_empty: bool, alphabet: str = "iupac") -> None:
         self.path = path
         self.allow_empty = allow_empty
+        self.residue_bytes = residue_bytes(alphabet)
 
     def parse(self, text: bytes, first_line: int, final_eol: bool) -> list[FastaRecord]:
         """Parse ``text``: whole records, the first starting with ``>``.
@@ -554,7 +577,12 @@ class _FastaBlockParser:
                 residues = body.replace(b"\n", b"")
             else:
                 residues = b""  # irregular: the general path below
-            if not residues or not residues.isascii() or header.isspace():
+            if (
+                not residues
+                or not residues.isascii()
+                or header.isspace()
+                or residues.translate(None, self.residue_bytes)
+            ):
                 append(self._record(parts, i, part, first_line, True))
                 continue
             layout = layouts.get(wrap)
@@ -592,7 +620,7 @@ class _FastaBlockParser:
                 layout = _regular_layout(wrap, final)
             else:
                 return self._slow(parts, i, part, first_line, final)
-        if residues.translate(None, _RESIDUE_BYTES):
+        if residues.translate(None, self.residue_bytes):
             return self._slow(parts, i, part, first_line, final)
         return FastaRecord(header, residues, layout)
 
@@ -611,22 +639,21 @@ class _FastaBlockParser:
             else:
                 contents.append(line)
                 eols.append(b"" if last_line and not final else LF)
-        header = contents[0]
-        if not header.strip():
-            self._fail(parts, i, 0, first_line, "empty header ('>' with no identifier)")
+        header = contents[0]  # may be empty ('>' alone): kept, found by digest or position only
         if header.translate(None, _HEADER_BYTES):
             at = _bad_byte(header, _HEADER_BYTES)
             self._fail(parts, i, 0, first_line, f"{_describe_byte(header[at])} in header")
         seq_lines = contents[1:]
         for n, line in enumerate(seq_lines, start=1):
-            if line.translate(None, _RESIDUE_BYTES):
-                at = _bad_byte(line, _RESIDUE_BYTES)
+            if line.translate(None, self.residue_bytes):
+                at = _bad_byte(line, self.residue_bytes)
+                hint = f": {_ALPHABET_HINT}" if self.residue_bytes is _IUPAC_BYTES and 0x20 <= line[at] < 0x7F else ""
                 self._fail(
                     parts,
                     i,
                     n,
                     first_line,
-                    f"{_describe_byte(line[at])} in sequence data (column {at + 1})",
+                    f"{_describe_byte(line[at])} in sequence data (column {at + 1}){hint}",
                 )
         residues = b"".join(seq_lines)
         if not residues and not self.allow_empty:
@@ -698,15 +725,18 @@ def read_fasta(
     name: str | None = None,
     allow_empty: bool = True,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    alphabet: str = "iupac",
 ) -> Iterator[FastaRecord]:
     """Stream the records of a FASTA file (plain or compressed), keeping their layout.
 
     ``name`` is the file name used in error messages (default: the path or
     the stream's ``name``). ``allow_empty=False`` makes a header without
-    residues an error instead of an empty record.
+    residues an error instead of an empty record. ``alphabet`` (:data:`ALPHABETS`):
+    ``"iupac"`` refuses any other residue byte, naming line and column (digits and
+    spaces are the usual ones); ``"any"`` keeps every printable byte.
     """
     path = source_name(source, name)
-    parser = _FastaBlockParser(path, allow_empty)
+    parser = _FastaBlockParser(path, allow_empty, alphabet)
     with open_input(source, name) as stream:
         line = 1
         started = False
@@ -748,10 +778,15 @@ def _complete_lines(stream: BinaryIO, block_size: int) -> Iterator[tuple[list[by
 
 
 def read_fastq(
-    source: Source, *, name: str | None = None, block_size: int = DEFAULT_BLOCK_SIZE
+    source: Source, *, name: str | None = None, block_size: int = DEFAULT_BLOCK_SIZE, alphabet: str = "iupac"
 ) -> Iterator[FastqRecord]:
-    """Stream the records of a four-line FASTQ file (plain or compressed), keeping their layout."""
+    """Stream the records of a four-line FASTQ file (plain or compressed), keeping their layout.
+
+    ``alphabet`` as for :func:`read_fasta`. A ``+`` line that repeats an identifier must
+    repeat the ``@`` line's (Biopython refuses it otherwise).
+    """
     path = source_name(source, name)
+    allowed = residue_bytes(alphabet)
     layout_lf = _regular_layout(0, True)
     with open_input(source, name) as stream:
         carry: list[bytes] = []
@@ -784,21 +819,24 @@ def read_fastq(
                     and not last
                     and not head.translate(None, _HEADER_BYTES)
                     and not plus.translate(None, _HEADER_BYTES)
-                    and not seq.translate(None, _RESIDUE_BYTES)
+                    and not seq.translate(None, allowed)
+                    and (len(plus) == 1 or plus[1:] == head[1:])
                     and not qual.translate(None, _QUALITY_BYTES)
                     and len(head) > 1
                     and not head[1:].isspace()
                 ):
                     yield FastqRecord(head[1:], seq, plus[1:], qual, layout_lf)
                 else:
-                    yield _fastq_slow(path, line_no + k, group, final=not last)
+                    yield _fastq_slow(path, line_no + k, group, final=not last, allowed=allowed)
             carry = lines[usable:]
             line_no += usable
         if carry:
             raise InputFormatError(path, line_no, "truncated FASTQ record (fewer than 4 lines)")
 
 
-def _fastq_slow(path: str, line_no: int, group: list[bytes], final: bool) -> FastqRecord:
+def _fastq_slow(
+    path: str, line_no: int, group: list[bytes], final: bool, allowed: bytes = _IUPAC_BYTES
+) -> FastqRecord:
     """Check one four-line record in detail; handles CRLF and a missing final newline."""
     contents: list[bytes] = []
     eols: list[bytes] = []
@@ -824,7 +862,7 @@ def _fastq_slow(path: str, line_no: int, group: list[bytes], final: bool) -> Fas
     for n, (line, allowed, what) in enumerate(
         (
             (head, _HEADER_BYTES, "header"),
-            (seq, _RESIDUE_BYTES, "sequence data"),
+            (seq, allowed, "sequence data"),
             (plus, _HEADER_BYTES, "'+' line"),
             (qual, _QUALITY_BYTES, "qualities"),
         )
@@ -837,6 +875,13 @@ def _fastq_slow(path: str, line_no: int, group: list[bytes], final: bool) -> Fas
                 else f"byte {line[at : at + 1]!r}"
             )
             raise InputFormatError(path, line_no + n, f"{problem} in {what}")
+    if len(plus) > 1 and plus[1:] != head[1:]:
+        raise InputFormatError(
+            path,
+            line_no + 2,
+            f"the '+' line names {plus[1:60].decode('utf-8', 'replace')!r}, not the '@' line's "
+            f"{head[1:60].decode('utf-8', 'replace')!r}: a '+' line is bare or repeats the header",
+        )
     if len(seq) != len(qual):
         raise InputFormatError(
             path, line_no + 3, f"{len(qual)} quality values for {len(seq)} residues"

@@ -120,6 +120,24 @@ class ChunkingPolicy:
                 f"({self.max_size})"
             )
 
+    @classmethod
+    def bounded(cls, min_size: int, max_size: int) -> ChunkingPolicy:
+        """The policy ``[optimization] min_chunk_size`` and ``max_chunk_size`` ask for.
+
+        The mean chunk size (``target_size``) stays at its default of 4 MiB
+        when the bounds allow it, else it moves to the nearest bound that does:
+        twice ``min_size`` (mean sizes sit well above the minimum, as in
+        content-defined chunking of byte streams), at most ``max_size``. Equal
+        bounds cut every chunk at ``max_size``: the boundary rule has no room
+        left between them, so ``min_size`` becomes ``max_size - 1``.
+        """
+        if not 0 < min_size <= max_size:
+            raise ConfigError(f"chunking needs 0 < min_chunk_size <= max_chunk_size, got {min_size}, {max_size}")
+        low = min(min_size, max_size - 1)
+        defaults = cls()
+        target = min(max_size, max(defaults.target_size, 2 * low))
+        return cls(low, target, max_size, max(defaults.memory_budget, max_size))
+
     def is_boundary(self, seq_hash: bytes, size: int) -> bool:
         """True when a record with this hash and size closes its chunk (past min_size)."""
         return hash_prefix(seq_hash) * (self.target_size - self.min_size) < size << 64

@@ -42,15 +42,17 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from talaria_storage.config.open_store import open_store
+from talaria_storage.config.settings import StorageConfig
 from talaria_storage.core.errors import (
     ChunkNotFound,
     CompressionError,
     InputFormatError,
+    RefConflict,
     StorageError,
 )
 from talaria_storage.core.hashing import SHA256Hash
@@ -61,6 +63,7 @@ from talaria_storage.formats.fasta import (
     FastqRecord,
     SequenceRecord,
     format_record,
+    residue_bytes,
     write_records,
 )
 from talaria_storage.formats.genbank import (
@@ -84,6 +87,7 @@ from talaria_storage.sequences.importing import (
     DictionaryBase,
     DictionaryBases,
     ImportRun,
+    configured_codec,
     header_labeller,
 )
 from talaria_storage.sequences.manifest import Manifest, SourceFile
@@ -96,6 +100,7 @@ from talaria_storage.sequences.taxonomy import (
     AccessionTaxonMap,
     Taxonomy,
     accession_from_header,
+    accessions_from_header,
 )
 from talaria_storage.sequences.versions import HEAD, VersionCatalog, VersionInfo, default_version
 from talaria_storage.storage.store import Store
@@ -109,7 +114,7 @@ _POS = struct.Struct(">II")  # (chunk index, record index), big-endian: an index
 # of FASTA) need ~40 MB of readers and ~37 MB of blocks for every look-up to hit the caches.
 READER_CACHE_BYTES = 96 << 20
 BLOCK_CACHE_BYTES = 64 << 20
-INDEX_LAYOUT = 2  # how index entries are laid out (see SequenceDatabase._ensure_index)
+INDEX_LAYOUT = 3  # how index entries are laid out (see SequenceDatabase._ensure_index); 3: every Ctrl-A id
 INDEX_BUILD_KEYS = 1 << 18  # index entries gathered in memory before they are written (and merged)
 
 
@@ -140,6 +145,8 @@ class RecordEntry:
     taxid: int  # 0 = none
     chunk: int  # index into the manifest's chunk list
     index: int  # record index inside that chunk
+    refget: str = ""  # the sequence's refget id, "SQ.<sha512t24u>" (sequence collections need it)
+    length: int = 0  # canonical residues
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +192,18 @@ class SequenceDatabase:
         self._owns_store = owns_store
         self.catalog = VersionCatalog(store)
         self.index = index if index is not None else open_index("memory", None)
-        self.codec = codec or ChunkCodec()
-        self.chunking = chunking or ChunkingPolicy()
+        # [storage] compression/compression_level and [optimization] chunk bounds and
+        # deduplication, when the store was opened from a configuration (see open_store).
+        settings = store.config if isinstance(store.config, StorageConfig) else None
+        self.codec = codec or (configured_codec(*settings.codec_spec) if settings else ChunkCodec())
+        self.chunking = chunking or (
+            ChunkingPolicy.bounded(settings.optimization.min_chunk_size, settings.optimization.max_chunk_size)
+            if settings
+            else ChunkingPolicy()
+        )
+        #: False: an import lends no sequence from what the store already holds (storage.toml
+        #: ``[optimization] deduplication``); every version then stores all its sequences itself.
+        self.deduplication = settings.optimization.deduplication if settings else True
         self.threads = max(1, threads)
         self.processes = processes
         self._manifests: dict[SHA256Hash, Manifest] = {}
@@ -212,6 +229,7 @@ class SequenceDatabase:
         taxon: int | None = None,
         prefix_separator: str | None = None,
         progress: Callable[[int], None] | None = None,
+        alphabet: str = "iupac",
     ) -> ImportResult:
         """Import files as a new version and make it HEAD; see the module docstring.
 
@@ -220,11 +238,18 @@ class SequenceDatabase:
         ``"none"`` (every record gets ``taxon``, or no taxon). ``prefix_separator`` lets a map
         keyed by genome name label ``G000005825_1`` through ``G000005825`` (Web of Life).
         ``progress`` is called with the number of input bytes read since its last call.
+        ``alphabet``: ``"iupac"`` refuses residues other than IUPAC letters, ``*``, ``-``
+        and ``.`` (naming file, line and column); ``"any"`` keeps every printable byte.
         """
+        try:
+            residue_bytes(alphabet)  # an unknown alphabet fails before anything is read
+        except ValueError as exc:
+            raise StorageError(str(exc)) from None
         started = time.perf_counter()
         files_in: list[str] = [str(os.fspath(p)) for p in paths]
         if not files_in:
             raise StorageError("nothing to import: give at least one file")
+        auto_named = version is None
         version = version or default_version()
         expected_head = self.catalog.head(self.name)
         fallback = int(taxon or 0)
@@ -246,12 +271,14 @@ class SequenceDatabase:
         files: list[dict[str, Any]] = []
         state = self._start_state(files_in, version)
         stored = StoredSequences(self.store, self.index)
-        stored.refresh()
+        if self.deduplication:
+            stored.refresh()  # without it the map lends nothing (deduplication = false)
         try:
             with ImportRun(
                 self.store, self.codec, self.chunking, processes=self._processes_for(files_in), threads=self.threads,
                 operation_id=state.operation_id, completed=state.completed_chunks, stored=stored,
                 dictionary_bases=self._dictionary_bases(expected_head),
+                alphabet=alphabet,
             ) as run:
                 for done in run.import_files(files_in, label, header_taxa, fallback, progress):
                     sources.append(done.source)
@@ -276,7 +303,19 @@ class SequenceDatabase:
             reused_packs=run.reused_packs(),
             dictionary_chunks=run.dictionary_chunks(),
         )
-        manifest_hash = self.catalog.publish(manifest, expected_head)
+        for attempt in range(2, 100):
+            try:
+                manifest_hash = self.catalog.publish(manifest, expected_head)
+                break
+            except RefConflict as exc:
+                # A name this import chose (the timestamp) taken by another import in the same
+                # second: take the next free one. A name the user gave stays refused.
+                if not auto_named or exc.ref != ref_key(self.name, manifest.version):
+                    raise
+                manifest = replace(manifest, version=f"{version}-{attempt}")
+        else:
+            raise StorageError(f"no free version name after {version}-99: give one with --version")
+        version = manifest.version
         stored.mark(manifest_hash, manifest)
         self.store.states.complete(state.operation_id)
         return ImportResult(
@@ -461,6 +500,26 @@ class SequenceDatabase:
         reader, packs = self._reader(h)
         return reader.record(ri, packs)
 
+    def canonical_slot(self, manifest: Manifest, ci: int, ri: int) -> tuple[PackReader, int] | None:
+        """The sequence pack and slot holding record ``ri`` of chunk ``ci``'s canonical residues,
+        or None for a FASTQ record (its slot holds the residues as written, beside the qualities).
+
+        A FASTA slot holds canonical residues (upper case, no whitespace; the record chunk keeps
+        each record's residue edit, see :func:`~talaria_storage.sequences.canonical.sequence_keys`),
+        so a range of it is read with ``pack.residues(slot, start, end)``, which decodes only the
+        blocks the range lies in (the refget server's sub-sequences).
+        """
+        reader, packs = self._reader(manifest.chunks[ci].hash)
+        if reader.fastq:
+            return None
+        p, slot = reader.ref(ri)
+        return packs[p], slot
+
+    def record_header(self, manifest: Manifest, ci: int, ri: int) -> bytes:
+        """Record ``ri`` of chunk ``ci``'s header (without ``>``), decoding none of its residues."""
+        reader, _ = self._reader(manifest.chunks[ci].hash)
+        return reader.header(ri)
+
     def records(self, *, version: str | None = None, file_index: int | None = None) -> Iterator[SequenceRecord]:
         """Records in original order (every file in import order, or one file)."""
         _, manifest = self.manifest(version)
@@ -527,7 +586,7 @@ class SequenceDatabase:
         _, manifest = self.manifest(version)
         for ci, reader, found in self._walk(manifest):
             for ri, (header, taxid, d) in enumerate(zip(reader.headers(), reader.taxids(), found)):
-                yield RecordEntry(accession_from_header(header), header, d.sha256, taxid, ci, ri)
+                yield RecordEntry(accession_from_header(header), header, d.sha256, taxid, ci, ri, d.refget, d.length)
 
     def export(
         self,
@@ -634,9 +693,9 @@ class SequenceDatabase:
         for ci, reader, found in self._walk(manifest):
             for ri, (header, d) in enumerate(zip(reader.headers(), found)):
                 pos = _POS.pack(ci, ri)
-                acc = accession_from_header(header).encode("utf-8", "surrogateescape")
+                accessions = [prefix + b"acc/" + a.encode("utf-8", "surrogateescape") for a in accessions_from_header(header)]
                 for key in (
-                    prefix + b"acc/" + acc,
+                    *accessions,
                     sha + d.sha256.digest,
                     prefix + b"sq/" + d.refget.encode(),
                     prefix + b"md5/" + bytes.fromhex(d.md5),
@@ -739,9 +798,15 @@ class DatabaseSnapshot:
         """(chunk index, record index) of every record ``identifier`` names, in manifest order.
 
         A digest (SHA-256 hex, ``SQ.``/``ga4gh:SQ.``, ``md5:``) is looked up
-        as one; an identifier that is not a digest, or a digest no record has,
-        as an accession.
+        as one; ``#N`` is the N-th record in file order (1-based); an
+        identifier that is not a digest, or a digest no record has, as an
+        accession -- each Ctrl-A-joined identifier of an nr-style header is
+        one. The empty string names nothing.
         """
+        if not identifier:
+            return []  # an empty header names nothing: such a record is found by digest or #N
+        if identifier.startswith("#") and identifier[1:].isdigit():
+            return self._at_position(int(identifier[1:]))
         index = self.database.index
         try:
             sid = parse_sequence_id(identifier)
@@ -758,6 +823,20 @@ class DatabaseSnapshot:
         if value is None:
             value = index.get(self._prefix + b"acc/" + identifier.encode("utf-8", "surrogateescape"))
         return [] if value is None else list(_POS.iter_unpack(value))
+
+    def _at_position(self, number: int) -> list[tuple[int, int]]:
+        """(chunk, record) of the ``number``-th record (1-based) in file order, as export writes
+        them: how a record without a name (an empty header) is reached. Reads the files' order
+        objects up to that record, no record chunk."""
+        if number < 1:
+            return []
+        seen = 0
+        for entry in self.manifest.extra.get("files", []):
+            for ci, first, length in decode_order(self.database.store.get_chunk(SHA256Hash.from_hex(entry["order"]))):
+                if seen + length >= number:
+                    return [(ci, first + number - seen - 1)]
+                seen += length
+        return []
 
     def get(self, identifier: str) -> list[SequenceRecord]:
         """Records of this version named by ``identifier`` (see :meth:`positions`)."""

@@ -110,6 +110,7 @@ from talaria_storage.sequences.record_chunk import (
 from talaria_storage.sequences.sequence_pack import encode_pack_joined
 from talaria_storage.sequences.streams import ChunkCodec
 from talaria_storage.sequences.taxonomy import taxon_from_header
+from talaria_storage.storage.codecs import DEFAULT_ZSTD_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL
 
 if TYPE_CHECKING:
     from talaria_storage.sequences.stored_sequences import StoredSequences
@@ -195,11 +196,11 @@ def header_labeller(fallback: int) -> Labeller:
 
 
 def parse_fasta_piece(
-    path: str, piece: bytes, first_line: int, header_taxa: bool, fallback: int
+    path: str, piece: bytes, first_line: int, header_taxa: bool, fallback: int, alphabet: str = "iupac"
 ) -> Parsed | ParseFailure:
     """Worker task: parse one piece of FASTA text (whole records) into columns."""
     try:
-        records: list[SequenceRecord] = list(read_fasta(io.BytesIO(piece), name=path))
+        records: list[SequenceRecord] = list(read_fasta(io.BytesIO(piece), name=path, alphabet=alphabet))
     except InputFormatError as exc:
         line = exc.line + first_line - 1 if exc.line is not None else None
         return ParseFailure(line, exc.problem)
@@ -512,9 +513,12 @@ class _FileInput:
     describes the file for the manifest.
     """
 
-    def __init__(self, path: str, index: int, progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self, path: str, index: int, progress: Callable[[int], None] | None, alphabet: str = "iupac"
+    ) -> None:
         self.path = path
         self.index = index
+        self.alphabet = alphabet
         self.fmt = sniff_format(path)
         self._stack = contextlib.ExitStack()
         raw = self._stack.enter_context(open(path, "rb"))  # noqa: SIM115 - closed by close()
@@ -542,9 +546,9 @@ class _FileInput:
         assert self._stream is not None
         records: Iterator[SequenceRecord]
         if self.fmt == "fasta":
-            records = read_fasta(self._stream, name=self.path)
+            records = read_fasta(self._stream, name=self.path, alphabet=self.alphabet)
         elif self.fmt == "fastq":
-            records = read_fastq(self._stream, name=self.path)
+            records = read_fastq(self._stream, name=self.path, alphabet=self.alphabet)
         else:  # GenBank or EMBL: stored FASTA-shaped, the flat-file text in the header (formats.genbank)
             flavour: Flavour = "embl" if self.fmt == "embl" else "genbank"
             records = map(to_stored, read_flatfile(self._stream, flavour, name=self.path))
@@ -611,7 +615,9 @@ class ImportRun:
         completed: frozenset[SHA256Hash] = frozenset(),
         stored: StoredSequences | None = None,
         dictionary_bases: DictionaryBases | None = None,
+        alphabet: str = "iupac",
     ) -> None:
+        self.alphabet = alphabet  # the residue bytes FASTA/FASTQ records may hold (formats.fasta.ALPHABETS)
         self.store = store
         # Resumable state (StatefulStorage): objects an interrupted run of the same import
         # already stored are skipped without asking the store, and each object stored is
@@ -712,12 +718,12 @@ class ImportRun:
     ) -> Generator[tuple[str, _FileInput, Any], None, None]:
         """(kind, file, item) in the order the main process consumes them; see import_files."""
         for index, path in enumerate(paths):
-            source = _FileInput(path, index, progress)
+            source = _FileInput(path, index, progress, self.alphabet)
             try:
                 yield "start", source, None
                 if source.fmt == "fasta" and self._pool is not None:
                     for piece, line in source.fasta_pieces():
-                        future = self._pool.submit(parse_fasta_piece, path, piece, line, header_taxa, fallback)
+                        future = self._pool.submit(parse_fasta_piece, path, piece, line, header_taxa, fallback, self.alphabet)
                         yield "parsed", source, future
                     source.close()
                 elif source.fmt != "empty":
@@ -958,3 +964,43 @@ def _parsed(path: str, result: Parsed | ParseFailure) -> Parsed:
     if isinstance(result, ParseFailure):
         raise InputFormatError(path, result.line, result.problem)
     return result
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def configured_codec(compression: str, level: int | None) -> ChunkCodec:
+    """The sequence codec ``[storage] compression`` and ``compression_level`` ask for.
+
+    Record chunks and sequence packs compress themselves, stream by stream
+    (their frames are codec ``none``), with levels chosen by measurement for
+    each kind of stream (see :class:`ChunkCodec`: residues 2, headers and
+    small streams 9, nucleotides 3, redundant gene sets 17). Those are the
+    levels at the default ``compression_level`` (3); another level moves
+    every one of them by the same step, clamped to zstd's 1-22, so level 1
+    imports faster and larger, level 19 slower and smaller, and the streams
+    keep their measured order. The streams hold zstd blocks only, so
+    ``compression = "lz4"``, ``"snappy"`` or ``"none"`` cannot apply inside
+    them: the sequence codec overrides it with its default levels (the
+    other objects -- manifests, reduction and taxonomy objects -- use the
+    configured codec), and ``stats`` shows the levels each version used.
+    """
+    if compression != "zstd" or level is None:
+        return ChunkCodec()
+    step = level - DEFAULT_ZSTD_LEVEL
+    if step == 0:
+        return ChunkCodec()
+    base = ChunkCodec()
+
+    def moved(value: int) -> int:
+        return max(ZSTD_MIN_LEVEL, min(ZSTD_MAX_LEVEL, value + step))
+
+    return ChunkCodec(
+        level=moved(base.level),
+        meta_level=moved(base.meta_level),
+        block_size=base.block_size,
+        pack_nucleotides=base.pack_nucleotides,
+        long_distance=base.long_distance,
+        nucleotide_level=moved(base.nucleotide_level),
+        redundant_level=moved(base.redundant_level),
+    )

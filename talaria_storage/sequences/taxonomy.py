@@ -563,6 +563,16 @@ def accession_from_header(header: bytes) -> str:
     return token.decode("utf-8", "surrogateescape")
 
 
+def accessions_from_header(header: bytes) -> list[str]:
+    """Every identifier a header names: one per Ctrl-A-joined part (NCBI nr/nt's
+    ``>id1 desc1^Aid2 desc2``), each as :func:`accession_from_header` gives it; none for an
+    empty header, which is found by digest or position, never by an empty string."""
+    if b"\x01" not in header:
+        return [accession_from_header(header)] if header.strip() else []
+    found = (accession_from_header(part) for part in header.split(b"\x01") if part.strip())
+    return list(dict.fromkeys(found))
+
+
 # ---------------------------------------------------------------------- accession maps
 
 

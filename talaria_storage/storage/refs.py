@@ -121,7 +121,9 @@ class RefStore:
         """
 
         def name_taken(key: str, expected: SHA256Hash | None, found: SHA256Hash | None) -> RefConflict:
-            return RefConflict(key, None, found.to_hex() if found else None, hint=taken)
+            shown = found.to_hex() if found else None
+            problem = f"'{key}' already names another manifest ({shown[:12] if shown else 'none'}...)"
+            return RefConflict(key, None, shown, hint=taken, problem=problem)
 
         self.create(version_key, new, force=force, conflict=name_taken)
         if force:
