@@ -58,7 +58,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, TypeVar
 
 from talaria_storage.core.errors import BackendError, ConfigError
-from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned
+from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned, WrappingBackend
 
 T = TypeVar("T")
 
@@ -105,29 +105,7 @@ def check_fault_settings(
         )
 
 
-class _WrappingBackend(Backend):
-    """A backend in front of another: same location and capabilities, closed with it."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.location = inner.location
-
-    @property
-    def is_local(self) -> bool:
-        return self.inner.is_local
-
-    @property
-    def supports_native_ranges(self) -> bool:
-        return self.inner.supports_native_ranges
-
-    def forget(self, key: str) -> None:
-        self.inner.forget(key)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class FaultInjectingBackend(_WrappingBackend):
+class FaultInjectingBackend(WrappingBackend):
     """A backend that fails, slows down or cuts off calls to ``inner``; see the module docstring."""
 
     @property
@@ -320,7 +298,7 @@ def _batch_subject(keys: tuple[str, ...]) -> str:
     return keys[0] if len(keys) == 1 else f"{keys[0]} (+{len(keys) - 1} more)"
 
 
-class RequestCountingBackend(_WrappingBackend):
+class RequestCountingBackend(WrappingBackend):
     """Counts the calls made to ``inner`` per method name; see the module docstring."""
 
     def __init__(self, inner: Backend) -> None:

@@ -144,7 +144,7 @@ def test_shared_fasta_set_includes_the_required_files(shared_data: Path) -> None
 @pytest.mark.parametrize(
     "relative",
     [pytest.param(p, marks=pytest.mark.slow) if Path(p).name in BIG else p for p in _shared_fasta()]
-    or [pytest.param("absent", marks=pytest.mark.skip(reason="no shared data folder"))],
+    or ["absent"],  # no shared data: the shared_data fixture skips (fails under CI=true)
 )
 def test_shared_fasta_round_trips_byte_exactly(shared_data: Path, relative: str) -> None:
     path = shared_data / relative

@@ -23,31 +23,22 @@ from collections.abc import Iterator
 
 from talaria_storage.core.errors import ObjectNotFound, PreconditionFailed
 from talaria_storage.core.keys import validate_key
-from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned
+from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned, WrappingBackend
 
 
 def _token(data: bytes) -> str:
     return "dry-run:" + hashlib.sha256(data).hexdigest()
 
 
-class DryRunBackend(Backend):
+class DryRunBackend(WrappingBackend):
     """``inner`` as it would be after the writes made here, which ``inner`` never sees."""
 
     def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.location = inner.location
+        super().__init__(inner)
         #: key -> (bytes, modification time) of everything written through this layer.
         self.written: dict[str, tuple[bytes, float]] = {}
         #: keys deleted through this layer (and not written again since).
         self.deleted: set[str] = set()
-
-    @property
-    def is_local(self) -> bool:
-        return self.inner.is_local
-
-    @property
-    def supports_native_ranges(self) -> bool:
-        return self.inner.supports_native_ranges
 
     # -- reads ----------------------------------------------------------------------------------
 

@@ -190,3 +190,27 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
+
+
+class WrappingBackend(Backend):
+    """A backend in front of another, adding one behaviour (faults, counting, a cache, a dry run):
+    the same location and capabilities, forgets and closes through to it. Subclasses implement
+    the primitives; what they do not change they forward themselves."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.location = inner.location
+
+    @property
+    def is_local(self) -> bool:
+        return self.inner.is_local
+
+    @property
+    def supports_native_ranges(self) -> bool:
+        return self.inner.supports_native_ranges
+
+    def forget(self, key: str) -> None:
+        self.inner.forget(key)
+
+    def close(self) -> None:
+        self.inner.close()

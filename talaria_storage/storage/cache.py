@@ -41,7 +41,7 @@ from pathlib import Path
 import diskcache
 
 from talaria_storage.core.keys import CHUNKS, MANIFESTS
-from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned
+from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned, WrappingBackend
 
 log = logging.getLogger(__name__)
 
@@ -142,23 +142,12 @@ class ObjectCache:
             self._cache.close()
 
 
-class CachedBackend(Backend):
+class CachedBackend(WrappingBackend):
     """A remote backend read through an :class:`ObjectCache` (see the module docstring)."""
 
     def __init__(self, inner: Backend, cache: ObjectCache) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.cache = cache
-        self.location = inner.location
-
-    # -- capabilities ---------------------------------------------------------------------------
-
-    @property
-    def is_local(self) -> bool:
-        return self.inner.is_local
-
-    @property
-    def supports_native_ranges(self) -> bool:
-        return self.inner.supports_native_ranges
 
     @property
     def origin(self) -> Backend:
