@@ -37,7 +37,9 @@ layer or lower ones (``tests/test_layers.py`` checks it):
 ``cli``         the ``talaria-storage`` command
 
 The documented API is what this module exports: :func:`open_store`,
-:func:`open_database`, the six traits, :class:`SHA256Hash` and the errors.
+:func:`open_database`, the six traits, :class:`SHA256Hash` and the errors;
+:func:`version_digests` (a version's GA4GH sequence-collection digests) and
+:func:`version_collection` (its arrays, a :class:`SequenceCollection`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from talaria_storage.core.traits import (
     TaxonomyStorage,
 )
 from talaria_storage.sequences.database import open_database
+from talaria_storage.sequences.seqcol import SequenceCollection, version_collection, version_digests
 from talaria_storage.storage.store import Store
 
 __version__ = "0.1.0"
@@ -80,10 +83,13 @@ __all__ = [
     "ReductionStorage",
     "RemoteStorage",
     "SHA256Hash",
+    "SequenceCollection",
     "StatefulStorage",
     "Store",
     "StorageError",
     "TaxonomyStorage",
     "open_database",
     "open_store",
+    "version_collection",
+    "version_digests",
 ]

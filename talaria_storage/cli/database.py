@@ -40,6 +40,7 @@ from talaria_storage.optimization.optimizer import auto_optimize
 from talaria_storage.sequences.canonical import digests
 from talaria_storage.sequences.database import open_database, record_formatter
 from talaria_storage.sequences.diff import diff_versions
+from talaria_storage.sequences.seqcol import version_digests
 from talaria_storage.sequences.taxonomy import accession_from_header
 from talaria_storage.sequences.taxonomy_store import TaxonomyCatalog
 from talaria_storage.sequences.versions import VersionCatalog
@@ -473,6 +474,7 @@ def list_databases(ctx: typer.Context, json_output: JsonOption = False) -> None:
     report: list[dict[str, Any]] = []
     for name in catalog.databases():
         versions = []
+        db = open_database(store, name) if json_output else None
         for info in catalog.versions(name):
             manifest = catalog.load(info.manifest)
             versions.append(
@@ -485,6 +487,8 @@ def list_databases(ctx: typer.Context, json_output: JsonOption = False) -> None:
                     "created": _iso(manifest.created),
                 }
             )
+            if db is not None:  # the GA4GH sequence-collection digest (computed once, then kept in the index)
+                versions[-1]["seqcol"] = version_digests(db, info.version).digest
         report.append({"database": name, "versions": versions})
     if json_output:
         emit_json(report)

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from talaria_storage.cli import chunk, database, index, optimize, run, state, store, sync, taxonomy
+from talaria_storage.cli import chunk, database, index, optimize, run, serve, state, store, sync, taxonomy
 from talaria_storage.cli.common import CliState, ErrorReportingGroup
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ app.add_typer(store.commands)
 app.add_typer(database.commands)
 app.add_typer(run.commands)
 app.add_typer(optimize.commands)
+app.add_typer(serve.commands)
 app.add_typer(chunk.chunk_app, name="chunk")
 app.add_typer(taxonomy.taxonomy_app, name="taxonomy")
 app.add_typer(index.index_app, name="index")

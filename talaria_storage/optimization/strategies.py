@@ -41,14 +41,18 @@ The seed named seven strategies. Each is real here, or left out with its reason:
     remote-object cache (``[cache]``), read once so the cache holds them
     (pre-warm). A local store has nothing to warm.
 ``archival`` (left out)
-    Moving old versions to zstd 19 with a long window was measured on the
-    14 ResFinder releases before it was left out (``benchmarks/README.md``,
-    "Optimizer"): the sequence codec already
-    compresses redundant nucleotide sets at level 17 and residues in 1 MiB
-    blocks, so the colder codec gained little, while every old version that
-    shares a pack with a newer one (most of them: packs are reused across
-    releases) cannot move without moving the newer one too. A second,
-    colder *store* is what ``sync push`` of an old version already gives.
+    Moving versions older than N, or not among the last K, to a colder
+    codec was measured on the 14 ResFinder releases imported one by one
+    (``benchmarks/README.md``, "Optimizer"). No sequence pack is needed by
+    old versions alone: each release reuses the packs of the previous ones
+    for the sequences it carries, so all 21 packs are needed by the newest
+    versions, and archiving "old versions" would have to recompress what
+    the current version reads. And the colder codec does not pay: every pack
+    at zstd 19 (22 for redundant sets) with the long window gives 284,385 B
+    against 281,737 B with the sequence codec's own levels (+0.9 %), which
+    already compresses redundant nucleotide sets at level 17, and decoding
+    speed does not depend on the level. A second, colder *store* for old
+    versions is what ``sync push`` already gives.
 ``delta-encoding`` (deferred)
     Storing similar sequences as deltas against references is #7's
     reduction (``talaria-storage reduce``, a profile beside the version,
@@ -74,7 +78,7 @@ from talaria_storage.optimization.rewrite import PackMoves, VersionRewriter, sto
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.importing import configured_codec
-from talaria_storage.sequences.sequence_pack import PackReader
+from talaria_storage.sequences.sequence_pack import PackReader, encode_pack
 from talaria_storage.sequences.streams import ChunkCodec
 from talaria_storage.storage import frame
 from talaria_storage.storage.codecs import Codec, NoneCodec, ZstdCodec
@@ -101,8 +105,8 @@ DEFAULT_STRATEGIES: tuple[OptimizationStrategy, ...] = (
 
 #: Names that were strategies in the seed and are not here, with what to do instead.
 NOT_STRATEGIES = {
-    "archival": "archival was left out (see talaria_storage.optimization.strategies): it gained little over the "
-    "sequence codec's own levels; push old versions to a second store with 'sync push' instead",
+    "archival": "archival was left out (see talaria_storage.optimization.strategies): packs are shared with the "
+    "newest versions and a colder codec did not shrink them; push old versions to a second store with 'sync push'",
     "delta-encoding": "delta-encoding is deferred: the delta codec of #7 (reduction/delta.py) is not in this "
     "version; use 'talaria-storage reduce' when it is",
 }
@@ -353,6 +357,18 @@ def _satisfies(current: Codec, target: Codec) -> bool:
     return type(current) is type(target)
 
 
+#: What a merged pack must save over the packs it replaces (see Repacking._merge).
+MERGE_GAIN = 0.02
+
+
+@dataclass(frozen=True)
+class _SmallPack:
+    hash: SHA256Hash
+    reader: PackReader
+    raw: int  # residue (and quality) bytes
+    size: int  # serialised bytes
+
+
 class Repacking(Strategy):
     # docstring: see the module docstring
     name = OptimizationStrategy.REPACKING
@@ -362,50 +378,63 @@ class Repacking(Strategy):
         target = target_pack_bytes(store, options)
         limit = options.repack_fraction * target
         codec = target_sequence_codec(store)
-        groups: dict[tuple[bool, str], list[tuple[SHA256Hash, PackReader, int]]] = {}
+        groups: dict[tuple[bool, str], list[_SmallPack]] = {}
         for pack in _packs_in_order(analysis):
-            reader = PackReader(store.get_chunk(pack))
+            data = store.get_chunk(pack)
+            reader = PackReader(data)
             raw = sum(reader.lengths()) * (2 if reader.fastq else 1)
             if raw >= limit:
                 continue
             owner = analysis.packs[pack].owner
-            groups.setdefault((reader.fastq, owner.database if owner else ""), []).append((pack, reader, raw))
+            key = (reader.fastq, owner.database if owner else "")
+            groups.setdefault(key, []).append(_SmallPack(pack, reader, raw, len(data)))
         moves = PackMoves()
-        merged = 0
+        merged = skipped = 0
         for members in groups.values():
-            batch: list[tuple[SHA256Hash, PackReader, int]] = []
-            size = 0
-            for item in members + [None]:  # type: ignore[list-item]
-                if item is not None and size + item[2] <= target:
-                    batch.append(item)
-                    size += item[2]
+            batches: list[list[_SmallPack]] = [[]]
+            for item in members:
+                if batches[-1] and sum(p.raw for p in batches[-1]) + item.raw > target:
+                    batches.append([])
+                batches[-1].append(item)
+            for batch in batches:
+                if len(batch) < 2:
                     continue
-                if len(batch) > 1:
+                if self._merge(store, batch, codec, moves, outcome):
                     merged += len(batch)
-                    self._merge(store, batch, codec, moves, outcome)
-                batch, size = ([item], item[2]) if item is not None else ([], 0)
-        outcome.notes.append(f"{merged} small pack(s) below {int(limit)} residue bytes merged")
+                else:
+                    skipped += len(batch)
+        outcome.notes.append(
+            f"{merged} small pack(s) below {int(limit)} residue bytes merged"
+            + (f", {skipped} left as they are (merging them saved less than {MERGE_GAIN:.0%})" if skipped else "")
+        )
         if moves:
             _publish(store, analysis, moves, outcome, options)
         return outcome
 
     def _merge(
-        self, store: Store, batch: list[tuple[SHA256Hash, PackReader, int]], codec: ChunkCodec, moves: PackMoves,
-        outcome: StrategyOutcome,
-    ) -> None:
+        self, store: Store, batch: list[_SmallPack], codec: ChunkCodec, moves: PackMoves, outcome: StrategyOutcome
+    ) -> bool:
+        """Store one pack of ``batch``'s slots and move them there; False (nothing stored) if it would not pay."""
         sequences: list[bytes] = []
-        qualities: list[bytes] | None = [] if batch[0][1].fastq else None
+        qualities: list[bytes] | None = [] if batch[0].reader.fastq else None
         offsets = []
-        for _, reader, _ in batch:
+        for item in batch:
             offsets.append(len(sequences))
-            sequences += reader.sequences()
+            sequences += item.reader.sequences()
             if qualities is not None:
-                qualities += reader.all_qualities()
-        new, size = store_pack(store, sequences, qualities, codec)
-        moves.sizes[new] = size
+                qualities += item.reader.all_qualities()
+        data = encode_pack(sequences, qualities, codec)
+        # Packs of unrelated sequences (proteomes of different species) can cost more merged
+        # than apart; the merged pack must also pay for the references its record chunks
+        # then spell out (a byte or two each before compression).
+        if len(data) > (1 - MERGE_GAIN) * sum(item.size for item in batch):
+            return False
+        new = store.store_chunk(data, compress=False)
+        moves.sizes[new] = len(data)
         outcome.written.add(CHUNKS + new.to_hex())
-        for (pack, reader, _), offset in zip(batch, offsets):
-            moves.move(pack, [(new, offset + slot) for slot in range(len(reader))], new)
+        for item, offset in zip(batch, offsets):
+            moves.move(item.hash, [(new, offset + slot) for slot in range(len(item.reader))], new)
+        return True
 
 
 class GarbageCollection(Strategy):

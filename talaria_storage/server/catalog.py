@@ -69,6 +69,11 @@ class _View:
     by_collection: dict[str, ServedVersion]
 
 
+def lookup_key(sid: SequenceId) -> str:
+    """The identifier text a snapshot look-up takes for ``sid`` (never mistaken for an accession)."""
+    return "md5:" + sid.value if sid.kind == "md5" else sid.value
+
+
 class ServedStore:
     """The served databases of one store (see the module docstring)."""
 
@@ -148,7 +153,7 @@ class ServedStore:
 
     def find_sequence(self, sid: SequenceId) -> SequenceHit | None:
         """The first served version (see :meth:`versions`) holding the sequence ``sid`` names."""
-        key = {"sha256": sid.value, "md5": "md5:" + sid.value, "refget": sid.value}[sid.kind]
+        key = lookup_key(sid)
         for version in self.versions():
             positions = version.snapshot.positions(key)
             if positions:
