@@ -19,7 +19,10 @@ from talaria_storage.sequences.canonical import refget_id
 from talaria_storage.storage.store import Store
 
 CORPUS = Path(__file__).parent / "data" / "fastx"
-ACCEPTED = ["nr_ctrl_a.fa", "empty_header.fa", "mixed_eol.fa", "no_final_newline.fq"]
+ACCEPTED = [
+    "nr_ctrl_a.fa", "empty_header.fa", "mixed_eol.fa", "no_final_newline.fq",
+    "wrapped_at_sign_plus.fq", "wrapped_ragged_crlf.fq",
+]
 REFUSED = {
     "digits_in_residues.fa": ":4: character '1' (0x31) in sequence data (column 3)",
     "space_in_residues.fa": ":2: space (0x20) in sequence data (column 5)",
@@ -51,6 +54,19 @@ def test_an_accepted_fasta_file_holds_biopythons_residues(name: str) -> None:
     ours = [r.residues.upper() for r in db.records()]
     with open(CORPUS / name, newline=None) as handle:  # universal newlines, as Biopython reads text
         assert ours == [str(r.seq).upper().encode() for r in SeqIO.parse(handle, "fasta")]
+
+
+@pytest.mark.parametrize("name", ["wrapped_at_sign_plus.fq", "wrapped_ragged_crlf.fq", "no_final_newline.fq"])
+def test_an_accepted_fastq_file_holds_biopythons_ids_residues_and_qualities(name: str) -> None:
+    db = open_database(Store(MemoryBackend()), "db")
+    db.import_files([CORPUS / name], version="v1")
+    ours = [(r.header.split()[0], r.residues, r.qualities) for r in db.records()]
+    with open(CORPUS / name, newline=None) as handle:
+        theirs = [
+            (r.id.encode(), str(r.seq).encode(), bytes(q + 33 for q in r.letter_annotations["phred_quality"]))
+            for r in SeqIO.parse(handle, "fastq")
+        ]
+    assert ours == theirs
 
 
 def test_every_identifier_of_an_nr_header_finds_the_record() -> None:

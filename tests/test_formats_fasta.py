@@ -365,9 +365,31 @@ def test_fastq_quality_length_mismatch_names_the_line() -> None:
     assert info.value.line == 4
 
 
-def test_multi_line_fastq_is_refused() -> None:
-    with pytest.raises(InputFormatError, match="multi-line FASTQ"):
-        list(read_fastq(io.BytesIO(b"@r1\nACGT\nACGT\n+\nIIIIIIII\n")))
+def test_wrapped_fastq_is_read_until_the_qualities_are_complete() -> None:
+    data = b"@r1\nACGT\nACGT\n+\n@III\n+III\n@r2\nAC\n+\nII\n"
+    records = list(read_fastq(io.BytesIO(data)))
+    assert [(r.header, r.residues, r.qualities) for r in records] == [
+        (b"r1", b"ACGTACGT", b"@III+III"),
+        (b"r2", b"AC", b"II"),
+    ]
+    assert b"".join(r.to_bytes() for r in records) == data
+
+
+def test_fastq_with_only_the_qualities_wrapped_round_trips() -> None:
+    data = b"@r1\nACGTACGT\n+\nIIII\nIIII\n"
+    [record] = read_fastq(io.BytesIO(data))
+    assert record.qualities == b"IIIIIIII" and record.to_bytes() == data
+
+
+def test_short_qualities_followed_by_a_record_name_the_wrapped_reading() -> None:
+    with pytest.raises(InputFormatError, match="3 quality values for 4 residues on line 4; read on as wrapped"):
+        list(read_fastq(io.BytesIO(b"@r1\nACGT\n+\nIII\n@r2\nACGT\n+\nIIII\n"), name="q.fq"))
+
+
+def test_a_record_with_no_plus_line_before_the_next_record_names_the_line() -> None:
+    with pytest.raises(InputFormatError, match="a new '@' record before the '\\+' line") as info:
+        list(read_fastq(io.BytesIO(b"@r1\nACGT\n@r2\nAC\n+\nII\n"), name="q.fq"))
+    assert info.value.line == 3
 
 
 def test_truncated_fastq_record_is_an_error() -> None:
@@ -433,6 +455,42 @@ def fasta_files(draw) -> bytes:
     if data and draw(st.booleans()):
         data = data.rstrip(b"\r\n")
     return data
+
+
+@st.composite
+def fastq_files(draw) -> bytes:
+    """Four-line and wrapped FASTQ, LF or CRLF, quality lines that may start with '@' or '+'."""
+    parts = []
+    for n in range(draw(st.integers(0, 5))):
+        eol = draw(st.sampled_from([b"\n", b"\r\n"]))
+        residues = draw(st.text(alphabet="ACGTN", max_size=60).map(str.encode))
+        qualities = draw(st.text(alphabet="@+I#5", min_size=len(residues), max_size=len(residues)).map(str.encode))
+
+        def lines(text: bytes) -> list[bytes]:
+            if not text or draw(st.booleans()):
+                return [text]
+            out, at = [], 0
+            while at < len(text):
+                size = draw(st.integers(1, 20))
+                out.append(text[at : at + size])
+                at += size
+            return out
+
+        parts.append(b"@r%d" % n + eol)
+        parts.extend(line + eol for line in lines(residues))
+        parts.append(draw(st.sampled_from([b"+", b"+r%d" % n])) + eol)
+        parts.extend(line + eol for line in lines(qualities))
+    data = b"".join(parts)
+    if data and draw(st.booleans()):
+        data = data[:-1] if data.endswith(b"\n") and not data.endswith(b"\r\n") else data
+    return data
+
+
+@settings(max_examples=300, deadline=None)
+@given(fastq_files(), st.sampled_from([7, 64, 4 << 20]))
+def test_random_fastq_round_trips_byte_exactly(data: bytes, block_size: int) -> None:
+    records = list(read_fastq(io.BytesIO(data), block_size=block_size))
+    assert b"".join(r.to_bytes() for r in records) == data
 
 
 @settings(max_examples=300, deadline=None)

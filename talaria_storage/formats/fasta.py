@@ -8,10 +8,13 @@ FASTA
     the end of the input) belongs to the record. A file must start with
     ``>``; an empty file has no records.
 FASTQ
-    Four-line records: ``@header``, sequence, ``+`` optionally followed by
-    text (often a copy of the header), qualities (``!``..``~``, as many as
-    residues). Multi-line (wrapped) FASTQ is refused with
-    :class:`InputFormatError`: no current instrument writes it.
+    Records of an ``@header`` line, sequence lines up to the ``+`` line (``+``
+    optionally followed by a copy of the header), then quality lines
+    (``!``..``~``) until there are as many qualities as residues. Most files
+    have one sequence and one quality line; wrapped (multi-line) FASTQ, as
+    old Sanger tools wrote it, is read as the format defines it (Cock et
+    al. 2010, NAR 38:1767): a quality line that starts with ``@`` or ``+`` is
+    quality, since a record ends only when its qualities are complete.
 Compression
     Plain, gzip (multi-member too, so BGZF), zstd (multi-frame too), bzip2 and
     xz, recognised by their magic bytes, not by the file name.
@@ -34,6 +37,13 @@ sufficient to regenerate the record's bytes:
   with a line terminator;
 * ``line_eols`` -- the explicit terminator of every line (header first), used
   only when one record mixes ``\\n`` and ``\\r\\n``.
+
+A :class:`FastqRecord`'s layout says the same of its lines: ``wrap`` is the
+width both its sequence and its quality lines are wrapped at (``0``: one
+line each, the four-line form); when the two are wrapped differently or
+raggedly, ``line_lengths`` is the number of sequence lines, then every
+sequence line's length, then every quality line's; ``line_eols`` has one
+terminator per line (header, sequence lines, ``+``, quality lines).
 
 The layout is a pure function of the record's own bytes (never of its
 neighbours), so the same record always gets the same layout and the same
@@ -146,7 +156,7 @@ class FastaRecord(NamedTuple):
 
 
 class FastqRecord(NamedTuple):
-    """One FASTQ record; ``layout.wrap`` is always 0 (four lines)."""
+    """One FASTQ record: four lines, or wrapped (see :class:`Layout` for how the lines are kept)."""
 
     header: bytes
     residues: bytes
@@ -221,16 +231,36 @@ def _wrapped_lengths(total: int, wrap: int) -> tuple[int, ...]:
 
 
 def format_fastq(record: FastqRecord) -> bytes:
-    """Regenerate the exact bytes of a FASTQ record."""
+    """Regenerate the exact bytes of a FASTQ record (four lines, or wrapped as it was read)."""
     header, residues, plus, qualities, layout = record
+    if layout.line_lengths is None:
+        seq_lengths = qual_lengths = _fastq_lengths(len(residues), layout.wrap)
+    else:
+        count = layout.line_lengths[0]
+        seq_lengths = layout.line_lengths[1 : 1 + count]
+        qual_lengths = layout.line_lengths[1 + count :]
+    if sum(seq_lengths) != len(residues) or sum(qual_lengths) != len(qualities):
+        raise ValueError(
+            f"layout line lengths hold {sum(seq_lengths)} residues and {sum(qual_lengths)} qualities, "
+            f"the record has {len(residues)} and {len(qualities)}"
+        )
+    lines = 2 + len(seq_lengths) + len(qual_lengths)
     eols = layout.line_eols
     if eols is None:
-        eols = (layout.eol,) * 3 + ((layout.eol,) if layout.final_eol else (b"",))
-    if len(eols) != 4:
-        raise ValueError(f"a FASTQ record has 4 line terminators, the layout has {len(eols)}")
-    return b"".join(
-        (b"@", header, eols[0], residues, eols[1], b"+", plus, eols[2], qualities, eols[3])
-    )
+        eols = (layout.eol,) * (lines - 1) + ((layout.eol,) if layout.final_eol else (b"",))
+    if len(eols) != lines:
+        raise ValueError(f"a FASTQ record of {lines} lines has {len(eols)} line terminators in its layout")
+    parts = [b"@", header, eols[0]]
+    at = 0
+    for length, eol in zip(seq_lengths, eols[1:]):
+        parts += (residues[at : at + length], eol)
+        at += length
+    parts += (b"+", plus, eols[1 + len(seq_lengths)])
+    at = 0
+    for length, eol in zip(qual_lengths, eols[2 + len(seq_lengths) :]):
+        parts += (qualities[at : at + length], eol)
+        at += length
+    return b"".join(parts)
 
 
 def format_record(record: SequenceRecord) -> bytes:
@@ -780,10 +810,13 @@ def _complete_lines(stream: BinaryIO, block_size: int) -> Iterator[tuple[list[by
 def read_fastq(
     source: Source, *, name: str | None = None, block_size: int = DEFAULT_BLOCK_SIZE, alphabet: str = "iupac"
 ) -> Iterator[FastqRecord]:
-    """Stream the records of a four-line FASTQ file (plain or compressed), keeping their layout.
+    """Stream the records of a FASTQ file (plain or compressed), keeping their layout.
 
-    ``alphabet`` as for :func:`read_fasta`. A ``+`` line that repeats an identifier must
-    repeat the ``@`` line's (Biopython refuses it otherwise).
+    Four-line records take a fast path; anything else (wrapped sequence or
+    quality lines, CRLF, a missing final newline, an error) is read by
+    :func:`_fastq_record` as the format defines it. ``alphabet`` as for
+    :func:`read_fasta`. A ``+`` line that repeats an identifier must repeat
+    the ``@`` line's (Biopython refuses it otherwise).
     """
     path = source_name(source, name)
     allowed = residue_bytes(alphabet)
@@ -799,100 +832,175 @@ def read_fastq(
                 if not lines[0].startswith(b"@"):
                     raise InputFormatError(path, 1, _first_byte_problem(lines[0][:1], "FASTQ"))
                 started = True
-            usable = len(lines) - len(lines) % 4
-            if at_end:
-                usable = len(lines)
-            for k in range(0, usable, 4):
-                group = lines[k : k + 4]
-                last = at_end and k + 4 >= usable
-                if len(group) < 4:
-                    raise InputFormatError(
-                        path,
-                        line_no + k + len(group) - 1,
-                        "truncated FASTQ record (fewer than 4 lines)",
-                    )
-                head, seq, plus, qual = group
-                if (
-                    head[:1] == b"@"
-                    and plus[:1] == b"+"
-                    and len(seq) == len(qual)
-                    and not last
-                    and not head.translate(None, _HEADER_BYTES)
-                    and not plus.translate(None, _HEADER_BYTES)
-                    and not seq.translate(None, allowed)
-                    and (len(plus) == 1 or plus[1:] == head[1:])
-                    and not qual.translate(None, _QUALITY_BYTES)
-                    and len(head) > 1
-                    and not head[1:].isspace()
-                ):
-                    yield FastqRecord(head[1:], seq, plus[1:], qual, layout_lf)
-                else:
-                    yield _fastq_slow(path, line_no + k, group, final=not last, allowed=allowed)
-            carry = lines[usable:]
-            line_no += usable
-        if carry:
-            raise InputFormatError(path, line_no, "truncated FASTQ record (fewer than 4 lines)")
+            count = len(lines)
+            k = 0
+            while k < count:
+                if k + 4 < count or (k + 4 == count and not at_end):
+                    head, seq, plus, qual = lines[k : k + 4]
+                    if (
+                        head[:1] == b"@"
+                        and plus[:1] == b"+"
+                        and len(seq) == len(qual)
+                        and not head.translate(None, _HEADER_BYTES)
+                        and not plus.translate(None, _HEADER_BYTES)
+                        and not seq.translate(None, allowed)
+                        and (len(plus) == 1 or plus[1:] == head[1:])
+                        and not qual.translate(None, _QUALITY_BYTES)
+                        and len(head) > 1
+                        and not head[1:].isspace()
+                    ):
+                        yield FastqRecord(head[1:], seq, plus[1:], qual, layout_lf)
+                        k += 4
+                        continue
+                parsed = _fastq_record(path, lines, k, line_no + k, ended=at_end, allowed=allowed)
+                if parsed is None:
+                    break
+                record, k = parsed
+                yield record
+            carry = lines[k:]
+            line_no += k
+        while carry:  # the input ended with a line terminator inside or after the last record
+            parsed = _fastq_record(path, carry, 0, line_no, ended=True, allowed=allowed, final_eol=True)
+            assert parsed is not None
+            record, k = parsed
+            yield record
+            carry = carry[k:]
+            line_no += k
 
 
-def _fastq_slow(
-    path: str, line_no: int, group: list[bytes], final: bool, allowed: bytes = _IUPAC_BYTES
-) -> FastqRecord:
-    """Check one four-line record in detail; handles CRLF and a missing final newline."""
-    contents: list[bytes] = []
-    eols: list[bytes] = []
-    for n, line in enumerate(group):
-        last_line = n == 3
-        if line.endswith(b"\r") and (final or not last_line):
-            contents.append(line[:-1])
-            eols.append(CRLF)
-        else:
-            contents.append(line)
-            eols.append(b"" if last_line and not final else LF)
-    head, seq, plus, qual = contents
-    if not head.startswith(b"@"):
-        raise InputFormatError(path, line_no, "a FASTQ record starts with '@'")
-    if not head[1:].strip():
-        raise InputFormatError(path, line_no, "empty header ('@' with no identifier)")
-    if not plus.startswith(b"+"):
-        raise InputFormatError(
-            path,
-            line_no + 2,
-            "expected the '+' separator line (multi-line FASTQ is not supported)",
-        )
-    for n, (line, allowed, what) in enumerate(
-        (
-            (head, _HEADER_BYTES, "header"),
-            (seq, allowed, "sequence data"),
-            (plus, _HEADER_BYTES, "'+' line"),
-            (qual, _QUALITY_BYTES, "qualities"),
-        )
-    ):
-        if line.translate(None, allowed):
-            at = _bad_byte(line, allowed)
+def _fastq_record(
+    path: str,
+    lines: list[bytes],
+    k: int,
+    line_no: int,
+    *,
+    ended: bool,
+    allowed: bytes,
+    final_eol: bool = False,
+) -> tuple[FastqRecord, int] | None:
+    """Read the record starting at ``lines[k]`` (file line ``line_no``) as the format defines it.
+
+    The sequence runs until the ``+`` line; the quality runs until it is as
+    long as the sequence, so a quality line that starts with ``@`` or ``+``
+    is quality, never a record start (Cock et al. 2010, NAR 38:1767).
+    Returns the record and the index of the line after it, or None when
+    ``lines`` ends inside the record and more input may follow (``ended``
+    False). With ``ended``, the last line of ``lines`` has no terminator
+    unless ``final_eol``.
+    """
+    count = len(lines)
+    last = count - 1
+
+    def content(i: int) -> tuple[bytes, bytes]:
+        line = lines[i]
+        if i == last and ended and not final_eol:
+            return line, b""
+        if line.endswith(b"\r"):
+            return line[:-1], CRLF
+        return line, LF
+
+    def check(i: int, line: bytes, accepted: bytes, what: str) -> None:
+        if line.translate(None, accepted):
+            at = _bad_byte(line, accepted)
             problem = (
                 _describe_byte(line[at])
                 if line[at] < 0x21 or line[at] > 0x7E
                 else f"byte {line[at : at + 1]!r}"
             )
-            raise InputFormatError(path, line_no + n, f"{problem} in {what}")
+            raise InputFormatError(path, line_no + i - k, f"{problem} in {what}")
+
+    def incomplete(problem: str) -> None:
+        if ended:
+            raise InputFormatError(path, line_no + count - 1 - k, f"truncated FASTQ record: {problem}")
+
+    head, head_eol = content(k)
+    if not head.startswith(b"@"):
+        raise InputFormatError(path, line_no, "a FASTQ record starts with '@'")
+    if not head[1:].strip():
+        raise InputFormatError(path, line_no, "empty header ('@' with no identifier)")
+    check(k, head, _HEADER_BYTES, "header")
+    eols = [head_eol]
+    seq_lines: list[bytes] = []
+    i = k + 1
+    while True:
+        if i >= count:
+            incomplete("no '+' line after the sequence")
+            return None
+        line, eol = content(i)
+        if line.startswith(b"+"):
+            break
+        if line.startswith(b"@") and seq_lines:
+            raise InputFormatError(
+                path, line_no + i - k, f"a new '@' record before the '+' line of the record at line {line_no}"
+            )
+        check(i, line, allowed, "sequence data")
+        seq_lines.append(line)
+        eols.append(eol)
+        i += 1
+    if not seq_lines:
+        raise InputFormatError(path, line_no + 1, "no sequence line between '@' and '+' (an empty read has an empty line)")
+    plus, eol = content(i)
+    check(i, plus, _HEADER_BYTES, "'+' line")
     if len(plus) > 1 and plus[1:] != head[1:]:
         raise InputFormatError(
             path,
-            line_no + 2,
+            line_no + i - k,
             f"the '+' line names {plus[1:60].decode('utf-8', 'replace')!r}, not the '@' line's "
             f"{head[1:60].decode('utf-8', 'replace')!r}: a '+' line is bare or repeats the header",
         )
-    if len(seq) != len(qual):
-        raise InputFormatError(
-            path, line_no + 3, f"{len(qual)} quality values for {len(seq)} residues"
-        )
+    eols.append(eol)
+    plus_at = i
+    residues = b"".join(seq_lines)
+    qual_lines: list[bytes] = []
+    have = 0
+    i += 1
+    while not qual_lines or have < len(residues):
+        if i >= count:
+            if ended and not residues:  # an empty read's empty quality line, the file's last, unterminated
+                qual_lines.append(b"")
+                eols.append(b"")
+                break
+            incomplete(f"{have} quality values for {len(residues)} residues")
+            return None
+        line, eol = content(i)
+        check(i, line, _QUALITY_BYTES, "qualities")
+        qual_lines.append(line)
+        eols.append(eol)
+        have += len(line)
+        i += 1
+    if have > len(residues):
+        problem = f"{have} quality values for {len(residues)} residues"
+        if len(qual_lines) > 1:
+            first = line_no + plus_at + 1 - k
+            problem = (
+                f"{len(qual_lines[0])} quality values for {len(residues)} residues on line {first}; "
+                f"read on as wrapped FASTQ, lines {first + 1}-{first + len(qual_lines) - 1} make it {have}"
+            )
+        raise InputFormatError(path, line_no + plus_at + 1 - k, problem)
+    qualities = b"".join(qual_lines)
+    return FastqRecord(head[1:], residues, plus[1:], qualities, _fastq_layout(seq_lines, qual_lines, eols)), i
+
+
+def _fastq_layout(seq_lines: list[bytes], qual_lines: list[bytes], eols: list[bytes]) -> Layout:
+    """The layout that regenerates a record's lines: see :class:`Layout` for the FASTQ form."""
+    final = eols[-1] != b""
     distinct = set(eols if final else eols[:-1])
-    if len(distinct) <= 1:
-        eol = distinct.pop() if distinct else LF
-        layout = Layout(0, None, eol, final, None)
-    else:
-        layout = Layout(0, None, LF, final, tuple(eols))
-    return FastqRecord(head[1:], seq, plus[1:], qual, layout)
+    eol = next(iter(distinct)) if len(distinct) == 1 else LF
+    line_eols = tuple(eols) if len(distinct) > 1 else None
+    seq_lengths = tuple(len(line) for line in seq_lines)
+    qual_lengths = tuple(len(line) for line in qual_lines)
+    total = sum(seq_lengths)
+    wrap = seq_lengths[0] if len(seq_lengths) > 1 else 0
+    if seq_lengths == _fastq_lengths(total, wrap) and qual_lengths == seq_lengths:
+        if line_eols is None:
+            return _regular_layout(wrap, final, eol)
+        return Layout(wrap, None, eol, final, line_eols)
+    return Layout(0, (len(seq_lengths), *seq_lengths, *qual_lengths), eol, final, line_eols)
+
+
+def _fastq_lengths(total: int, wrap: int) -> tuple[int, ...]:
+    """Line lengths of ``total`` FASTQ residues wrapped at ``wrap``: an empty read is one empty line."""
+    return _wrapped_lengths(total, wrap) or (0,)
 
 
 def read_sequences(
