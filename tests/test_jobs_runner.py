@@ -153,6 +153,24 @@ def test_a_reduce_step_fails_saying_the_engine_lacks_it(job_file: Path) -> None:
     )
 
 
+def test_an_optimize_step_runs_the_optimizer_and_the_export_stays_byte_exact(job_file: Path) -> None:
+    job_file.write_text(JOB + '\n[[step]]\nname = "optimize"\nkind = "optimize"\ngrace = 0\n'
+                        'strategy = ["deduplication", "compression", "gc"]\nafter = ["export", "verify"]\n'
+                        '\n[[step]]\nname = "again"\nkind = "export"\ndatabase = "db@v1"\n'
+                        'output = "out/again.fa"\nafter = ["optimize"]\n')
+    report = run(job_file)
+    assert outcomes(report) == ["ok", "ok", "ok", "ok", "ok"]
+    assert report.step("optimize").summary.startswith("saved ")
+    folder = job_file.parent
+    assert (folder / "out" / "again.fa").read_bytes() == (folder / "r1.fa").read_bytes()
+
+
+def test_an_optimize_step_is_skipped_on_a_rerun_when_no_version_changed(job_file: Path) -> None:
+    job_file.write_text(JOB + '\n[[step]]\nname = "optimize"\nkind = "optimize"\nafter = ["import"]\n')
+    run(job_file)
+    assert outcomes(run(job_file)) == ["skipped", "skipped", "skipped", "skipped"]
+
+
 def test_every_step_is_logged_with_fingerprint_outcome_bytes_and_seconds(job_file: Path) -> None:
     run(job_file)
     events = [json.loads(line) for line in (job_file.parent / ".talaria-jobs" / "job" / "log.jsonl").open()]

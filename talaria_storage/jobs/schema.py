@@ -78,6 +78,7 @@ from talaria_storage.core.errors import ConfigError, InvalidKey
 from talaria_storage.core.keys import validate_name
 from talaria_storage.jobs.locate import KeyLines
 from talaria_storage.jobs.locate import Path as TomlPath
+from talaria_storage.optimization.strategies import OptimizationStrategy
 from talaria_storage.sequences.versions import parse_spec
 
 if sys.version_info >= (3, 11):
@@ -253,17 +254,8 @@ class Arg:
 
 _PATH = Str()
 
-#: The optimizer's strategies (issue 14). The optimize engine is not written yet: when it lands,
-#: this must match its enum (the lead wires it).
-OPTIMIZE_STRATEGIES = (
-    "deduplication",
-    "compression",
-    "delta-encoding",
-    "archival",
-    "caching",
-    "repacking",
-    "garbage-collection",
-)
+#: The optimizer's strategies, by the names ``talaria-storage optimize --strategy`` takes.
+OPTIMIZE_STRATEGIES = tuple(strategy.value for strategy in OptimizationStrategy)
 
 #: Step kind -> argument name -> :class:`Arg`. The CLI command each kind mirrors is in its docs.
 STEP_ARGS: dict[str, dict[str, Arg]] = {
@@ -295,6 +287,7 @@ STEP_ARGS: dict[str, dict[str, Arg]] = {
     "optimize": {  # talaria-storage optimize [--dry-run] [--strategy S...]
         "strategy": Arg(ListOf(Choice(OPTIMIZE_STRATEGIES)), "strategies to run (default: the default set)"),
         "dry_run": Arg(Bool(), "report what would change, change nothing", default=False),
+        "grace": Arg(Int(0), "gc spares objects younger than this many seconds", default=3600),
     },
     "verify": {  # talaria-storage verify [--subset PERCENT] [--seed N]
         "subset": Arg(Percent(), "re-hash only this percentage of the objects"),

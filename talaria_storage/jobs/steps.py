@@ -47,6 +47,8 @@ from talaria_storage.core.keys import REDUCTIONS, REFS, TAXONOMY, ref_key, taxon
 from talaria_storage.core.types import OperationType
 from talaria_storage.jobs.fingerprint import FileDigests, canonical_json
 from talaria_storage.jobs.schema import StepSpec
+from talaria_storage.optimization.optimizer import StorageOptimizer
+from talaria_storage.optimization.strategies import DEFAULT_STRATEGIES, OptimizeOptions, parse_strategy
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import open_database
 from talaria_storage.sequences.integrity import verify_store
@@ -392,6 +394,30 @@ class SyncStep:
         return None
 
 
+class OptimizeStep(_Simple):
+    """``talaria-storage optimize``: deduplicate, recompress, repack, then collect what they replaced."""
+
+    def inputs(self, step: StepSpec, ctx: StepContext) -> dict[str, str]:
+        return {"refs": _refs_digest(ctx.store, (REFS, REDUCTIONS, TAXONOMY))}
+
+    def run(self, step: StepSpec, ctx: StepContext, progress: Progress) -> StepResult:
+        store = ctx.require_store()
+        names = step.args.get("strategy")
+        options = OptimizeOptions(
+            strategies=tuple(parse_strategy(n) for n in names) if names else DEFAULT_STRATEGIES,
+            dry_run=step.args["dry_run"],
+            grace_seconds=float(step.args["grace"]),
+        )
+        report = StorageOptimizer(store).optimize(options)
+        problems = report.verification.get("problems", [])
+        if problems:
+            raise StorageError(f"optimize: verification found {len(problems)} problem(s) in {store.location}: "
+                               f"{problems[0]}; nothing was collected")
+        verb = "would save" if options.dry_run else "saved"
+        rows = ", ".join(f"{row.strategy} {row.saved_bytes}" for row in report.rows)
+        return StepResult(report.saved_bytes, f"{verb} {report.saved_bytes} bytes ({rows})")
+
+
 class MissingEngineStep(_Simple):
     """A kind this engine cannot run yet: validated, fingerprinted, and failed at run time with the reason."""
 
@@ -418,7 +444,7 @@ KIND_RUNNERS: dict[str, StepKind] = {
     "import": ImportStep(),
     "taxonomy": TaxonomyStep(),
     "reduce": MissingEngineStep("reduce", "the reduction engine, talaria_storage.reduction"),
-    "optimize": MissingEngineStep("optimize", "the storage optimizer, talaria_storage.optimization"),
+    "optimize": OptimizeStep(),
     "verify": VerifyStep(),
     "gc": GcStep(),
     "sync": SyncStep(),
