@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -117,10 +118,11 @@ def stats(
     if s.per_codec:
         console.print(codecs)
     if databases:
-        per_db = Table(title="per database")
-        columns = ("database", "records", "unique", "residues", "stored", "ratio", "dedup saved", "sequence codec")
+        # A light box and no wrapping: the table fits an 80-column terminal whole.
+        per_db = Table(title="per database", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        columns = ("database", "records", "unique", "residues", "stored", "ratio", "dedup", "zstd levels")
         for column in columns:
-            per_db.add_column(column, justify="left" if column == "database" else "right")
+            per_db.add_column(column, justify="left" if column == "database" else "right", no_wrap=True)
         for d in databases:
             per_db.add_row(
                 Text(f"{d['database']}@{d['version']}"),
@@ -136,11 +138,10 @@ def stats(
 
 
 def _codec_text(codec: dict[str, Any] | None) -> str:
-    """``zstd 2/9/3/17``: the levels of residues, headers, nucleotides and redundant sets."""
+    """``2/9/3/17``: the zstd levels of residues, headers, nucleotides and redundant sets."""
     if not codec:
         return "-"
-    levels = "/".join(str(codec.get(k, "?")) for k in ("level", "meta_level", "nucleotide_level", "redundant_level"))
-    return f"zstd {levels}"
+    return "/".join(str(codec.get(k, "?")) for k in ("level", "meta_level", "nucleotide_level", "redundant_level"))
 
 
 @commands.command()
