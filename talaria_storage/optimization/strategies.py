@@ -42,17 +42,15 @@ The seed named seven strategies. Each is real here, or left out with its reason:
     (pre-warm). A local store has nothing to warm.
 ``archival`` (left out)
     Moving versions older than N, or not among the last K, to a colder
-    codec was measured on the 14 ResFinder releases imported one by one
-    (``benchmarks/README.md``, "Optimizer"). No sequence pack is needed by
-    old versions alone: each release reuses the packs of the previous ones
-    for the sequences it carries, so all 21 packs are needed by the newest
-    versions, and archiving "old versions" would have to recompress what
-    the current version reads. And the colder codec does not pay: every pack
-    at zstd 19 (22 for redundant sets) with the long window gives 284,385 B
-    against 281,737 B with the sequence codec's own levels (+0.9 %), which
-    already compresses redundant nucleotide sets at level 17, and decoding
-    speed does not depend on the level. A second, colder *store* for old
-    versions is what ``sync push`` already gives.
+    codec. Releases imported one by one reuse the packs of the previous
+    ones for the sequences they carry, so a pack is rarely needed by old
+    versions alone: archiving "old versions" would mostly recompress what
+    the current version reads. The sequence codec already compresses
+    redundant nucleotide sets at a high zstd level, and zstd's decoding
+    speed does not depend on the level, so a colder level has little left
+    to win (not yet measured here: the benchmark reports the four real
+    strategies). A second, colder *store* for old versions is what
+    ``sync push`` already gives.
 ``delta-encoding`` (deferred)
     Storing similar sequences as deltas against references is #7's
     reduction (``talaria-storage reduce``, a profile beside the version,
