@@ -972,9 +972,11 @@ def _fastq_record(
         problem = f"{have} quality values for {len(residues)} residues"
         if len(qual_lines) > 1:
             first = line_no + plus_at + 1 - k
+            extra = len(qual_lines) - 1
+            more = f"line {first + 1}" if extra == 1 else f"lines {first + 1}-{first + extra}"
             problem = (
                 f"{len(qual_lines[0])} quality values for {len(residues)} residues on line {first}; "
-                f"read on as wrapped FASTQ, lines {first + 1}-{first + len(qual_lines) - 1} make it {have}"
+                f"read on as wrapped FASTQ, {more} {'makes' if extra == 1 else 'make'} it {have}"
             )
         raise InputFormatError(path, line_no + plus_at + 1 - k, problem)
     qualities = b"".join(qual_lines)
