@@ -5,8 +5,8 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
-import re
 import lzma
+import re
 from pathlib import Path
 
 import pytest

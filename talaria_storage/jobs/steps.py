@@ -48,7 +48,11 @@ from talaria_storage.core.types import OperationType
 from talaria_storage.jobs.fingerprint import FileDigests, canonical_json
 from talaria_storage.jobs.schema import StepSpec
 from talaria_storage.optimization.optimizer import StorageOptimizer
-from talaria_storage.optimization.strategies import DEFAULT_STRATEGIES, OptimizeOptions, parse_strategy
+from talaria_storage.optimization.strategies import (
+    DEFAULT_STRATEGIES,
+    OptimizeOptions,
+    parse_strategy,
+)
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import open_database
 from talaria_storage.sequences.integrity import verify_store
