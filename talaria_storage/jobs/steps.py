@@ -138,6 +138,10 @@ class StepKind(Protocol):
     def missing_output(self, step: StepSpec, ctx: StepContext, outputs: Mapping[str, str]) -> str | None: ...
 
 
+#: Every ref a store-wide step (verify, gc, optimize) sees: versions, profiles, taxdumps.
+EVERY_REF = (REFS, REDUCTIONS, TAXONOMY)
+
+
 def _refs_digest(store: Store | None, prefixes: tuple[str, ...], keep: Callable[[str], bool] = lambda k: True) -> str:
     """SHA-256 over the refs under ``prefixes`` (key -> hash): "the versions this step sees"."""
     refs: dict[str, str] = {}
@@ -289,7 +293,7 @@ class VerifyStep(_Simple):
     """``talaria-storage verify``: re-hash objects, check refs; problems fail the step."""
 
     def inputs(self, step: StepSpec, ctx: StepContext) -> dict[str, str]:
-        return {"refs": _refs_digest(ctx.store, (REFS, REDUCTIONS, TAXONOMY))}
+        return {"refs": _refs_digest(ctx.store, EVERY_REF)}
 
     def run(self, step: StepSpec, ctx: StepContext, progress: Progress) -> StepResult:
         store = ctx.require_store()
@@ -307,7 +311,7 @@ class GcStep(_Simple):
 
     def inputs(self, step: StepSpec, ctx: StepContext) -> dict[str, str]:
         states = sorted(s.operation_id for s in ctx.store.states.list()) if ctx.store is not None else []
-        return {"refs": _refs_digest(ctx.store, (REFS, REDUCTIONS, TAXONOMY)),
+        return {"refs": _refs_digest(ctx.store, EVERY_REF),
                 "states": hashlib.sha256(canonical_json(states)).hexdigest()}
 
     def run(self, step: StepSpec, ctx: StepContext, progress: Progress) -> StepResult:
@@ -402,7 +406,7 @@ class OptimizeStep(_Simple):
     """``talaria-storage optimize``: deduplicate, recompress, repack, then collect what they replaced."""
 
     def inputs(self, step: StepSpec, ctx: StepContext) -> dict[str, str]:
-        return {"refs": _refs_digest(ctx.store, (REFS, REDUCTIONS, TAXONOMY))}
+        return {"refs": _refs_digest(ctx.store, EVERY_REF)}
 
     def run(self, step: StepSpec, ctx: StepContext, progress: Progress) -> StepResult:
         store = ctx.require_store()
@@ -432,7 +436,7 @@ class MissingEngineStep(_Simple):
     def inputs(self, step: StepSpec, ctx: StepContext) -> dict[str, str]:
         database = step.args.get("database")
         if database is None:
-            return {"refs": _refs_digest(ctx.store, (REFS, REDUCTIONS, TAXONOMY))}
+            return {"refs": _refs_digest(ctx.store, EVERY_REF)}
         name, version = parse_spec(database)
         found = None if ctx.store is None else ctx.store.refs.get(ref_key(name, version or HEAD))
         return {f"version:{name}@{version or HEAD}": found.to_hex() if found is not None else "missing"}

@@ -160,15 +160,22 @@ def serve(
         port=port,
         workers=workers,
         http="talaria_storage.server.protocol:TimedH11Protocol",
-        ws="none",
-        lifespan="on",
-        log_level=log_level,
-        timeout_keep_alive=max(1, int(settings.keep_alive_timeout)),
-        limit_concurrency=settings.max_connections or None,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-        server_header=False,
-        access_log=log_level == "debug",
+        **_uvicorn_options(settings, log_level),
     )
+
+
+def _uvicorn_options(settings: ServerSettings, log_level: str) -> dict[str, Any]:
+    """What ``serve`` and the tests' in-thread server configure alike: timeouts, limits, logging."""
+    return {
+        "ws": "none",
+        "lifespan": "on",
+        "log_level": log_level,
+        "timeout_keep_alive": max(1, int(settings.keep_alive_timeout)),
+        "limit_concurrency": settings.max_connections or None,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "server_header": False,
+        "access_log": log_level == "debug",
+    }
 
 
 def app_from_environment() -> FastAPI:
@@ -197,14 +204,7 @@ def uvicorn_server(
         host=host,
         port=port,
         http=timed_protocol(settings.header_timeout, settings.send_timeout),  # type: ignore[arg-type]
-        ws="none",
-        lifespan="on",
-        log_level=log_level,
-        timeout_keep_alive=max(1, int(settings.keep_alive_timeout)),
-        limit_concurrency=settings.max_connections or None,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-        server_header=False,
-        access_log=log_level == "debug",
+        **_uvicorn_options(settings, log_level),
     )
     return uvicorn.Server(config)
 
