@@ -64,7 +64,7 @@ from talaria_storage.core.traits import (
     StatefulStorage,
     TaxonomyStorage,
 )
-from talaria_storage.sequences.database import open_database
+from talaria_storage.reduction.reducible_database import open_database
 from talaria_storage.sequences.seqcol import SequenceCollection, version_collection, version_digests
 from talaria_storage.storage.store import Store
 

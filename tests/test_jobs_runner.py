@@ -142,15 +142,14 @@ def test_a_failed_step_blocks_its_dependents_and_the_others_still_run(job_file: 
     assert not report.ok
 
 
-def test_a_reduce_step_fails_saying_the_engine_lacks_it(job_file: Path) -> None:
+def test_a_reduce_step_publishes_the_profile_and_is_skipped_when_run_again(job_file: Path) -> None:
     job_file.write_text(JOB + '\n[[step]]\nname = "reduce"\nkind = "reduce"\ndatabase = "db"\nprofile = "90"\n'
                         'identity = 0.9\nafter = ["import"]\n')
     report = run(job_file)
-    assert outcomes(report) == ["ok", "ok", "ok", "failed"]
-    assert report.step("reduce").error == (
-        "step 'reduce': this engine cannot run reduce steps yet (the reduction engine, "
-        "talaria_storage.reduction is not written); the job file is valid and the step will run once it is"
-    )
+    assert outcomes(report) == ["ok", "ok", "ok", "ok"]
+    assert "2 references, 0 members" in report.step("reduce").summary
+    again = run(job_file)
+    assert again.step("reduce").outcome == "skipped"
 
 
 def test_an_optimize_step_runs_the_optimizer_and_the_export_stays_byte_exact(job_file: Path) -> None:

@@ -34,9 +34,11 @@ from talaria_storage.cli.common import (
 )
 from talaria_storage.core.errors import StorageError
 from talaria_storage.core.keys import validate_name
-from talaria_storage.formats.fasta import FastqRecord
+from talaria_storage.formats.fasta import FastqRecord, write_records
 from talaria_storage.formats.genbank import MARK
+from talaria_storage.io.talaria_metadata import write_metadata
 from talaria_storage.optimization.optimizer import auto_optimize
+from talaria_storage.reduction.profile import ReductionProfile
 from talaria_storage.sequences.canonical import digests
 from talaria_storage.sequences.database import open_database, record_formatter
 from talaria_storage.sequences.diff import diff_versions
@@ -283,8 +285,22 @@ def export(
         ),
     ] = False,
     format: FormatOption = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", "-p", metavar="NAME", help="A reduction profile: with --references or --metadata."),
+    ] = None,
+    references: Annotated[
+        bool, typer.Option("--references", help="With --profile: only the profile's references (the FASTA to search).")
+    ] = False,
+    metadata: Annotated[
+        Path | None,
+        typer.Option("--metadata", metavar="DIR", help="With --profile: write deltas.dat and ref2children.tsv into DIR."),
+    ] = None,
 ) -> None:
-    """Write a version's records: byte-exact by default, or normalised, one file, or one taxon."""
+    """Write a version's records: byte-exact by default, or normalised, one file, one taxon, or a profile's references."""
+    if profile is not None or references or metadata is not None:
+        _export_profile(ctx, database, profile, references, metadata, output)
+        return
     if normalized and format is not None:
         raise typer.BadParameter("choose --normalized or --format, not both", param_hint="--format")
     if descendants and taxon is None:
@@ -323,6 +339,38 @@ def export(
     with _atomic_output(output) as out:
         written = db.export(out, **options)
     typer.echo(f"exported {name}@{manifest.version}: {human_bytes(written)} to {output}")
+
+
+def _export_profile(
+    ctx: typer.Context, database: str, profile: str | None, references: bool, metadata: Path | None, output: Path | None
+) -> None:
+    """``export --profile P``: the references as FASTA (``--references``) and/or Talaria's metadata files."""
+    if profile is None:
+        raise typer.BadParameter("--references and --metadata need --profile", param_hint="--profile")
+    if not references and metadata is None:
+        raise typer.BadParameter("--profile needs --references and/or --metadata DIR", param_hint="--profile")
+    name, version = database_spec(database)
+    reduction = ReductionProfile(open_database(state(ctx).store(), name), profile)
+    if version is not None and version != reduction.version:
+        raise StorageError(
+            f"profile '{profile}' of '{name}' reduced version {reduction.version}, not {version}: "
+            f"name the database without @VERSION, or re-run reduce on {version}"
+        )
+    if metadata is not None:
+        files = write_metadata(reduction, metadata)
+        typer.echo(
+            f"wrote {files.children:,} children of {files.references:,} references to {files.deltas} and {files.ref2children}",
+            err=references and output is None,
+        )
+    if not references:
+        return
+    if output is None or str(output) == "-":
+        write_records(reduction.references(), sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    with _atomic_output(output) as out:
+        written = write_records(reduction.references(), out)
+    typer.echo(f"exported the references of profile '{profile}' ({name}@{reduction.version}): {human_bytes(written)} to {output}")
 
 
 # -- get ------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from talaria_storage.cli import chunk, database, index, optimize, run, serve, state, store, sync, taxonomy
+from talaria_storage.cli import chunk, database, index, optimize, reduce, run, serve, state, store, sync, taxonomy
 from talaria_storage.cli.common import CliState, ErrorReportingGroup
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ app.add_typer(chunk.chunk_app, name="chunk")
 app.add_typer(taxonomy.taxonomy_app, name="taxonomy")
 app.add_typer(index.index_app, name="index")
 app.add_typer(sync.sync_app, name="sync")
+app.add_typer(reduce.reduce_app, name="reduce")
 app.add_typer(state.state_app, name="state")
 
 

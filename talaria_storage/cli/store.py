@@ -18,6 +18,7 @@ from talaria_storage.cli.common import (
     human_bytes,
     state,
 )
+from talaria_storage.reduction.delta_check import DeltaDecodeCheck
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import open_database
 from talaria_storage.sequences.integrity import verify_store
@@ -165,7 +166,7 @@ def verify(
 ) -> None:
     """Re-hash chunks and manifests and check every ref's objects exist; exit 1 if any is bad."""
     store = state(ctx).store()
-    problems = verify_store(store, subset=subset, seed=seed)
+    problems = verify_store(store, subset=subset, seed=seed, delta_check=DeltaDecodeCheck(store))
     if json_output:
         emit_json(
             {

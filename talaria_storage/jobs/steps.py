@@ -24,10 +24,10 @@ and ``sync`` (the sync protocol's own state). ``export`` writes to a temporary
 file renamed at the end, so a cut-off export left nothing and starts over;
 ``taxonomy``, ``verify`` and ``gc`` are short or idempotent and start over.
 
-``reduce`` and ``optimize`` are validated like every kind, but this engine
-has no reduction or optimizer yet (``talaria_storage.reduction`` and
-``talaria_storage.optimization`` are being written): such a step fails with
-a one-line error saying so, and the steps that do not depend on it still run.
+``reduce`` stores content-addressed objects and moves its profile last, so a
+cut-off reduce left only unreferenced objects and a re-run completes it
+(writing again only what was not stored); ``optimize`` records its progress
+in processing state (see :mod:`talaria_storage.optimization`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 from talaria_storage.config.open_store import open_store
 from talaria_storage.core.errors import StorageError
-from talaria_storage.core.keys import REDUCTIONS, REFS, TAXONOMY, ref_key, taxonomy_key
+from talaria_storage.core.keys import REDUCTIONS, REFS, TAXONOMY, reduction_key, ref_key, taxonomy_key
 from talaria_storage.core.types import OperationType
 from talaria_storage.jobs.fingerprint import FileDigests, canonical_json
 from talaria_storage.jobs.schema import StepSpec
@@ -53,6 +53,8 @@ from talaria_storage.optimization.strategies import (
     OptimizeOptions,
     parse_strategy,
 )
+from talaria_storage.reduction.building import reduce_database, selection_parameters
+from talaria_storage.reduction.delta_check import DeltaDecodeCheck
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import open_database
 from talaria_storage.sequences.integrity import verify_store
@@ -65,14 +67,10 @@ if TYPE_CHECKING:
     from talaria_storage.core.types import SyncResult
     from talaria_storage.storage.store import Store
 
-__all__ = ["KIND_RUNNERS", "EngineLacks", "StepContext", "StepKind", "StepResult"]
+__all__ = ["KIND_RUNNERS", "StepContext", "StepKind", "StepResult"]
 
 #: Files of a taxdump folder that ``taxonomy import`` reads (the rest of a dump is not its input).
 TAXDUMP_FILES = ("nodes.dmp", "names.dmp", "merged.dmp", "delnodes.dmp")
-
-
-class EngineLacks(StorageError):
-    """A step kind whose engine part does not exist yet."""
 
 
 Progress = Callable[[int, int | None], None]  # (bytes advanced, total bytes or None)
@@ -297,7 +295,9 @@ class VerifyStep(_Simple):
 
     def run(self, step: StepSpec, ctx: StepContext, progress: Progress) -> StepResult:
         store = ctx.require_store()
-        problems = verify_store(store, subset=step.args["subset"], seed=step.args["seed"])
+        problems = verify_store(
+            store, subset=step.args["subset"], seed=step.args["seed"], delta_check=DeltaDecodeCheck(store)
+        )
         if problems:
             first = problems[0]
             raise StorageError(
@@ -426,32 +426,34 @@ class OptimizeStep(_Simple):
         return StepResult(report.saved_bytes, f"{verb} {report.saved_bytes} bytes ({rows})")
 
 
-class MissingEngineStep(_Simple):
-    """A kind this engine cannot run yet: validated, fingerprinted, and failed at run time with the reason."""
-
-    def __init__(self, kind: str, part: str) -> None:
-        self.kind = kind
-        self.part = part
+class ReduceStep(_Simple):
+    """``talaria-storage reduce``: a version -> a reduction profile (re-running it is the resume)."""
 
     def inputs(self, step: StepSpec, ctx: StepContext) -> dict[str, str]:
-        database = step.args.get("database")
-        if database is None:
-            return {"refs": _refs_digest(ctx.store, EVERY_REF)}
-        name, version = parse_spec(database)
+        name, version = parse_spec(step.args["database"])
         found = None if ctx.store is None else ctx.store.refs.get(ref_key(name, version or HEAD))
         return {f"version:{name}@{version or HEAD}": found.to_hex() if found is not None else "missing"}
 
     def run(self, step: StepSpec, ctx: StepContext, progress: Progress) -> StepResult:
-        raise EngineLacks(
-            f"step '{step.name}': this engine cannot run {self.kind} steps yet ({self.part} is not written); "
-            "the job file is valid and the step will run once it is"
+        args = step.args
+        name, version = parse_spec(args["database"])
+        parameters = selection_parameters(
+            args["identity"], args["ratio"], 0.8 if args["coverage"] is None else args["coverage"], args["taxonomy_aware"]
+        )
+        db = open_database(ctx.require_store(), name)
+        result = reduce_database(db, args["profile"], parameters, version=version, update=args["update"])
+        return StepResult(
+            result.delta_bytes,
+            f"profile '{result.profile}' of {name}@{result.version}: {result.references} references, "
+            f"{result.members} members (kept {result.kept_fraction:.1%})",
+            outputs={"ref:" + reduction_key(name, result.profile): result.manifest.to_hex()},
         )
 
 
 KIND_RUNNERS: dict[str, StepKind] = {
     "import": ImportStep(),
     "taxonomy": TaxonomyStep(),
-    "reduce": MissingEngineStep("reduce", "the reduction engine, talaria_storage.reduction"),
+    "reduce": ReduceStep(),
     "optimize": OptimizeStep(),
     "verify": VerifyStep(),
     "gc": GcStep(),

@@ -77,6 +77,7 @@ from talaria_storage.index.local_index import ChunkIndex, open_index
 from talaria_storage.index.lookup_index import lookup_index
 from talaria_storage.sequences.canonical import (
     InvalidSequenceId,
+    canonical,
     SequenceDigests,
     digests,
     parse_sequence_id,
@@ -536,8 +537,10 @@ class SequenceDatabase:
     def __iter__(self) -> Iterator[SequenceRecord]:
         return self.records()
 
-    def _walk(self, manifest: Manifest) -> Iterator[tuple[int, ChunkReader, list[SequenceDigests]]]:
-        """Per chunk: its index, reader and the digests of each record's sequence.
+    def _walk(
+        self, manifest: Manifest
+    ) -> Iterator[tuple[int, ChunkReader, Sequence[PackReader], list[SequenceDigests]]]:
+        """Per chunk: its index, reader, packs and the digests of each record's sequence.
 
         Digests are computed once per pack slot, not per record: a sequence
         carried by many records (or chunks) is hashed once, and of another
@@ -574,7 +577,7 @@ class SequenceDatabase:
                         table.update((slot, digests(pack.residues(slot))) for slot in sorted(slots))
             except CompressionError as exc:
                 raise CompressionError(f"chunk {entry.hash.to_hex()} of database '{self.name}': {exc}") from None
-            yield ci, reader, [tables[p][slot] for p, slot in refs]
+            yield ci, reader, packs, [tables[p][slot] for p, slot in refs]
 
     def entries(self, version: str | None = None) -> Iterator[RecordEntry]:
         """Every record of a version, in manifest chunk order, as a :class:`RecordEntry`.
@@ -584,9 +587,28 @@ class SequenceDatabase:
         once per pack, and each distinct sequence is hashed once.
         """
         _, manifest = self.manifest(version)
-        for ci, reader, found in self._walk(manifest):
+        for ci, reader, _, found in self._walk(manifest):
             for ri, (header, taxid, d) in enumerate(zip(reader.headers(), reader.taxids(), found)):
                 yield RecordEntry(accession_from_header(header), header, d.sha256, taxid, ci, ri, d.refget, d.length)
+
+    def sequence_entries(self, version: str | None = None) -> Iterator[tuple[RecordEntry, bytes | None]]:
+        """:meth:`entries`, each with its canonical residues the first time its sequence is met
+        (None for every later record carrying the same sequence).
+
+        What a reduction reads: every distinct sequence once, with all the
+        records that carry it, in one pass over the version's chunks.
+        """
+        _, manifest = self.manifest(version)
+        seen: set[bytes] = set()
+        for ci, reader, packs, found in self._walk(manifest):
+            taxids = reader.taxids()
+            for ri, (header, (p, slot), d) in enumerate(zip(reader.headers(), reader.refs(), found)):
+                residues = None
+                if d.sha256.digest not in seen:
+                    seen.add(d.sha256.digest)
+                    residues = canonical(packs[p].residues(slot))
+                entry = RecordEntry(accession_from_header(header), header, d.sha256, taxids[ri], ci, ri, d.refget, d.length)
+                yield entry, residues
 
     def export(
         self,
@@ -690,7 +712,7 @@ class SequenceDatabase:
         pending: dict[bytes, bytearray] = {}
         unique = 0
         written = False
-        for ci, reader, found in self._walk(manifest):
+        for ci, reader, _, found in self._walk(manifest):
             for ri, (header, d) in enumerate(zip(reader.headers(), found)):
                 pos = _POS.pack(ci, ri)
                 accessions = [prefix + b"acc/" + a.encode("utf-8", "surrogateescape") for a in accessions_from_header(header)]
@@ -843,6 +865,17 @@ class DatabaseSnapshot:
         record_at = self.database._record_at
         return [record_at(self.manifest, ci, ri) for ci, ri in self.positions(identifier)]
 
+    def residues_of(self, sequence: SHA256Hash) -> bytes | None:
+        """The canonical residues of the sequence whose SHA-256 is ``sequence``, or None when no
+        record of this version carries it; decodes only the blocks its pack slot lies in."""
+        positions = self.positions(sequence.to_hex())
+        if not positions:
+            return None
+        ci, ri = positions[0]
+        reader, packs = self.database._reader(self.manifest.chunks[ci].hash)
+        p, slot = reader.ref(ri)
+        return canonical(packs[p].residues(slot))
+
     def __getitem__(self, accession: str) -> SequenceRecord:
         """The first record named ``accession``."""
         found = self.get(accession)
@@ -922,8 +955,13 @@ def _normalized(record: SequenceRecord, width: int) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
-def open_database(store_or_location: Store | str | Path, name: str) -> SequenceDatabase:
+def open_database(
+    store_or_location: Store | str | Path, name: str, *, kind: type[SequenceDatabase] | None = None
+) -> SequenceDatabase:
     """The sequence database ``name`` of a store, or of the store a location names.
+
+    ``kind`` is the class to open it as: a layer above adds to the database
+    this way (the API's ``open_database`` gives a reducible database).
 
     Every database of one store shares the store's lookup index
     (:func:`~talaria_storage.index.lookup_index.lookup_index`). Given a
@@ -936,7 +974,7 @@ def open_database(store_or_location: Store | str | Path, name: str) -> SequenceD
         store, owned = store_or_location, False
     else:
         store, owned = open_store(store_or_location), True
-    return SequenceDatabase(store, name, index=lookup_index(store), threads=store.threads, owns_store=owned)
+    return (kind or SequenceDatabase)(store, name, index=lookup_index(store), threads=store.threads, owns_store=owned)
 
 
 def rebuild_lookup_index(store: Store, database: str | None = None) -> list[dict[str, Any]]:
