@@ -7,8 +7,8 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from reduction_data import AMINO, mutate
+
 from talaria_storage.reduction import delta
 from talaria_storage.reduction.delta import DeltaError, DeltaForm, Edit
 

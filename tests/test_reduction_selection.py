@@ -6,10 +6,15 @@ import hashlib
 import random
 
 import pytest
-
 from reduction_data import AMINO, families, mutate
+
 from talaria_storage.core.errors import ConfigError
-from talaria_storage.reduction.kmer_filter import encode_sequences, link_candidates, sample_words, word_filter_for
+from talaria_storage.reduction.kmer_filter import (
+    encode_sequences,
+    link_candidates,
+    sample_words,
+    word_filter_for,
+)
 from talaria_storage.reduction.selection import (
     Clustering,
     SelectionParameters,
