@@ -9,7 +9,7 @@ import pytest
 from reduction_data import AMINO, families, mutate
 
 from talaria_storage.core.errors import ConfigError
-from talaria_storage.reduction.kmer_filter import (
+from talaria_storage.sequences.kmer_filter import (
     encode_sequences,
     link_candidates,
     sample_words,

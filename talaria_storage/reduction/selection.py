@@ -5,7 +5,7 @@ Given distinct sequences, choose *references* so that every other sequence
 
 1. **Order.** Longest first; equal lengths by SHA-256 (then taxon), so the
    result depends only on the set of sequences, never on the input order.
-2. **Prefilter.** :mod:`talaria_storage.reduction.kmer_filter` finds, for
+2. **Prefilter.** :mod:`talaria_storage.sequences.kmer_filter` finds, for
    each sequence, the earlier sequences that share enough sampled short
    words; only those pairs are ever aligned.
 3. **Align.** Each candidate pair is aligned with edlib (a C library, never a
@@ -76,13 +76,14 @@ import numpy as np
 
 from talaria_storage.core.errors import ConfigError
 from talaria_storage.core.hashing import is_hash_hex
-from talaria_storage.reduction.kmer_filter import (
+from talaria_storage.sequences.kmer_filter import (
     CandidatePairs,
     EncodedSequences,
     SampledWords,
     WordFilter,
     encode_sequences,
     link_candidates,
+    looks_nucleotide,
     sample_words,
     word_filter_for,
 )
@@ -90,7 +91,6 @@ from talaria_storage.reduction.kmer_filter import (
 Assignment = Literal["first", "best"]
 Progress = Callable[[str, int, int], None]
 
-_NUCLEOTIDE_LETTERS = frozenset(b"ACGTUN")
 _CIGAR = re.compile(r"(\d+)([=XID])")
 # Below this many sequences a process pool costs more than it saves.
 _POOL_MINIMUM = 2000
@@ -256,7 +256,7 @@ def select_references(
     seconds["order"] = time.perf_counter() - started
     count = len(keys)
     floor = parameters.identity if parameters.identity is not None else parameters.min_identity
-    word_filter = word_filter_for(floor, nucleotide=_looks_nucleotide(residues))
+    word_filter = word_filter_for(floor, nucleotide=looks_nucleotide(residues))
     workers = _worker_count(processes, count)
     groups = _taxon_groups(keys) if parameters.taxonomy_aware else None
     evaluate_all = parameters.ratio is not None or parameters.assignment == "best"
@@ -345,15 +345,6 @@ def _hex_digest(sha: bytes | str, number: int) -> str:
     if isinstance(sha, str) and is_hash_hex(sha):
         return sha.lower()
     raise ConfigError(f"sequence {number}: sha256 must be 32 bytes or 64 hex characters, got {sha!r:.80}")
-
-
-def _looks_nucleotide(residues: list[bytes]) -> bool:
-    """True when nearly all letters of a sample are A, C, G, T, U or N (either case)."""
-    sample = b"".join(residues[:: max(1, len(residues) // 200)]).upper()[:1_000_000]
-    if not sample:
-        return False
-    common = sum(sample.count(bytes([letter])) for letter in _NUCLEOTIDE_LETTERS)
-    return common >= 0.9 * len(sample)
 
 
 def _taxon_groups(keys: list[SequenceKey]) -> np.ndarray:

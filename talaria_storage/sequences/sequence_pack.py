@@ -1,7 +1,12 @@
 """The sequence pack: the residues (and FASTQ qualities) of records, each distinct sequence once, in slots.
 
 Sequence pack streams: 2 lengths (u32 per slot), 6 residues and 8 qualities
-(the slots' bytes concatenated).
+(the slots' bytes concatenated), and in format 2 only, 13 slot order (u32
+per slot: the slots in the order their residues are laid out, see
+:mod:`~talaria_storage.sequences.similarity_order`). Format 1 lays them out
+in slot order. A FASTA pack whose sequences resemble one another across
+blocks is written in both layouts and the smaller is kept (format 1 on a
+tie), so the form is chosen per pack by its size, never by a setting.
 
 The container, its blocks and their integrity: :mod:`~talaria_storage.sequences.streams`.
 """
@@ -11,6 +16,8 @@ from __future__ import annotations
 from array import array
 from collections.abc import Hashable, Sequence
 from itertools import accumulate
+
+import numpy as np
 
 from talaria_storage.core.errors import CompressionError
 from talaria_storage.sequences.streams import (
@@ -24,15 +31,19 @@ from talaria_storage.sequences.streams import (
     ChunkCodec,
     Compressors,
     Container,
+    SLOT_ORDER,
     LRUCache,
     encode_block,
     encode_blocked,
     encode_container,
 )
+from talaria_storage.sequences.similarity_order import LONG_MATCH_GAIN, gains_from_long_matches, similarity_order
 from talaria_storage.sequences.varints import u32s
 
 PACK_MAGIC = b"TSQP"
-PACK_VERSION = 1
+PACK_VERSION = 2
+"""The newest pack format: 2 may lay slots out in another order (stream 13); 1 never does."""
+_IN_SLOT_ORDER = 1
 
 
 def encode_pack(
@@ -70,6 +81,23 @@ def encode_pack_joined(
         raise ValueError("too many slots for one sequence pack")
     if sum(lengths) != len(residues) or (qualities is not None and len(qualities) != len(residues)):
         raise ValueError("pack lengths do not add up to its residues (or qualities)")
+    plain = _encode_layout(residues, lengths, qualities, codec, None)
+    if qualities is not None or gains_from_long_matches(residues, codec.block_size) < LONG_MATCH_GAIN:
+        # FASTQ reads: their qualities, not their residues, are most of the pack
+        return plain
+    offsets = list(accumulate(lengths, initial=0))
+    slots = [residues[offsets[i] : offsets[i + 1]] for i in range(count)]
+    placement = similarity_order(slots)
+    if placement is None:
+        return plain
+    laid_out = _encode_layout(b"".join([slots[i] for i in placement]), lengths, None, codec, placement)
+    return laid_out if len(laid_out) < len(plain) else plain
+
+
+def _encode_layout(
+    residues: bytes, lengths: Sequence[int], qualities: bytes | None, codec: ChunkCodec, placement: list[int] | None
+) -> bytes:
+    """One pack: ``residues`` (and ``qualities``) laid out in slot order, or in ``placement``'s order."""
     compressors = Compressors(codec.long_distance)
     entries: list[tuple[int, Blocks]] = [
         (LENGTHS, [encode_block(u32s(lengths), codec.meta_level, compressors)]),
@@ -77,8 +105,12 @@ def encode_pack_joined(
     ]
     if qualities is not None:
         entries.append((QUALITIES, encode_blocked(qualities, codec, compressors, False)))
+    version = _IN_SLOT_ORDER
+    if placement is not None:
+        entries.append((SLOT_ORDER, [encode_block(u32s(placement), codec.meta_level, compressors)]))
+        version = PACK_VERSION
     kind = KIND_FASTA if qualities is None else KIND_FASTQ
-    return encode_container(PACK_MAGIC, PACK_VERSION, kind, count, entries)
+    return encode_container(PACK_MAGIC, version, kind, len(lengths), entries)
 
 
 class PackReader(Container):
@@ -90,8 +122,11 @@ class PackReader(Container):
     """
 
     def __init__(self, data: bytes, *, blocks: LRUCache | None = None, owner: Hashable | None = None) -> None:
-        super().__init__(data, PACK_MAGIC, PACK_VERSION, "sequence pack", blocks=blocks, owner=owner)
+        super().__init__(
+            data, PACK_MAGIC, PACK_VERSION, "sequence pack", blocks=blocks, owner=owner, oldest=_IN_SLOT_ORDER
+        )
         self._sequences: list[bytes] | None = None
+        self._starts: array | None = None
 
     @property
     def nbytes(self) -> int:
@@ -114,9 +149,26 @@ class PackReader(Container):
             self._cache[-1] = cached
         return cached  # type: ignore[return-value]
 
+    def _laid_out_starts(self) -> array | None:
+        """Where each slot's residues start, when the pack lays them out in another order (else None)."""
+        if SLOT_ORDER not in self._streams:
+            return None
+        if self._starts is None:
+            placement = np.frombuffer(self._u32(SLOT_ORDER), dtype=np.uint32).astype(np.int64)
+            if not np.array_equal(np.sort(placement), np.arange(self._count)):
+                raise CompressionError("sequence pack slot order stream is not an order of its slots")
+            laid_out = np.frombuffer(self._u32(LENGTHS), dtype=np.uint32).astype(np.int64)[placement]
+            starts = np.empty(self._count, dtype=np.int64)
+            starts[placement] = np.cumsum(laid_out) - laid_out
+            self._starts = array("Q", starts.tobytes())
+        return self._starts
+
     def _slot(self, slot: int) -> tuple[int, int]:
         if not 0 <= slot < self._count:
             raise CompressionError(f"reference to slot {slot} of a sequence pack of {self._count}")
+        starts = self._laid_out_starts()
+        if starts is not None:
+            return starts[slot], starts[slot] + self._u32(LENGTHS)[slot]
         offsets = self._offsets()
         return offsets[slot], offsets[slot + 1]
 
@@ -155,4 +207,8 @@ class PackReader(Container):
             raise CompressionError(
                 f"sequence pack {self._name(stream_id)} stream has {len(data)} bytes, its lengths say {offsets[-1]}"
             )
+        starts = self._laid_out_starts()
+        if starts is not None:
+            lengths = self._u32(LENGTHS)
+            return [data[starts[i] : starts[i] + lengths[i]] for i in range(self._count)]
         return [data[offsets[i] : offsets[i + 1]] for i in range(self._count)]

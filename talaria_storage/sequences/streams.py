@@ -66,7 +66,7 @@ KIND_FASTA = 0
 KIND_FASTQ = 1
 
 HEADERS, LENGTHS, LAYOUT_TABLE, LAYOUT_INDEX, TAXIDS, RESIDUES, PLUS, QUALITIES = range(1, 9)
-PACK_TABLE, REFS, EDITS, DICTIONARY = 9, 10, 11, 12
+PACK_TABLE, REFS, EDITS, DICTIONARY, SLOT_ORDER = 9, 10, 11, 12, 13
 STORED, ZSTD, NUC4, NUC2, ZSTD_DICT = range(5)
 
 _STREAM_NAMES = {
@@ -82,6 +82,7 @@ _STREAM_NAMES = {
     REFS: "references",
     EDITS: "residue edits",
     DICTIONARY: "dictionary chunks",
+    SLOT_ORDER: "slot order",
 }
 # Streams that may be compressed against the same streams of earlier chunks (block encoding 4;
 # which chunks, a record chunk's stream 12 says: see talaria_storage.sequences.record_chunk).

@@ -52,6 +52,7 @@ REDUCED_PROTEIN_GROUPS: tuple[bytes, ...] = (
     b"LVIM", b"C", b"A", b"G", b"ST", b"P", b"FYW", b"EDNQ", b"KR", b"H",
 )
 
+_NUCLEOTIDE_LETTERS = b"ACGTUN"
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX = np.uint64(0xBF58476D1CE4E5B9)
 _GROUP_MIX = np.uint64(0x94D049BB133111EB)
@@ -75,6 +76,15 @@ class WordFilter:
                 raise ValueError(f"word filter {name} must be at least 1, got {getattr(self, name)}")
         if self.neighbours < 0 or self.heads < 0 or self.neighbours + self.heads == 0:
             raise ValueError("word filter needs at least one neighbour or head link per word")
+
+
+def looks_nucleotide(sequences: Sequence[bytes]) -> bool:
+    """True when nearly all letters of a sample are A, C, G, T, U or N (either case): use nucleotide words."""
+    sample = b"".join(sequences[:: max(1, len(sequences) // 200)]).upper()[:1_000_000]
+    if not sample:
+        return False
+    common = sum(sample.count(bytes([letter])) for letter in _NUCLEOTIDE_LETTERS)
+    return common >= 0.9 * len(sample)
 
 
 def word_filter_for(identity: float, *, nucleotide: bool) -> WordFilter:
