@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 
 import pytest
-
 from reduction_data import AMINO, mutate
 from talaria_storage.backends.memory import MemoryBackend
+
 from talaria_storage.core.errors import CompressionError
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.sequence_pack import PackReader, _encode_layout, encode_pack

@@ -20,6 +20,11 @@ from itertools import accumulate
 import numpy as np
 
 from talaria_storage.core.errors import CompressionError
+from talaria_storage.sequences.similarity_order import (
+    LONG_MATCH_GAIN,
+    gains_from_long_matches,
+    similarity_order,
+)
 from talaria_storage.sequences.streams import (
     DEFAULT_CODEC,
     KIND_FASTA,
@@ -27,17 +32,16 @@ from talaria_storage.sequences.streams import (
     LENGTHS,
     QUALITIES,
     RESIDUES,
+    SLOT_ORDER,
     Blocks,
     ChunkCodec,
     Compressors,
     Container,
-    SLOT_ORDER,
     LRUCache,
     encode_block,
     encode_blocked,
     encode_container,
 )
-from talaria_storage.sequences.similarity_order import LONG_MATCH_GAIN, gains_from_long_matches, similarity_order
 from talaria_storage.sequences.varints import u32s
 
 PACK_MAGIC = b"TSQP"
