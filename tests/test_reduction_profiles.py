@@ -229,3 +229,16 @@ def test_a_reduce_killed_while_storing_deltas_is_completed_by_running_it_again(t
         reduced(clean)
         uninterrupted = clean.store.reductions.require("prot", "90").manifest
     assert (resumed.delta_chunks, resumed.objects) == (uninterrupted.delta_chunks, uninterrupted.objects)
+
+
+def test_a_resumed_reduce_skips_the_selection_and_leaves_no_state(tmp_path: Path) -> None:
+    location = str(tmp_path / "store")
+    with open_database(location, "prot") as db:
+        db.import_files([write_fasta(tmp_path / "families.fa", RECORDS)], version="v1")
+    subprocess.run([sys.executable, "-c", KILLED_REDUCE, location], check=False, capture_output=True)
+    with open_database(location, "prot") as db:
+        assert [s.operation.value for s in db.store.states.list()] == ["reduce", "reduce"]
+        steps: set[str] = set()
+        db.reduce("90", processes=0, progress=lambda step, done, total: steps.add(step))
+        assert "prefilter" not in steps and "encode deltas" in steps
+        assert db.store.states.list() == []

@@ -79,6 +79,7 @@ from talaria_storage.core.keys import validate_name
 from talaria_storage.jobs.locate import KeyLines
 from talaria_storage.jobs.locate import Path as TomlPath
 from talaria_storage.optimization.strategies import OptimizationStrategy
+from talaria_storage.reduction.building import RANKS
 from talaria_storage.sequences.versions import parse_spec
 
 if sys.version_info >= (3, 11):
@@ -282,6 +283,7 @@ STEP_ARGS: dict[str, dict[str, Arg]] = {
         "ratio": Arg(Fraction(), "aim for this fraction of sequences kept (instead of identity)"),
         "coverage": Arg(Fraction(), "coverage threshold (default 0.8)"),
         "taxonomy_aware": Arg(Bool(), "a member joins only a reference of its taxon", default=False),
+        "rank": Arg(Choice(RANKS), "with taxonomy_aware: compare taxa at this rank of the store's taxdump"),
         "update": Arg(Bool(), "keep existing references, assign only new sequences", default=False),
     },
     "optimize": {  # talaria-storage optimize [--dry-run] [--strategy S...]
@@ -710,6 +712,8 @@ class _Loader:
         if kind == "reduce":
             rules.append((args["identity"] is not None and args["ratio"] is not None, "ratio",
                           "choose identity or ratio, not both"))
+            rules.append((args["rank"] is not None and not args["taxonomy_aware"], "rank",
+                          "a rank needs taxonomy_aware = true"))
         for broken, key, message in rules:
             if broken:
                 raise self.error(path, key, f"[[step]] '{name}' {key}: {message}")

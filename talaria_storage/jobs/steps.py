@@ -43,7 +43,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 from talaria_storage.config.open_store import open_store
 from talaria_storage.core.errors import StorageError
-from talaria_storage.core.keys import REDUCTIONS, REFS, TAXONOMY, reduction_key, ref_key, taxonomy_key
+from talaria_storage.core.keys import (
+    REDUCTIONS,
+    REFS,
+    TAXONOMY,
+    reduction_key,
+    ref_key,
+    taxonomy_key,
+)
 from talaria_storage.core.types import OperationType
 from talaria_storage.jobs.fingerprint import FileDigests, canonical_json
 from talaria_storage.jobs.schema import StepSpec
@@ -441,7 +448,9 @@ class ReduceStep(_Simple):
             args["identity"], args["ratio"], 0.8 if args["coverage"] is None else args["coverage"], args["taxonomy_aware"]
         )
         db = open_database(ctx.require_store(), name)
-        result = reduce_database(db, args["profile"], parameters, version=version, update=args["update"])
+        result = reduce_database(
+            db, args["profile"], parameters, version=version, rank=args["rank"], update=args["update"]
+        )
         return StepResult(
             result.delta_bytes,
             f"profile '{result.profile}' of {name}@{result.version}: {result.references} references, "

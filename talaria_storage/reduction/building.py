@@ -14,9 +14,18 @@ and stores, in this order (DESIGN.md §3: objects before the ref):
 
 Everything in the manifest is a function of the version and the parameters
 (no times, no host names, statistics are counts), so the same command on the
-same version gives the same manifest hash, and a re-run after a crash (kill
--9 anywhere) stores nothing twice: objects are content-addressed and the
-profile moves only at the end.
+same version gives the same manifest hash.
+
+**Resume** (``StatefulStorage``): a run keeps two processing states, keyed
+by the database, the version's manifest, the profile and a digest of the
+parameters (and, for an update, the profile it starts from). The first
+records the cluster table as soon as it is stored, the second each delta
+chunk; both keep those objects from ``gc`` until the profile is published,
+and are completed then. A re-run after a crash (``kill -9`` anywhere) finds
+the table in the first state and skips the selection, which is most of the
+work; deltas are encoded again (content-addressed, so nothing is stored
+twice) and the profile ref moves only at the end. ``state list`` shows an
+unfinished reduction.
 
 **Update** (``update=True``, MMseqs2 ``clusterupdate``): the profile's
 previous reduction, of an older version, is the starting point. Its
@@ -38,18 +47,27 @@ clustered once under each.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Any
 
-from talaria_storage.core.errors import ConfigError, ProfileNotFound
+from talaria_storage.core.errors import ConfigError, ProfileNotFound, StorageError
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.core.keys import validate_name
-from talaria_storage.core.types import DeltaChunk, DeltaRecord, ReductionManifest
+from talaria_storage.core.types import (
+    DeltaChunk,
+    DeltaRecord,
+    OperationType,
+    ProcessingState,
+    ReductionManifest,
+    SourceInfo,
+)
 from talaria_storage.reduction import delta
-from talaria_storage.reduction.cluster_table import ClusterTable
+from talaria_storage.reduction.cluster_table import ClusterTable, ClusterTableError
 from talaria_storage.reduction.selection import (
     Clustering,
     SelectionParameters,
@@ -153,19 +171,26 @@ def reduce_database(
         taxdump = catalog.resolve_version().object
         taxonomy = catalog.load_object(taxdump)
     sequences, records = _read_sequences(db, manifest.version, parameters.taxonomy_aware, taxonomy, rank)
-    pinned = _pinned(previous, sequences) if previous is not None else ()
-    clustering = select_references(
-        ((bytes.fromhex(key.sha256), s.residues, key.taxon) for key, s in sequences.items()),
-        parameters,
-        processes=processes,
-        progress=progress,
-        pinned=pinned,
-    )
-    if previous is not None:
-        clustering = _keep_previous_members(clustering, previous, sequences)
-    table = ClusterTable.of(clustering)
-    chunk_hashes, delta_bytes = _store_deltas(db, table, sequences, progress)
-    table_hash = db.store.store_chunk(table.encode())
+    identity_of_run = {"parameters": parameters.to_dict(), "rank": rank,
+                       "update_from": current.to_hex() if update and current is not None else None}
+    selecting = _state(db, manifest_hash, profile, "select", identity_of_run)
+    deltas_state = _state(db, manifest_hash, profile, "deltas", identity_of_run)
+    table, table_hash = _resumed_table(db, selecting)
+    if table is None:
+        pinned = _pinned(previous, sequences) if previous is not None else ()
+        clustering = select_references(
+            ((bytes.fromhex(key.sha256), s.residues, key.taxon) for key, s in sequences.items()),
+            parameters,
+            processes=processes,
+            progress=progress,
+            pinned=pinned,
+        )
+        if previous is not None:
+            clustering = _keep_previous_members(clustering, previous, sequences)
+        table = ClusterTable.of(clustering)
+        table_hash = db.store.store_chunk(table.encode())
+        db.store.states.record_completed(selecting.operation_id, [table_hash])
+    chunk_hashes, delta_bytes = _store_deltas(db, table, sequences, progress, deltas_state.operation_id)
     member_residues = sum(len(sequences[k].residues) for k in table.members)
     residues = sum(len(s.residues) for s in sequences.values())
     statistics = {
@@ -173,7 +198,8 @@ def reduce_database(
         "members": len(table.members), "residues": residues, "member_residues": member_residues,
         "delta_bytes": delta_bytes,
     }
-    recorded = {**parameters.to_dict(), "identity_used": clustering.identity, "rank": rank}
+    identity_used = table.identity if table.identity is not None else parameters.identity
+    recorded = {**parameters.to_dict(), "identity_used": identity_used, "rank": rank}
     if taxdump is not None:
         recorded["taxdump"] = taxdump.to_hex()
     if previous is not None:
@@ -184,11 +210,34 @@ def reduce_database(
         parameters=recorded, statistics=statistics, tool_version=tool_version(),
     )
     published = reductions.publish(reduction, expected=current)
+    db.store.states.complete(selecting.operation_id)
+    db.store.states.complete(deltas_state.operation_id)
     return ReductionResult(
         db.name, manifest.version, profile, published, len(table.references), len(table.members),
-        table.sequence_count, records, clustering.identity, residues, member_residues, delta_bytes,
+        table.sequence_count, records, identity_used, residues, member_residues, delta_bytes,
         unchanged=published == current, seconds=time.perf_counter() - started,
     )
+
+
+def _state(
+    db: SequenceDatabase, manifest_hash: SHA256Hash, profile: str, step: str, identity: dict[str, Any]
+) -> ProcessingState:
+    """The processing state of one step of this reduction, started or resumed (see the module docstring)."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    source = SourceInfo(db.name, source=f"reduce {step} {digest}", version=profile)
+    return db.store.states.start(
+        OperationType.REDUCE, source, manifest_hash=manifest_hash, manifest_version=profile, total_chunks=0
+    )
+
+
+def _resumed_table(db: SequenceDatabase, state: ProcessingState) -> tuple[ClusterTable | None, SHA256Hash | None]:
+    """The cluster table an interrupted run of this reduction stored, if it is still there and reads."""
+    for table_hash in state.completed_chunks:
+        try:
+            return ClusterTable.decode(db.store.get_chunk(table_hash), f"cluster table {table_hash.to_hex()}"), table_hash
+        except (StorageError, ClusterTableError):
+            continue  # gone or damaged: select again
+    return None, None
 
 
 def _read_sequences(
@@ -267,10 +316,16 @@ def _keep_previous_members(
 
 
 def _store_deltas(
-    db: SequenceDatabase, table: ClusterTable, sequences: dict[SequenceKey, _Sequence], progress: Progress | None
+    db: SequenceDatabase,
+    table: ClusterTable,
+    sequences: dict[SequenceKey, _Sequence],
+    progress: Progress | None,
+    operation_id: str,
 ) -> tuple[list[SHA256Hash], int]:
-    """Encode every member against its reference; store one delta chunk per reference with members."""
+    """Encode every member against its reference; store one delta chunk per reference with members,
+    recording them in the run's processing state (256 at a time)."""
     hashes: list[SHA256Hash] = []
+    unrecorded: list[SHA256Hash] = []
     size = 0
     with_members = [r for r in table.references if table.members_of(r)]
     for done, reference in enumerate(with_members, start=1):
@@ -285,8 +340,12 @@ def _store_deltas(
                 reference_hash=SHA256Hash.from_hex(reference.sha256), ops=ops, taxon_id=seq.taxon,
                 identity=table.members[member].identity,
             ))
-        hashes.append(db.store.store_delta_chunk(DeltaChunk(SHA256Hash.from_hex(reference.sha256), tuple(records))))
-        if progress is not None and (done % 256 == 0 or done == len(with_members)):
-            progress("encode deltas", done, len(with_members))
+        stored = db.store.store_delta_chunk(DeltaChunk(SHA256Hash.from_hex(reference.sha256), tuple(records)))
+        hashes.append(stored)
+        unrecorded.append(stored)
+        if done % 256 == 0 or done == len(with_members):
+            db.store.states.record_completed(operation_id, unrecorded)
+            unrecorded = []
+            if progress is not None:
+                progress("encode deltas", done, len(with_members))
     return hashes, size
-

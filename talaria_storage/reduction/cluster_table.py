@@ -11,10 +11,12 @@ per sequence, sorted: references in selection order, then members in
 selection order)::
 
     talaria-clusters 1
+    I <identity threshold used>
     R <sha256 hex> <taxon | ->
     M <sha256 hex> <taxon | -> <reference number> <identity> <coverage>
 
-``<reference number>`` is the 0-based place of the member's reference among
+The ``I`` line (the threshold the selection used, which in ratio mode it
+found) is optional. ``<reference number>`` is the 0-based place of the member's reference among
 the ``R`` lines; identity and coverage are written with four decimals. The
 taxon is the one the selection grouped by (``-`` unless taxonomy-aware).
 The same clustering always gives the same bytes. A sequence appears once per
@@ -43,6 +45,7 @@ class ClusterTable:
 
     references: tuple[SequenceKey, ...]
     members: dict[SequenceKey, Membership]
+    identity: float | None = None
     _by_sha: dict[str, list[SequenceKey]] = field(default_factory=dict, compare=False, repr=False)
     _by_reference: dict[SequenceKey, list[SequenceKey]] = field(default_factory=dict, compare=False, repr=False)
 
@@ -54,7 +57,13 @@ class ClusterTable:
 
     @classmethod
     def of(cls, clustering: Clustering) -> ClusterTable:
-        return cls(tuple(clustering.references), dict(clustering.members))
+        """The table of ``clustering``, its fractions rounded as the stored form writes them, so a
+        table read back from the store equals the one that was written."""
+        members = {
+            key: Membership(m.reference, round(m.identity, 4), round(m.coverage, 4))
+            for key, m in clustering.members.items()
+        }
+        return cls(tuple(clustering.references), members, round(clustering.identity, 4))
 
     @property
     def sequence_count(self) -> int:
@@ -81,6 +90,8 @@ class ClusterTable:
 
     def _lines(self) -> Iterator[str]:
         yield HEADER + "\n"
+        if self.identity is not None:
+            yield f"I {self.identity:.4f}\n"
         number = {key: i for i, key in enumerate(self.references)}
         for key in self.references:
             yield f"R {key.sha256} {_taxon_text(key.taxon)}\n"
@@ -98,17 +109,21 @@ class ClusterTable:
             raise ClusterTableError(f"{where}: not a cluster table (line 1 is not '{HEADER}')")
         references: list[SequenceKey] = []
         members: dict[SequenceKey, Membership] = {}
+        identity = None
         for number, line in enumerate(lines[1:], start=2):
             if not line:
                 continue
             try:
+                if number == 2 and line.startswith("I "):
+                    identity = float(line[2:])
+                    continue
                 members_part = _parse_line(line, references)
             except (ValueError, IndexError) as exc:
                 raise ClusterTableError(f"{where} line {number}: {exc}; the object is damaged (run verify)") from None
             if members_part is None:
                 continue
             members[members_part[0]] = members_part[1]
-        return cls(tuple(references), members)
+        return cls(tuple(references), members, identity)
 
 
 def _taxon_text(taxon: int | None) -> str:

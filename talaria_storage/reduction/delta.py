@@ -7,8 +7,8 @@ different lengths, lower-case runs, any alphabet: protein, nucleotide, IUPAC,
 form (:class:`DeltaForm`):
 
 ``EDIT_SCRIPT`` (1)
-    An edit script (:func:`edit_script`: from an edlib global alignment,
-    ``mode="NW"``, ``task="path"``) serialized compactly, then zstd-compressed
+    An edit script (:func:`edit_script`: from an edlib alignment of the
+    child against the best-matching part of the reference) serialized compactly, then zstd-compressed
     when that is smaller. Layout after the tag: one flag byte (0 = payload
     raw, 1 = payload is a magic-less zstd frame at level
     :data:`ZSTD_LEVEL`), then the payload::
@@ -36,18 +36,15 @@ residues at 1 % divergence took 1.1 s here, while zstd took 0.7 s at level
 ``EDIT_SCRIPT`` explicitly still aligns.
 
 Which form wins, measured (``benchmarks/bench_delta.py``, see
-``benchmarks/README.md`` "Delta codec"): on members paired with their
-references by ``select_references`` at identity 0.9, ``EDIT_SCRIPT`` is the
-smaller for almost every protein member and for most rRNA members: a few
-substitutions cost a few bytes, while a zstd frame alone costs 6 and every
-match it encodes costs a few bits more than an untouched stretch between two
-edits. ``ZSTD_PREFIX`` wins where the child is mostly unlike the reference or
-rearranged (a shifted or duplicated block, which an edit script spells out
-residue by residue and zstd finds as one match), and it is the only form
-above the cut-off. Keeping both costs one tag byte per delta and about
-twice the encode time; it pays in total size only by the margins the README
-gives, but it also bounds the worst case (an edit script of an unlike pair
-is the whole child spelled out) -- which is why both stay.
+``benchmarks/README.md`` "Delta codec"), on the members ``select_references``
+pairs at identity 0.9: on proteins the edit script is the smaller for about
+three members in four (a few substitutions cost a few bytes, where a zstd
+frame alone costs 6 and every match it encodes a few bits more), and keeping
+both is 11-13 % smaller than either alone; on rRNA genes (WoL 16S/23S, ~93 %
+identity, ~150 edits a member) ``ZSTD_PREFIX`` wins for nine members in ten
+and both-forms saves under 1 %; ResFinder splits about evenly (7 %). Keeping
+both costs one tag byte per delta and twice the encode time, and bounds the
+worst case: a single member can be 29x larger in one form than the other.
 
 The delta carries nothing that depends on time or randomness: the same
 inputs give the same bytes (for one version of libzstd; the frames decode
@@ -150,11 +147,16 @@ class Edit:
 
 
 def edit_script(reference: bytes, child: bytes) -> tuple[Edit, ...]:
-    """The edits that turn ``reference`` into ``child``, from an edlib global (NW) alignment.
+    """The edits that turn ``reference`` into ``child``, from an edlib alignment.
 
-    Runs of mismatches become one ``S``, runs of child-only residues one
-    ``I``, runs of reference-only residues one ``D``, in reference order.
-    The number of residues they touch is the alignment's edit distance.
+    The child is aligned as a whole against the part of the reference it
+    matches best (edlib ``mode="HW"``: gaps at the reference's ends are
+    free); the reference outside that part becomes one ``D`` at each end. A
+    global (``NW``) alignment costs the same number of edits but may spread
+    those deletions anywhere: a 2,279-base 16S gene inside a 2,957-base one
+    came out as 158 deletions (168 bytes) instead of two. Inside the aligned
+    part, runs of mismatches become one ``S``, runs of child-only residues
+    one ``I``, runs of reference-only residues one ``D``, in reference order.
     """
     if not child:
         return (Edit("D", 0, length=len(reference)),) if reference else ()
@@ -162,9 +164,11 @@ def edit_script(reference: bytes, child: bytes) -> tuple[Edit, ...]:
         return (Edit("I", 0, child),)
     if reference == child:
         return ()
-    cigar = edlib.align(child, reference, mode="NW", task="path")["cigar"].encode()
-    edits: list[Edit] = []
-    at = 0  # in the reference
+    found = edlib.align(child, reference, mode="HW", task="path")
+    start, end = found["locations"][0]  # the aligned part of the reference, inclusive
+    cigar = found["cigar"].encode()
+    edits: list[Edit] = [Edit("D", 0, length=start)] if start else []
+    at = start  # in the reference
     taken = 0  # in the child
     for count_text, code in _CIGAR_RUN.findall(cigar):
         count = int(count_text)
@@ -181,6 +185,11 @@ def edit_script(reference: bytes, child: bytes) -> tuple[Edit, ...]:
         else:  # D: in the target (the reference) only
             edits.append(Edit("D", at, length=count))
             at += count
+    if at != end + 1 or taken != len(child):
+        raise DeltaError(f"edlib's alignment covers reference {start}-{at} and {taken} of {len(child)} child "
+                         f"residues, not {start}-{end + 1} and all: an edlib version this code does not know")
+    if at < len(reference):
+        edits.append(Edit("D", at, length=len(reference) - at))
     return tuple(edits)
 
 
