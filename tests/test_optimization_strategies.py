@@ -161,6 +161,6 @@ def test_a_strategy_left_out_says_why() -> None:
         parse_strategy("Archival")
 
 
-def test_delta_encoding_is_deferred_with_a_message() -> None:
-    with pytest.raises(ConfigError, match="delta-encoding is deferred"):
+def test_delta_encoding_is_left_out_with_the_reason() -> None:
+    with pytest.raises(ConfigError, match="delta-encoding was left out"):
         parse_strategy("DeltaEncoding")
