@@ -214,6 +214,17 @@ def test_options_that_exclude_each_other_are_an_error(folder: Path) -> None:
     assert error_of(path) == f"{path}:13: [[step]] 'x' format: choose normalized or format, not both"
 
 
+def test_a_reduce_rank_without_taxonomy_aware_names_the_key(folder: Path) -> None:
+    steps = '\n[[step]]\nname = "r"\nkind = "reduce"\ndatabase = "db"\nprofile = "90"\nrank = "genus"\n'
+    path = write(folder, steps)
+    assert error_of(path) == f"{path}:12: [[step]] 'r' rank: a rank needs taxonomy_aware = true"
+
+
+def test_an_unknown_reduce_rank_lists_the_ranks(folder: Path) -> None:
+    steps = '\n[[step]]\nname = "r"\nkind = "reduce"\ndatabase = "db"\nprofile = "90"\ntaxonomy_aware = true\nrank = "genre"\n'
+    assert "genus" in error_of(write(folder, steps))
+
+
 def test_invalid_toml_is_one_line_with_its_position(folder: Path) -> None:
     path = write(folder, "\n[[step]\n")
     assert error_of(path).startswith(f"{path}: invalid TOML:")
