@@ -11,7 +11,10 @@ Given distinct sequences, choose *references* so that every other sequence
 3. **Align.** Each candidate pair is aligned with edlib (a C library, never a
    Python loop): the member (the later, so never the longer sequence) as a
    whole against any part of the reference (edlib's ``HW`` mode, free end
-   gaps in the reference), by edit distance. From that alignment:
+   gaps in the reference), by edit distance, which rejects most pairs fast.
+   A protein pair within the edit budget is aligned again the same way with
+   BLOSUM62 and affine gaps (parasail, SIMD C; see :func:`_protein_alignment`
+   for why), nucleotides keep the edit-distance alignment. From that alignment:
 
    * **identity** = identical aligned residues / length of the member. The
      member is the shorter sequence of the pair, so this is CD-HIT's default
@@ -22,8 +25,8 @@ Given distinct sequences, choose *references* so that every other sequence
      ``-aS`` (alignment coverage of the shorter sequence).
 
    ``cd-hit -c I -aS C`` runs with the same definitions; the benchmark
-   compares against exactly that. (CD-HIT scores with BLOSUM62 in a band and
-   edlib by edit distance, so borderline pairs can fall either side.)
+   compares against exactly that. (CD-HIT aligns in a band, parasail over
+   the whole matrix, so borderline pairs can still fall either side.)
 4. **Assign.** In order, a sequence joins a reference chosen before it that
    it matches at ``identity`` or more with ``coverage`` or more; otherwise it
    becomes a reference itself. ``assignment="first"`` (the default, CD-HIT's
@@ -73,6 +76,7 @@ from typing import Any, Literal, NamedTuple
 
 import edlib
 import numpy as np
+import parasail
 
 from talaria_storage.core.errors import ConfigError
 from talaria_storage.core.hashing import is_hash_hex
@@ -96,6 +100,9 @@ _CIGAR = re.compile(r"(\d+)([=XID])")
 _POOL_MINIMUM = 2000
 _SAMPLE_BLOCK = 4000  # sequences per word-sampling task
 _ALIGN_BLOCK = 1500  # sequences per alignment task
+# Above this many cells (member x reference residues) a protein pair keeps its edit-distance
+# identity: parasail's traceback table would take hundreds of MB (a 6,000 x 6,000 pair: 36 M cells).
+_SCORED_CELLS = 36_000_000
 
 
 class SequenceKey(NamedTuple):
@@ -256,7 +263,8 @@ def select_references(
     seconds["order"] = time.perf_counter() - started
     count = len(keys)
     floor = parameters.identity if parameters.identity is not None else parameters.min_identity
-    word_filter = word_filter_for(floor, nucleotide=looks_nucleotide(residues))
+    nucleotide = looks_nucleotide(residues)
+    word_filter = word_filter_for(floor, nucleotide=nucleotide)
     workers = _worker_count(processes, count)
     groups = _taxon_groups(keys) if parameters.taxonomy_aware else None
     evaluate_all = parameters.ratio is not None or parameters.assignment == "best"
@@ -268,7 +276,7 @@ def select_references(
         candidates = _find_candidates(pool, encoded, count, word_filter, groups, report)
         seconds["prefilter"] = time.perf_counter() - step
         step = time.perf_counter()
-        aligner = _PairAligner(residues, floor, parameters.coverage)
+        aligner = _PairAligner(residues, floor, parameters.coverage, protein=not nucleotide)
         _align_speculatively(pool, aligner, candidates, evaluate_all, report)
     finally:
         if pool is not None:
@@ -429,32 +437,65 @@ class _PairResult(NamedTuple):
 _NO_MATCH = _PairResult(-1.0, 0.0)
 
 
-def align_pair(member: bytes, reference: bytes, identity: float) -> tuple[float, float] | None:
+def align_pair(member: bytes, reference: bytes, identity: float, protein: bool = False) -> tuple[float, float] | None:
     """Identity and coverage of ``member`` aligned as a whole inside ``reference`` (see the module docstring).
 
     ``None`` when the edit distance exceeds what ``identity`` allows: the
     member's mismatches and inserted residues (at most ``(1 - identity)``
     of its length) plus as many residues skipped in the reference (those do
     not lower identity over the member, but an edit-distance alignment pays
-    for them).
+    for them). For proteins a pair within that budget is then aligned again
+    with BLOSUM62 (:func:`_protein_alignment`), whose identity is the one
+    returned.
     """
     length = len(member)
     budget = math.floor((1.0 - identity) * length + 1e-9)
     found = edlib.align(member, reference, mode="HW", task="path", k=2 * budget + 1)
     if found["editDistance"] < 0:
         return None
-    ops = _CIGAR.findall(found["cigar"])
+    measured = _identity_and_coverage(found["cigar"], length)
+    # Only a pair that passes by edit distance is scored again: the edit-distance alignment lines up
+    # at least as many identical residues as BLOSUM62's in all but rare pairs, so the others would
+    # fail anyway, and rescoring every candidate would cost 4x the selection at threshold 0.5.
+    if protein and measured[0] >= identity and length * len(reference) <= _SCORED_CELLS:
+        return _protein_alignment(member, reference)
+    return measured
+
+
+def _protein_alignment(member: bytes, reference: bytes) -> tuple[float, float]:
+    """Identity and coverage from a BLOSUM62 alignment (gap open 11, extend 1, as BLAST and CD-HIT score).
+
+    An edit-distance alignment pays as much for a gap as for a mismatch, so
+    between distant proteins it lines up identical residues through many
+    small gaps that no substitution matrix would open: at threshold 0.5 a
+    tenth of the members it accepted fell below 0.5 when re-aligned with
+    BLOSUM62, at 0.3 half (``benchmarks/bench_reduce.py``, "Membership
+    check"). parasail (SIMD, C) aligns the member as a whole against any
+    part of the reference (``sg_dx``: the reference's end gaps free).
+    """
+    found = parasail.sg_dx_trace_scan_16(member, reference, 11, 1, parasail.blosum62)
+    if found.saturated:  # a score past 16 bits: thousands of identical residues
+        found = parasail.sg_dx_trace_scan_32(member, reference, 11, 1, parasail.blosum62)
+    return _identity_and_coverage(found.cigar.decode.decode("ascii"), len(member), query_only="I")
+
+
+def _identity_and_coverage(cigar: str, length: int, query_only: str = "I") -> tuple[float, float]:
+    """Identical residues over ``length``, and the member's span from its first to its last aligned
+    residue over ``length``, from a CIGAR whose ``query_only`` op marks member-only residues."""
+    ops = _CIGAR.findall(cigar)
     identical = sum(int(n) for n, op in ops if op == "=")
-    lead = int(ops[0][0]) if ops and ops[0][1] == "I" else 0
-    trail = int(ops[-1][0]) if len(ops) > 1 and ops[-1][1] == "I" else 0
+    aligned = [(int(n), op) for n, op in ops if op != "D"]  # the member's residues, in order
+    lead = aligned[0][0] if aligned and aligned[0][1] == query_only else 0
+    trail = aligned[-1][0] if len(aligned) > 1 and aligned[-1][1] == query_only else 0
     return identical / length, max(0, length - lead - trail) / length
 
 
 class _PairAligner:
     """Aligns pairs by position and keeps every result for the run (the alignment cache)."""
 
-    def __init__(self, residues: list[bytes], floor: float, coverage: float) -> None:
+    def __init__(self, residues: list[bytes], floor: float, coverage: float, protein: bool = False) -> None:
         self.residues = residues
+        self.protein = protein
         self.floor = floor
         self.coverage = coverage
         self.count = len(residues)
@@ -473,7 +514,7 @@ class _PairAligner:
         code = query * self.count + target
         result = self.results.get(code)
         if result is None:
-            found = align_pair(self.residues[query], self.residues[target], self.floor)
+            found = align_pair(self.residues[query], self.residues[target], self.floor, self.protein)
             result = _NO_MATCH if found is None else _PairResult(*found)
             self.results[code] = result
             self.aligned += 1
@@ -498,6 +539,7 @@ def _align_speculatively(
             aligner.floor,
             aligner.coverage,
             evaluate_all,
+            aligner.protein,
         )
         for first, last in blocks
     ]
@@ -508,10 +550,10 @@ def _align_speculatively(
 
 
 def _align_block(
-    task: tuple[int, np.ndarray, np.ndarray, float, float, bool],
+    task: tuple[int, np.ndarray, np.ndarray, float, float, bool, bool],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Align each query's candidates in order, up to its first match (or all of them)."""
-    first, starts, targets, identity, coverage, evaluate_all = task
+    first, starts, targets, identity, coverage, evaluate_all, protein = task
     residues = _worker_residues
     count = len(residues)
     codes: list[int] = []
@@ -523,7 +565,7 @@ def _align_block(
         query = first + offset
         member = residues[query]
         for target in target_list[bounds[offset] : bounds[offset + 1]]:
-            found = align_pair(member, residues[target], identity)
+            found = align_pair(member, residues[target], identity, protein)
             codes.append(query * count + target)
             if found is None:
                 identities.append(-1.0)
