@@ -9,17 +9,18 @@ import pytest
 from reduction_data import AMINO, families, mutate
 
 from talaria_storage.core.errors import ConfigError
+from talaria_storage.reduction.selection import (
+    Clustering,
+    SelectionParameters,
+    SequenceKey,
+    align_pair,
+    select_references,
+)
 from talaria_storage.sequences.kmer_filter import (
     encode_sequences,
     link_candidates,
     sample_words,
     word_filter_for,
-)
-from talaria_storage.reduction.selection import (
-    Clustering,
-    SelectionParameters,
-    SequenceKey,
-    select_references,
 )
 
 RECORDS = families()
@@ -198,3 +199,20 @@ def test_the_prefilter_links_family_members_and_not_strangers() -> None:
     candidates = link_candidates([sample_words(encoded, 0, 3, word_filter, None)], 3, word_filter)
     assert list(candidates.of(1)) == [0]
     assert list(candidates.of(2)) == []
+
+
+def test_unrelated_proteins_pass_a_low_threshold_by_edit_distance_but_not_with_blosum62() -> None:
+    rng = random.Random(3)
+    pairs = [(random_protein(rng, 190).encode(), random_protein(rng, 200).encode()) for _ in range(10)]
+    by_edits = [align_pair(member, reference, 0.22) for member, reference in pairs]
+    by_blosum = [align_pair(member, reference, 0.22, protein=True) for member, reference in pairs]
+    assert all(found is not None and found[0] >= 0.22 for found in by_edits)
+    assert all(found is None or found[0] < 0.22 for found in by_blosum)
+
+
+def test_a_homologue_keeps_its_identity_under_blosum62() -> None:
+    rng = random.Random(4)
+    reference = random_protein(rng, 300)
+    member = mutate(rng, reference, 0.2)[:290].encode()
+    found = align_pair(member, reference.encode(), 0.7, protein=True)
+    assert found is not None and 0.75 <= found[0] <= 0.85 and found[1] >= 0.95
