@@ -576,6 +576,11 @@ def search_cdhit(identity: float, out: Path, query: Path, work: Path) -> Search:
     return Search(label, sequences, residues, makedb, blastp, len(raw), expanded)
 
 
+def _accession(word: str) -> str:
+    parts = word.split("|")
+    return parts[1] if len(parts) == 3 and parts[0] in ("sp", "tr") else word
+
+
 def search_linclust(fasta: Path, work: Path, identity: float, query: Path) -> Search:
     """linclust's representatives at ``identity`` searched, each hit expanded through its cluster."""
     label = f"mmseqs easy-linclust representatives at {identity:.2f}"
@@ -584,14 +589,17 @@ def search_linclust(fasta: Path, work: Path, identity: float, query: Path) -> Se
         return Search(label, 0, 0, 0, 0, 0, set(), skipped=reason)
     run_mmseqs(fasta, work, "easy-linclust", identity, None)
     prefix = work / f"easy-linclust-{identity:.2f}"
+    # mmseqs names a UniProt record by its accession (sp|P12345|NAME -> P12345), DIAMOND by the
+    # header's first word: the cluster table is read in accessions and mapped back.
+    word_of = {_accession(word): word for word, _ in read_fasta(fasta)}
     clusters: dict[str, list[str]] = {}
     with Path(f"{prefix}_cluster.tsv").open() as handle:
         for line in handle:
             rep, member = line.rstrip("\n").split("\t")[:2]
-            clusters.setdefault(rep, []).append(member)
+            clusters.setdefault(rep, []).append(word_of[member])
     reps = Path(f"{prefix}_rep_seq.fasta")
     makedb, blastp, raw = diamond(reps, query, work, label)
-    expanded = {(q, record) for q, s in raw for record in clusters[s]}
+    expanded = {(q, record) for q, s in raw for record in clusters[_accession(s)]}
     sequences, residues = fasta_size(reps)
     return Search(label, sequences, residues, makedb, blastp, len(raw), expanded)
 
