@@ -8,7 +8,7 @@ failed. ``bench_sync.py`` runs when it exists.
 
 Run from this folder::
 
-    ../.venv/bin/python run_all.py            # full sizes (about an hour on 2 shared cores)
+    ../.venv/bin/python run_all.py            # full sizes (about two hours on 2 shared cores)
     ../.venv/bin/python run_all.py --quick
     ../.venv/bin/python run_all.py --skip bench_backends
 """
@@ -32,6 +32,11 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_sync": ([], ["--quick"]),
     "bench_remote_cache": ([], []),
     "bench_import_formats": ([], ["--runs", "1"]),
+    "bench_serve": ([], ["--requests", "200"]),
+    "bench_optimize": ([], ["--only", "resfinder"]),
+    "bench_reduce": ([], ["--quick"]),
+    "bench_delta": ([], ["--quick"]),
+    "bench_pack_layout": ([], ["--only", "mmseqs2_DB"]),
 }
 
 
