@@ -2,7 +2,8 @@
 # The main job (README, `make demo`): the sample sequence database that ships in
 # examples/sample goes into the embedded default store (a filesystem store in
 # ./demo-store): its taxonomy, two releases as two versions, a byte-exact round
-# trip, look-ups by accession and by refget digest, a diff, verify and stats.
+# trip, look-ups by accession and by refget digest, a diff, a reduction to
+# references and the expansion of one, verify and stats.
 # Re-running starts again from an empty store, so it always shows the same thing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +38,12 @@ ts get "$ACCESSION" --database sample
 ts get "$DIGEST" --database sample
 step "what changed from r1 to r2"
 ts diff sample@r1 sample@r2
-step "verify every object"
+step "reduce sample@r2 to references at 70 % identity (as CD-HIT would), export them, expand one"
+ts reduce --database sample@r2 --profile 70 --identity 0.7
+ts export --database sample --profile 70 --references -o "$OUT/references.fasta"
+echo "references: $(grep -c '>' "$OUT/references.fasta") of $(grep -c '>' "$SAMPLE/release2.fasta") records"
+ts reduce expand --database sample --profile 70 "$ACCESSION"
+step "verify every object (and decode every delta of the profile)"
 ts verify
 step "statistics of database 'sample'"
 ts stats --database sample
