@@ -86,8 +86,9 @@ def encode_pack_joined(
     if sum(lengths) != len(residues) or (qualities is not None and len(qualities) != len(residues)):
         raise ValueError("pack lengths do not add up to its residues (or qualities)")
     plain = _encode_layout(residues, lengths, qualities, codec, None)
+    # A FASTQ pack keeps record order (its qualities, not its residues, are most of it), and so does
+    # a pack whose sequences resemble none in another block: neither has anything to gain.
     if qualities is not None or gains_from_long_matches(residues, codec.block_size) < LONG_MATCH_GAIN:
-        # FASTQ reads: their qualities, not their residues, are most of the pack
         return plain
     offsets = list(accumulate(lengths, initial=0))
     slots = [residues[offsets[i] : offsets[i + 1]] for i in range(count)]
