@@ -37,14 +37,15 @@ residues at 1 % divergence took 1.1 s here, while zstd took 0.7 s at level
 
 Which form wins, measured (``benchmarks/bench_delta.py``, see
 ``benchmarks/README.md`` "Delta codec"), on the members ``select_references``
-pairs at identity 0.9: on proteins the edit script is the smaller for about
-three members in four (a few substitutions cost a few bytes, where a zstd
-frame alone costs 6 and every match it encodes a few bits more), and keeping
-both is 11-13 % smaller than either alone; on rRNA genes (WoL 16S/23S, ~93 %
-identity, ~150 edits a member) ``ZSTD_PREFIX`` wins for nine members in ten
-and both-forms saves under 1 %; ResFinder splits about evenly (7 %). Keeping
-both costs one tag byte per delta and twice the encode time, and bounds the
-worst case: a single member can be 29x larger in one form than the other.
+pairs at identity 0.9: on proteins the edit script is the smaller for 70-77 %
+of members (a few substitutions cost a few bytes, where a zstd frame alone
+costs 6 and every match it encodes a few bits more), and keeping both is
+9-10 % smaller than the better form alone; on rRNA genes (WoL 16S/23S, ~93 %
+identity, over 100 edits a member) ``ZSTD_PREFIX`` wins for nine members in
+ten and both forms save under 1 %; ResFinder splits about evenly (8 %).
+Keeping both costs one tag byte per delta and twice the encode time, and
+bounds the worst case: one member came out 10x larger in one form than in
+the other.
 
 The delta carries nothing that depends on time or randomness: the same
 inputs give the same bytes (for one version of libzstd; the frames decode
