@@ -20,7 +20,19 @@ from typing import Annotated
 
 import typer
 
-from talaria_storage.cli import chunk, database, index, optimize, reduce, run, serve, state, store, sync, taxonomy
+from talaria_storage.cli import (
+    chunk,
+    database,
+    index,
+    optimize,
+    reduce,
+    run,
+    serve,
+    state,
+    store,
+    sync,
+    taxonomy,
+)
 from talaria_storage.cli.common import CliState, ErrorReportingGroup
 
 app = typer.Typer(

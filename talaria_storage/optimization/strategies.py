@@ -76,7 +76,12 @@ from talaria_storage.core.errors import ConfigError
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.core.keys import CHUNKS, MANIFESTS
 from talaria_storage.optimization.analysis import StoreAnalysis, key_hash
-from talaria_storage.optimization.rewrite import PackMoves, VersionRewriter, store_pack, version_codec
+from talaria_storage.optimization.rewrite import (
+    PackMoves,
+    VersionRewriter,
+    store_pack,
+    version_codec,
+)
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.importing import configured_codec

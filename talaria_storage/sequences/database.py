@@ -77,8 +77,8 @@ from talaria_storage.index.local_index import ChunkIndex, open_index
 from talaria_storage.index.lookup_index import lookup_index
 from talaria_storage.sequences.canonical import (
     InvalidSequenceId,
-    canonical,
     SequenceDigests,
+    canonical,
     digests,
     parse_sequence_id,
 )
