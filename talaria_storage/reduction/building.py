@@ -6,9 +6,10 @@ A run reads every distinct sequence of the version once
 each member against its reference (:mod:`talaria_storage.reduction.delta`)
 and stores, in this order (DESIGN.md §3: objects before the ref):
 
-1. one :class:`DeltaChunk` per reference that has members, its records
+1. the :class:`~talaria_storage.reduction.cluster_table.ClusterTable`
+   (first, so that a resumed run finds it);
+2. one :class:`DeltaChunk` per reference that has members, its records
    sorted by child hash;
-2. the :class:`~talaria_storage.reduction.cluster_table.ClusterTable`;
 3. the :class:`ReductionManifest`, whose profile ref is moved by
    compare-and-swap from the one read when the run began.
 
