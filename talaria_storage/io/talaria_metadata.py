@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from talaria_storage.core.errors import InputFormatError
-from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.reduction import delta
 from talaria_storage.reduction.delta import Edit
 from talaria_storage.reduction.profile import ReductionProfile
@@ -70,8 +69,7 @@ class MetadataFiles:
 
 def profile_lines(profile: ReductionProfile) -> tuple[list[DeltaLine], dict[str, list[str]]]:
     """The ``deltas.dat`` lines and the reference -> children map of ``profile``, sorted."""
-    records = _records_by_sequence(profile)
-    snapshot = profile.snapshot
+    records, residues_of = _records_by_sequence(profile)
     table = profile.table
     deltas: list[DeltaLine] = []
     children: dict[str, list[str]] = {}
@@ -81,15 +79,14 @@ def profile_lines(profile: ReductionProfile) -> tuple[list[DeltaLine], dict[str,
             continue
         ref_id = carriers[0][0]
         kids = children.setdefault(ref_id, [])
-        ref_residues = snapshot.residues_of(SHA256Hash.from_hex(reference.sha256)) or b""
+        ref_residues = residues_of[reference.sha256]
         for key in (reference, *table.members_of(reference)):
             mine = [c for c in records.get(key.sha256, []) if key.taxon is None or c[1] == key.taxon or c[1] is None]
             if key == reference:
                 mine = mine[1:]  # the reference record itself is no child
             if not mine:
                 continue
-            residues = ref_residues if key.sha256 == reference.sha256 else snapshot.residues_of(SHA256Hash.from_hex(key.sha256)) or b""
-            edits = delta.edit_script(ref_residues, residues)
+            edits = delta.edit_script(ref_residues, residues_of[key.sha256])
             for child, taxon in mine:
                 kids.append(child)
                 deltas.append(DeltaLine(child, ref_id, taxon, edits))
@@ -99,12 +96,19 @@ def profile_lines(profile: ReductionProfile) -> tuple[list[DeltaLine], dict[str,
     return deltas, dict(sorted(children.items()))
 
 
-def _records_by_sequence(profile: ReductionProfile) -> dict[str, list[tuple[str, int | None]]]:
-    """Per sequence (SHA-256 hex): the (accession, taxon) of every record carrying it, in manifest order."""
+def _records_by_sequence(
+    profile: ReductionProfile,
+) -> tuple[dict[str, list[tuple[str, int | None]]], dict[str, bytes]]:
+    """Per sequence (SHA-256 hex): the (accession, taxon) of every record carrying it, in manifest
+    order, and its canonical residues; one pass over the version."""
     found: dict[str, list[tuple[str, int | None]]] = {}
-    for entry in profile.database.entries(profile.snapshot.version):
-        found.setdefault(entry.sequence.to_hex(), []).append((entry.accession, entry.taxid or None))
-    return found
+    residues_of: dict[str, bytes] = {}
+    for entry, residues in profile.database.sequence_entries(profile.snapshot.version):
+        sha = entry.sequence.to_hex()
+        found.setdefault(sha, []).append((entry.accession, entry.taxid or None))
+        if residues is not None:
+            residues_of[sha] = residues
+    return found, residues_of
 
 
 def write_metadata(profile: ReductionProfile, directory: Path) -> MetadataFiles:

@@ -24,10 +24,11 @@ and ``sync`` (the sync protocol's own state). ``export`` writes to a temporary
 file renamed at the end, so a cut-off export left nothing and starts over;
 ``taxonomy``, ``verify`` and ``gc`` are short or idempotent and start over.
 
-``reduce`` stores content-addressed objects and moves its profile last, so a
-cut-off reduce left only unreferenced objects and a re-run completes it
-(writing again only what was not stored); ``optimize`` records its progress
-in processing state (see :mod:`talaria_storage.optimization`).
+``reduce`` records its cluster table and delta chunks in processing state
+and moves its profile last, so a re-run of a cut-off reduce skips the
+selection and completes it (see :mod:`talaria_storage.reduction.building`);
+``optimize`` records its progress in processing state (see
+:mod:`talaria_storage.optimization`).
 """
 
 from __future__ import annotations

@@ -476,17 +476,18 @@ def _protein_alignment(member: bytes, reference: bytes) -> tuple[float, float]:
     found = parasail.sg_dx_trace_scan_16(member, reference, 11, 1, parasail.blosum62)
     if found.saturated:  # a score past 16 bits: thousands of identical residues
         found = parasail.sg_dx_trace_scan_32(member, reference, 11, 1, parasail.blosum62)
-    return _identity_and_coverage(found.cigar.decode.decode("ascii"), len(member), query_only="I")
+    return _identity_and_coverage(found.cigar.decode.decode("ascii"), len(member))
 
 
-def _identity_and_coverage(cigar: str, length: int, query_only: str = "I") -> tuple[float, float]:
+def _identity_and_coverage(cigar: str, length: int) -> tuple[float, float]:
     """Identical residues over ``length``, and the member's span from its first to its last aligned
-    residue over ``length``, from a CIGAR whose ``query_only`` op marks member-only residues."""
+    residue over ``length``, from a CIGAR of the member (``I``: member-only residues, ``D``:
+    reference-only ones), as edlib and parasail both write it."""
     ops = _CIGAR.findall(cigar)
     identical = sum(int(n) for n, op in ops if op == "=")
     aligned = [(int(n), op) for n, op in ops if op != "D"]  # the member's residues, in order
-    lead = aligned[0][0] if aligned and aligned[0][1] == query_only else 0
-    trail = aligned[-1][0] if len(aligned) > 1 and aligned[-1][1] == query_only else 0
+    lead = aligned[0][0] if aligned and aligned[0][1] == "I" else 0
+    trail = aligned[-1][0] if len(aligned) > 1 and aligned[-1][1] == "I" else 0
     return identical / length, max(0, length - lead - trail) / length
 
 

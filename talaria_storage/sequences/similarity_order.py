@@ -31,6 +31,7 @@ reordering never makes a pack larger. Measured on this project's imports
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import zstandard
@@ -89,7 +90,7 @@ def similarity_order(sequences: Sequence[bytes]) -> list[int] | None:
     encoded = encode_sequences(ordered)
     fitting = min(words.k, 64 // encoded.bits)  # an input with many letters gets shorter words
     if fitting != words.k:
-        words = WordFilter(fitting, words.window, words.neighbours, words.heads, words.min_shared, words.max_candidates)
+        words = replace(words, k=fitting)
     candidates = link_candidates([sample_words(encoded, 0, count, words, None)], count, words)
     children: list[list[int]] = [[] for _ in range(count)]
     roots: list[int] = []
