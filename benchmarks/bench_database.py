@@ -1,7 +1,7 @@
 """Sequence databases (issue #3): stored size, import speed, look-ups, versions, peak memory.
 
 Everything goes through the public API only -- ``talaria_storage.open_store(path)``,
-``open_database(store, name).import_files(...)``, ``db.get(...)``, ``db.stats()`` -- on the
+``open_database(store, name).import_files(...)``, ``db.get_all(...)``, ``db.stats()`` -- on the
 embedded default store (a filesystem store, fsync per object) in a temporary folder, so
 the figures are what a user of the current code gets. Real data is read in place from
 ``../shared/data``; the peers are measured live beside the store where they are
@@ -69,7 +69,7 @@ from bench_formats import datasets, taxonomy_of
 
 import talaria_storage
 from talaria_storage import open_database
-from talaria_storage.sequences.taxonomy import accession_from_header
+from talaria_storage.sequences.identifiers import accession_from_header
 
 UNIPROT = "uniprot15"
 ENNAF_TARGET = 2.83  # ennaf -22 on uniprot15, BASELINES.md
@@ -322,18 +322,18 @@ def _lookup_run(store_dir: Path, name: str, accessions: list[str]) -> tuple[floa
         db = open_database(store, name)
         start = time.perf_counter()
         snapshot = db.snapshot()  # resolves HEAD, opens (or, if not persistent, rebuilds) the index
-        snapshot.get("no-such-accession-in-this-benchmark")
+        snapshot.get_all("no-such-accession-in-this-benchmark")
         ready = time.perf_counter() - start
         start = time.perf_counter()
-        found = [snapshot.get(acc) for acc in accessions]
+        found = [snapshot.get_all(acc) for acc in accessions]
         cold = time.perf_counter() - start
         start = time.perf_counter()
         for acc in accessions:
-            snapshot.get(acc)
+            snapshot.get_all(acc)
         warm = time.perf_counter() - start
         start = time.perf_counter()
         for acc in accessions:
-            db.get(acc)
+            db.get_all(acc)
         warm_get = time.perf_counter() - start
     return ready, cold, warm, warm_get, sum(1 for f in found if not f)
 

@@ -15,7 +15,7 @@ Per layout: the import's wall seconds, the bytes of the store's objects
 (``chunks/``) and of the whole store folder (the local index and refs
 included), the uncompressed FASTA's size over each (the compression ratio),
 how many packs were laid out by similarity, a byte-exact export check, and
-the mean time of 2,000 random record look-ups (``db.get(accession)`` on a
+the mean time of 2,000 random record look-ups (``db.get_all(accession)`` on a
 warm handle: the record's chunk and pack are read, and in a laid-out pack
 its slot is found through the slot order). Beside them, in the same run,
 ``xz -9`` on the uncompressed FASTA (``xz -9 -T1 -c | wc -c``), and ennaf's
@@ -59,8 +59,8 @@ from talaria_storage import open_database
 from talaria_storage.formats.fasta import format_record, read_fasta
 from talaria_storage.reduction.delta_check import DeltaDecodeCheck
 from talaria_storage.sequences import sequence_pack
+from talaria_storage.sequences.identifiers import accession_from_header
 from talaria_storage.sequences.integrity import verify_store
-from talaria_storage.sequences.taxonomy import accession_from_header
 
 LAYOUTS = ("chosen by size", "record order")
 DEFAULT_ONLY = "wol16s,wol23s,mmseqs2_DB,uniprot15,resfinder2025"
@@ -106,10 +106,10 @@ def xz_bytes(fasta: Path) -> tuple[int, float] | None:
 
 def lookups(db, accessions: list[str]) -> float:
     """Mean microseconds of ``db.get`` over ``accessions`` (after one warm-up look-up)."""
-    db.get(accessions[0])
+    db.get_all(accessions[0])
     start = time.perf_counter()
     for accession in accessions:
-        if not db.get(accession):
+        if not db.get_all(accession):
             raise SystemExit(f"look-up of {accession} found nothing: the store is wrong")
     return (time.perf_counter() - start) * 1e6 / len(accessions)
 

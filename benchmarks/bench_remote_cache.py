@@ -43,7 +43,7 @@ from bench_formats import datasets
 from talaria_storage.backends.faults import RequestCountingBackend
 
 from talaria_storage import open_database, open_store
-from talaria_storage.sequences.taxonomy import accession_from_header
+from talaria_storage.sequences.identifiers import accession_from_header
 from talaria_storage.storage.backend import Backend
 
 LATENCY = 0.02
@@ -85,11 +85,11 @@ def child(location: str, config: str, names_file: str) -> None:
     outer.inner = counter  # type: ignore[attr-defined]
     db = open_database(store, "uniprot15")
     snapshot = db.snapshot()
-    assert snapshot.get(names[0]), names[0]
+    assert snapshot.get_all(names[0]), names[0]
     first = time.perf_counter() - started
     first_requests, first_bytes = counter.total, counter.bytes_read
     started = time.perf_counter()
-    found = sum(1 for name in names if snapshot.get(name))
+    found = sum(1 for name in names if snapshot.get_all(name))
     many = time.perf_counter() - started
     print(
         json.dumps(

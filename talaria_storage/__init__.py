@@ -44,29 +44,74 @@ The documented API is what this module exports: :func:`open_store`,
 
 from __future__ import annotations
 
-from talaria_storage.config.open_store import open_store
-from talaria_storage.core.errors import (
-    BackendError,
-    ChunkIndexError,
-    ChunkNotFound,
-    CompressionError,
-    ConfigError,
-    HashMismatch,
-    InputFormatError,
-    StorageError,
-)
-from talaria_storage.core.hashing import SHA256Hash
-from talaria_storage.core.traits import (
-    ChunkStorage,
-    DeltaStorage,
-    ReductionStorage,
-    RemoteStorage,
-    StatefulStorage,
-    TaxonomyStorage,
-)
-from talaria_storage.reduction.reducible_database import open_database
-from talaria_storage.sequences.seqcol import SequenceCollection, version_collection, version_digests
-from talaria_storage.storage.store import Store
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from talaria_storage.config.open_store import open_store
+    from talaria_storage.core.errors import (
+        BackendError,
+        ChunkIndexError,
+        ChunkNotFound,
+        CompressionError,
+        ConfigError,
+        HashMismatch,
+        InputFormatError,
+        StorageError,
+    )
+    from talaria_storage.core.hashing import SHA256Hash
+    from talaria_storage.core.traits import (
+        ChunkStorage,
+        DeltaStorage,
+        ReductionStorage,
+        RemoteStorage,
+        StatefulStorage,
+        TaxonomyStorage,
+    )
+    from talaria_storage.reduction.reducible_database import open_database
+    from talaria_storage.sequences.seqcol import (
+        SequenceCollection,
+        version_collection,
+        version_digests,
+    )
+    from talaria_storage.storage.store import Store
+
+#: Where each name of the API is defined. The names are imported when first asked for
+#: (PEP 562): importing any submodule imports this package first, and an eager import
+#: here pulled the reduction layer (numpy, parasail, edlib: ~0.4 s) into every command,
+#: a one-record look-up included.
+_EXPORTS = {
+    "open_store": "talaria_storage.config.open_store",
+    **dict.fromkeys(
+        ("BackendError", "ChunkIndexError", "ChunkNotFound", "CompressionError", "ConfigError",
+         "HashMismatch", "InputFormatError", "StorageError"),
+        "talaria_storage.core.errors",
+    ),
+    "SHA256Hash": "talaria_storage.core.hashing",
+    **dict.fromkeys(
+        ("ChunkStorage", "DeltaStorage", "ReductionStorage", "RemoteStorage", "StatefulStorage", "TaxonomyStorage"),
+        "talaria_storage.core.traits",
+    ),
+    "open_database": "talaria_storage.reduction.reducible_database",
+    **dict.fromkeys(
+        ("SequenceCollection", "version_collection", "version_digests"), "talaria_storage.sequences.seqcol"
+    ),
+    "Store": "talaria_storage.storage.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'talaria_storage' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __version__ = "0.1.0"
 
@@ -85,8 +130,8 @@ __all__ = [
     "SHA256Hash",
     "SequenceCollection",
     "StatefulStorage",
-    "Store",
     "StorageError",
+    "Store",
     "TaxonomyStorage",
     "open_database",
     "open_store",

@@ -423,6 +423,7 @@ def test_a_filesystem_store_keeps_its_index_across_opens(tmp_path: Path, sample:
     location = tmp_path / "store"
     with open_store(location) as store:
         db = open_database(store, "prot")
+        db.lookup_table = False  # a version without a stored look-up table is looked up through the local index
         result = db.import_files([sample], version="v1")
         assert db["P12345"].residues == YEAST[:10] + YEAST[10:]
         assert isinstance(lookup_index(store).index, RocksIndex)

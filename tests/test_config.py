@@ -276,6 +276,13 @@ def test_unknown_key_suggests_the_close_one(tmp_path: Path) -> None:
     assert 'did you mean "compression"?' in message
 
 
+def test_a_removed_key_says_why_it_is_gone(tmp_path: Path) -> None:
+    path = write(tmp_path, "[index]\nrebuild_interval_hours = 24\n")
+    message = load_error(path)
+    assert message.startswith(f"{path}: [index] rebuild_interval_hours was removed: look-ups read the look-up table")
+    assert message.endswith("delete the line")
+
+
 def test_unknown_section_suggests_the_close_one(tmp_path: Path) -> None:
     message = load_error(write(tmp_path, "[cahce]\nenabled = true\n"))
     assert "unknown section [cahce]" in message and 'did you mean "cache"?' in message

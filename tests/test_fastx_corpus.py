@@ -72,18 +72,18 @@ def test_an_accepted_fastq_file_holds_biopythons_ids_residues_and_qualities(name
 def test_every_identifier_of_an_nr_header_finds_the_record() -> None:
     db = open_database(Store(MemoryBackend()), "db")
     db.import_files([CORPUS / "nr_ctrl_a.fa"], version="v1")
-    [by_first] = db.get("WP_000001.1")
-    [by_second] = db.get("WP_000002.1")
+    [by_first] = db.get_all("WP_000001.1")
+    [by_second] = db.get_all("WP_000002.1")
     assert by_first == by_second and b"\x01WP_000002.1" in by_first.header
 
 
 def test_a_record_with_an_empty_header_is_found_by_position_and_digest_never_by_empty_string() -> None:
     db = open_database(Store(MemoryBackend()), "db")
     db.import_files([CORPUS / "empty_header.fa"], version="v1")
-    [second] = db.get("#2")
+    [second] = db.get_all("#2")
     assert (second.header, second.residues) == (b"", b"GGGGCCCC")
-    assert db.get("") == [] and db.get("#4") == [] and db.get("#0") == []
-    assert db.get(refget_id(b"GGGGCCCC")) == [second]
+    assert db.get_all("") == [] and db.get_all("#4") == [] and db.get_all("#0") == []
+    assert db.get_all(refget_id(b"GGGGCCCC")) == [second]
 
 
 def test_alphabet_any_keeps_digits_and_spaces() -> None:

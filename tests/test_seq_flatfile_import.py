@@ -57,7 +57,7 @@ def test_a_record_is_found_by_its_accession_version_with_biopythons_residues() -
     db = _database(CORPUS / "two_records.gbk")
     expected = {r.id: bytes(r.seq).upper() for r in SeqIO.parse(CORPUS / "two_records.gbk", "genbank")}
     for accession, residues in expected.items():
-        [record] = db.get(accession)
+        [record] = db.get_all(accession)
         assert record.residues == residues
 
 
@@ -95,7 +95,7 @@ def test_shared_genbank_file_round_trips_and_gives_biopythons_records(shared_dat
     assert _export(db) == gzip.decompress(path.read_bytes())
     with gzip.open(path, "rt") as handle:
         for parsed in SeqIO.parse(handle, "genbank"):
-            [record] = db.get(parsed.id)
+            [record] = db.get_all(parsed.id)
             assert record.residues == bytes(parsed.seq).upper()
 
 

@@ -18,13 +18,14 @@ import pytest
 from talaria_storage.backends.faults import RequestCountingBackend
 from talaria_storage.backends.memory import MemoryBackend
 
-from talaria_storage.core.errors import CompressionError, VersionNotFound
+from talaria_storage.core.errors import AmbiguousIdentifier, CompressionError, VersionNotFound
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.formats.fasta import FastaRecord, SequenceRecord
 from talaria_storage.sequences import database as database_module
 from talaria_storage.sequences.canonical import digests
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.database import INDEX_LAYOUT, SequenceDatabase
+from talaria_storage.sequences.identifiers import accession_from_header
 from talaria_storage.sequences.nucleotide_blocks import NucleotideBlock, nucleotide_payload
 from talaria_storage.sequences.record_chunk import (
     ChunkReader,
@@ -34,7 +35,6 @@ from talaria_storage.sequences.record_chunk import (
 )
 from talaria_storage.sequences.sequence_pack import PackReader, encode_pack
 from talaria_storage.sequences.streams import NUC2, NUC4, RESIDUES, ChunkCodec, LRUCache
-from talaria_storage.sequences.taxonomy import accession_from_header
 from talaria_storage.storage.store import Store
 
 SMALL_BLOCKS = ChunkCodec(block_size=4096)
@@ -78,10 +78,15 @@ def _nucleotides(rnd: random.Random, count: int) -> bytes:
     return b"".join(out)
 
 
-def _import(tmp_path: Path, data: bytes, name: str = "db", *, store: Store | None = None) -> SequenceDatabase:
+def _import(
+    tmp_path: Path, data: bytes, name: str = "db", *, store: Store | None = None, lookup_table: bool = True
+) -> SequenceDatabase:
+    """A database of ``data``; ``lookup_table=False``: looked up through the local index."""
     path = tmp_path / f"{name}.fa"
     path.write_bytes(data)
-    db = SequenceDatabase(store or Store(MemoryBackend()), name, codec=SMALL_BLOCKS, chunking=SMALL_CHUNKS)
+    db = SequenceDatabase(
+        store or Store(MemoryBackend()), name, codec=SMALL_BLOCKS, chunking=SMALL_CHUNKS, lookup_table=lookup_table
+    )
     db.import_files([path], version="v1", taxonomy="header" if data.startswith(b">sp|") else "none")
     return db
 
@@ -107,10 +112,21 @@ def nucleotides(tmp_path_factory: pytest.TempPathFactory) -> SequenceDatabase:
     return _import(tmp_path_factory.mktemp("nucleotides"), _nucleotides(random.Random(8), 400))
 
 
+@pytest.fixture(scope="module")
+def proteins_local(tmp_path_factory: pytest.TempPathFactory) -> SequenceDatabase:
+    """:func:`proteins` without a stored look-up table (as versions of earlier releases)."""
+    return _import(tmp_path_factory.mktemp("proteins"), _proteins(random.Random(7), 1500), lookup_table=False)
+
+
+@pytest.fixture(scope="module")
+def nucleotides_local(tmp_path_factory: pytest.TempPathFactory) -> SequenceDatabase:
+    return _import(tmp_path_factory.mktemp("nucleotides"), _nucleotides(random.Random(8), 400), lookup_table=False)
+
+
 # ------------------------------------------------------------------------------ same as a full scan
 
 
-@pytest.mark.parametrize("which", ["proteins", "nucleotides"])
+@pytest.mark.parametrize("which", ["proteins", "nucleotides", "proteins_local", "nucleotides_local"])
 def test_lookups_by_accession_equal_a_full_scan(which: str, request: pytest.FixtureRequest) -> None:
     db: SequenceDatabase = request.getfixturevalue(which)
     by_accession: dict[str, list[SequenceRecord]] = {}
@@ -120,9 +136,13 @@ def test_lookups_by_accession_equal_a_full_scan(which: str, request: pytest.Fixt
     assert any(len(found) > 1 for found in by_accession.values())
     snapshot = db.snapshot()
     for accession in random.Random(1).sample(sorted(by_accession), 150):
-        assert snapshot.get(accession) == by_accession[accession]
-        assert db.get(accession) == by_accession[accession]
-        assert snapshot[accession] == by_accession[accession][0]
+        assert snapshot.get_all(accession) == by_accession[accession]
+        assert db.get_all(accession) == by_accession[accession]
+        if len(by_accession[accession]) == 1:
+            assert snapshot[accession] == by_accession[accession][0]
+        else:
+            with pytest.raises(AmbiguousIdentifier, match=r"names \d+ records of db@v1"):
+                snapshot[accession]
 
 
 def test_lookups_by_digest_equal_a_full_scan(proteins: SequenceDatabase) -> None:
@@ -132,13 +152,13 @@ def test_lookups_by_digest_equal_a_full_scan(proteins: SequenceDatabase) -> None
         d = digests(record.residues)
         expected = [r for r in records if digests(r.residues).sha256 == d.sha256]
         for identifier in (d.sha256.to_hex(), d.refget, "ga4gh:" + d.refget, "md5:" + d.md5, d.md5):
-            assert snapshot.get(identifier) == expected
+            assert snapshot.get_all(identifier) == expected
 
 
 def test_an_unknown_identifier_finds_nothing(proteins: SequenceDatabase) -> None:
     snapshot = proteins.snapshot()
-    assert snapshot.get("NO_SUCH_ACCESSION") == []
-    assert snapshot.get(digests(b"NOT STORED").sha256.to_hex()) == []
+    assert snapshot.get_all("NO_SUCH_ACCESSION") == []
+    assert snapshot.get_all(digests(b"NOT STORED").sha256.to_hex()) == []
     with pytest.raises(KeyError):
         snapshot["NO_SUCH_ACCESSION"]
 
@@ -154,7 +174,7 @@ def test_lookups_are_right_with_caches_too_small_to_hold_anything(
         expected.setdefault(accession, []).append(record)
     snapshot = db.snapshot()
     for accession in sorted(expected):
-        assert snapshot.get(accession) == expected[accession]
+        assert snapshot.get_all(accession) == expected[accession]
     assert len(db._blocks) == 0 and len(db._readers) == 0
 
 
@@ -162,7 +182,7 @@ def test_a_dropped_database_frees_its_caches_without_the_cyclic_gc(tmp_path: Pat
     db = _import(tmp_path, _nucleotides(random.Random(10), 100))
     snapshot = db.snapshot()
     for _, accession in list(_full_scan(db))[:50]:
-        snapshot.get(accession)
+        snapshot.get_all(accession)
     assert len(db._readers) and len(db._blocks)
     dropped, blocks = weakref.ref(db), weakref.ref(db._blocks)
     gc.disable()
@@ -184,14 +204,14 @@ def test_a_snapshot_keeps_its_version_after_a_new_import_and_get_sees_the_new_he
     v2 = tmp_path / "v2.fa"
     v2.write_bytes(b">sp|P1|A OX=1\nMKVLQQ\n>sp|P3|C OX=2\nMCCC\n")
     db.import_files([v2], version="v2")
-    assert [r.residues for r in pinned.get("P1")] == [b"MKVL"]
-    assert pinned.get("P3") == [] and pinned["P2"].residues == b"MAAA"
-    assert [r.residues for r in db.get("P1")] == [b"MKVLQQ"]
+    assert [r.residues for r in pinned.get_all("P1")] == [b"MKVL"]
+    assert pinned.get_all("P3") == [] and pinned["P2"].residues == b"MAAA"
+    assert [r.residues for r in db.get_all("P1")] == [b"MKVLQQ"]
     assert db["P3"].residues == b"MCCC"
-    assert db.get("P2") == []
+    assert db.get_all("P2") == []
     assert db.snapshot().version == "v2" and db.snapshot()["P3"].residues == b"MCCC"
     assert db.snapshot("v1")["P2"].residues == b"MAAA"
-    assert [r.residues for r in db.get("P1", version="v1")] == [b"MKVL"]
+    assert [r.residues for r in db.get_all("P1", version="v1")] == [b"MKVL"]
 
 
 def test_get_sees_a_head_another_writer_published(tmp_path: Path) -> None:
@@ -218,13 +238,13 @@ def test_snapshot_lookups_read_no_ref_and_get_reads_head_each_time(tmp_path: Pat
     accessions = sorted({a for _, a in _full_scan(db)})[:20]
     snapshot = db.snapshot()
     for accession in accessions:
-        snapshot.get(accession)
+        snapshot.get_all(accession)
     before = counting.counts
     for accession in accessions:
-        snapshot.get(accession)
+        snapshot.get_all(accession)
     assert counting.counts == before  # warm: no ref, no object read at all
     for accession in accessions:
-        db.get(accession)
+        db.get_all(accession)
     assert counting.counts.get("read_versioned", 0) - before.get("read_versioned", 0) == len(accessions)
 
 
@@ -260,22 +280,22 @@ def _prefix(db: SequenceDatabase) -> bytes:
     return b"m/" + db.manifest()[0].to_hex().encode() + b"/"
 
 
-def test_the_index_is_one_point_get_per_identifier_under_a_marker_of_its_layout(proteins: SequenceDatabase) -> None:
-    proteins.snapshot()
-    prefix = _prefix(proteins)
-    marker = json.loads(proteins.index.get(prefix + b"built") or b"null")
+def test_the_index_is_one_point_get_per_identifier_under_a_marker_of_its_layout(proteins_local: SequenceDatabase) -> None:
+    proteins_local.snapshot()
+    prefix = _prefix(proteins_local)
+    marker = json.loads(proteins_local.index.get(prefix + b"built") or b"null")
     assert marker["layout"] == INDEX_LAYOUT
-    acc = next(a for _, a in _full_scan(proteins))
-    value = proteins.index.get(prefix + b"acc/" + acc.encode())
+    acc = next(a for _, a in _full_scan(proteins_local))
+    value = proteins_local.index.get(prefix + b"acc/" + acc.encode())
     assert value is not None and len(value) % 8 == 0
-    assert proteins.snapshot().positions(acc) == [
+    assert proteins_local.snapshot().positions(acc) == [
         (int.from_bytes(value[k : k + 4], "big"), int.from_bytes(value[k + 4 : k + 8], "big"))
         for k in range(0, len(value), 8)
     ]
 
 
 def test_an_index_of_the_previous_layout_is_dropped_and_rebuilt(tmp_path: Path) -> None:
-    db = _import(tmp_path, b">sp|P1|A OX=1\nMKVL\n>sp|P2|B OX=1\nMAAA\n", "up")
+    db = _import(tmp_path, b">sp|P1|A OX=1\nMKVL\n>sp|P2|B OX=1\nMAAA\n", "up", lookup_table=False)
     prefix = _prefix(db)
     db.index.delete_prefix(prefix)
     # Layout 1: one key per position, read by prefix scans, and a marker without a layout. Here
@@ -284,41 +304,41 @@ def test_an_index_of_the_previous_layout_is_dropped_and_rebuilt(tmp_path: Path) 
         (prefix + b"acc/P1\x00" + b"\x00\x00\x00\x00\x00\x00\x00\x01", b""),
         (prefix + b"built", json.dumps({"unique_sequences": 2}).encode()),
     ])
-    assert [r.residues for r in db.get("P1")] == [b"MKVL"]
+    assert [r.residues for r in db.get_all("P1")] == [b"MKVL"]
     assert [k for k, _ in db.index.scan(prefix + b"acc/P1\x00")] == []
     assert json.loads(db.index.get(prefix + b"built") or b"null") == {"unique_sequences": 2, "layout": INDEX_LAYOUT}
 
 
 def test_entries_without_a_marker_are_rebuilt_not_trusted(tmp_path: Path) -> None:
-    db = _import(tmp_path, b">sp|P1|A OX=1\nMKVL\n>sp|P2|B OX=1\nMAAA\n", "up")
+    db = _import(tmp_path, b">sp|P1|A OX=1\nMKVL\n>sp|P2|B OX=1\nMAAA\n", "up", lookup_table=False)
     prefix = _prefix(db)
     db.index.delete_prefix(prefix)
     db.index.write_batch([(prefix + b"acc/P1", b"\x00\x00\x00\x00\x00\x00\x00\x01")])  # half a build, wrong
-    assert [r.residues for r in db.get("P1")] == [b"MKVL"]
+    assert [r.residues for r in db.get_all("P1")] == [b"MKVL"]
 
 
-def test_a_whole_index_is_trusted_not_rebuilt(proteins: SequenceDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
-    proteins.snapshot()
+def test_a_whole_index_is_trusted_not_rebuilt(proteins_local: SequenceDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    proteins_local.snapshot()
 
     def no_walk(*args: object) -> None:
         raise AssertionError("the index was rebuilt")
 
-    monkeypatch.setattr(proteins, "_walk", no_walk)
-    accession = next(a for _, a in _full_scan(proteins))
-    assert proteins.get(accession)
-    assert proteins.stats().records == proteins.manifest()[1].records
+    monkeypatch.setattr(proteins_local, "_walk", no_walk)
+    accession = next(a for _, a in _full_scan(proteins_local))
+    assert proteins_local.get_all(accession)
+    assert proteins_local.stats().records == proteins_local.manifest()[1].records
 
 
 def test_an_index_built_in_many_small_batches_is_the_same(
-    proteins: SequenceDatabase, monkeypatch: pytest.MonkeyPatch
+    proteins_local: SequenceDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proteins.snapshot()
-    prefix = _prefix(proteins)
-    whole = dict(proteins.index.scan(prefix))
+    proteins_local.snapshot()
+    prefix = _prefix(proteins_local)
+    whole = dict(proteins_local.index.scan(prefix))
     monkeypatch.setattr(database_module, "INDEX_BUILD_KEYS", 7)  # merges with earlier batches all along
-    proteins.index.delete_prefix(prefix)
-    proteins.snapshot()
-    assert dict(proteins.index.scan(prefix)) == whole
+    proteins_local.index.delete_prefix(prefix)
+    proteins_local.snapshot()
+    assert dict(proteins_local.index.scan(prefix)) == whole
 
 
 # ------------------------------------------------------------------------------ reading one record

@@ -77,7 +77,7 @@ def test_a_sequence_carried_by_two_databases_is_stored_once(tmp_path: Path) -> N
     assert result.new_packs == 0 and all(e.pack is None for e in manifest.chunks)
     assert {h for h, _ in manifest.reused_packs} == {e.pack for e in first.manifest()[1].chunks if e.pack}
     assert _export(second) == other_headers.read_bytes()
-    assert second.get("Q00007")[0].residues.decode() == PROTEINS[7]
+    assert second.get_all("Q00007")[0].residues.decode() == PROTEINS[7]
 
 
 def test_same_history_in_two_stores_gives_the_same_objects(tmp_path: Path) -> None:

@@ -9,11 +9,11 @@ import pytest
 import zstandard
 
 from talaria_storage.core.errors import InputFormatError
+from talaria_storage.sequences.identifiers import accession_from_header
 from talaria_storage.sequences.taxonomy import (
     AccessionTaxonMap,
     Taxonomy,
     UnknownTaxon,
-    accession_from_header,
     iter_accession_taxids,
     taxon_from_header,
 )

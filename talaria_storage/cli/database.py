@@ -42,8 +42,8 @@ from talaria_storage.reduction.profile import ReductionProfile
 from talaria_storage.sequences.canonical import digests
 from talaria_storage.sequences.database import open_database, record_formatter
 from talaria_storage.sequences.diff import diff_versions
+from talaria_storage.sequences.identifiers import accession_from_header
 from talaria_storage.sequences.seqcol import version_digests
-from talaria_storage.sequences.taxonomy import accession_from_header
 from talaria_storage.sequences.taxonomy_store import TaxonomyCatalog
 from talaria_storage.sequences.versions import VersionCatalog
 
@@ -465,7 +465,7 @@ def get(
         found = 0
         for snapshot in snapshots:
             db_name = snapshot.database.name
-            for record in snapshot.get(identifier):
+            for record in snapshot.get_all(identifier):
                 accession = accession_from_header(record.header)
                 length = len(record.residues.translate(None, b" \t\r\n\x0b\x0c"))
                 if bounds is not None and bounds[1] > length:

@@ -15,7 +15,7 @@ Sections of ``storage.toml`` (the repository's ``storage.toml`` documents every 
     [storage.azure]   container, prefix + the Azure backend's OPTIONS
     [storage.rocksdb] the RocksDB backend's OPTIONS
     [cache]           enabled, size_mb, ttl_seconds, dir
-    [index]           type, rebuild_interval_hours
+    [index]           type
     [optimization]    auto_optimize, deduplication, min_chunk_size, max_chunk_size
     [remote]          default = "<name>", and one [remote.<name>] location = "..." per remote
 
@@ -440,9 +440,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "type": Key(
             Choice(("memory", "sqlite", "rocksdb")), "rocksdb", "lookup index implementation"
         ),
-        "rebuild_interval_hours": Key(
-            Float(0.0), 24.0, "rebuild the index after this many hours; 0 = never"
-        ),
     },
     "optimization": {
         "auto_optimize": Key(Bool(), False, "run the optimizer's default strategies after each import"),
@@ -504,12 +501,21 @@ class CacheSettings:
     dir: str
 
 
+#: Keys earlier releases accepted, and why they are gone (a file that still sets one gets this).
+REMOVED_KEYS = {
+    ("index", "rebuild_interval_hours"): (
+        "look-ups read the look-up table each version stores at import, and the local index "
+        "(for versions imported before it) is rebuilt whenever it is stale, so there is nothing to "
+        "rebuild on a schedule"
+    ),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class IndexSettings:
     """``[index]``: the rebuildable lookup index."""
 
     type: str
-    rebuild_interval_hours: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -688,6 +694,9 @@ class _Layer:
         self.settings[(section, name)] = _Setting(value, self.where, self.layer)
 
     def unknown(self, section: str, name: str, known: Any) -> ConfigError:
+        removed = REMOVED_KEYS.get((section, name))
+        if removed is not None:
+            return self.error(f"{_table_name(section)} {name} was removed: {removed}; delete the line")
         listed = ", ".join(sorted(set(known))) or "none"
         return self.error(
             f"{_table_name(section)} unknown key '{name}': {_did_you_mean(name, known)}known keys: {listed}"

@@ -148,6 +148,21 @@ class RefConflict(StorageError):
         super().__init__(f"{what}; nothing was changed: {hint}")
 
 
+class RecordNotFound(StorageError, KeyError):
+    """No record of a database version answers to an identifier (``db[...]``, ``db.get``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "record not found"
+
+
+class AmbiguousIdentifier(StorageError, KeyError):
+    """An identifier names several records where one was asked for (``db.get``); ``get_all``
+    gives them all."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "identifier names several records"
+
+
 class VersionNotFound(StorageError, KeyError):
     """A database or one of its versions does not exist."""
 

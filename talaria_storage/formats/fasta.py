@@ -138,12 +138,72 @@ class Layout(NamedTuple):
         return self.line_lengths is None and self.line_eols is None
 
 
-class FastaRecord(NamedTuple):
-    """One FASTA record: header (no ``>``, no terminator), residues as written, layout."""
+#: Between the FASTA part of a stored GenBank/EMBL record's header and the envelope that
+#: keeps its flat-file text (:mod:`talaria_storage.formats.genbank`).
+MARK = b"\x1f"
+#: How a stored GenBank/EMBL record gives back its flat-file text and flavour. This module is
+#: below the one that stores such records, which installs it (:func:`register_flatfile_text`).
+_flatfile_text: Callable[[FastaRecord], tuple[bytes, str]] | None = None
 
+
+def register_flatfile_text(read: Callable[[FastaRecord], tuple[bytes, str]]) -> None:
+    """Install how :meth:`FastaRecord.to_seqrecord` reads a stored GenBank/EMBL record."""
+    global _flatfile_text
+    _flatfile_text = read
+
+
+class _Named:
+    """What a pipeline reads off a record, as Biopython names it (``SeqIO`` parses the same)."""
+
+    __slots__ = ()
+    header: bytes
+    residues: bytes
+    qualities: bytes
+
+    @property
+    def description(self) -> str:
+        """The whole header line after ``>`` / ``@`` (Biopython's ``description``)."""
+        return self.header.partition(MARK)[0].decode("utf-8", "replace")
+
+    @property
+    def id(self) -> str:
+        """The header's first word (Biopython's ``id``; what BLAST and ``samtools faidx`` key on)."""
+        words = self.header.partition(MARK)[0].split(None, 1)
+        return words[0].decode("utf-8", "replace") if words else ""
+
+    @property
+    def seq(self) -> str:
+        """The residues as written, without spaces (case kept, as Biopython keeps it)."""
+        return self.residues.translate(None, b" \t\r\x0b\x0c").decode("ascii", "replace")
+
+    def __len__(self) -> int:
+        """Residues, as ``len()`` of a Biopython record (not the tuple's number of fields)."""
+        return len(self.seq)
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> Any:
+        # namedtuple's own _make (and so _replace) checks the new tuple with len()
+        return tuple.__new__(cls, iterable)
+
+
+class _FastaFields(NamedTuple):
     header: bytes
     residues: bytes
     layout: Layout = Layout()
+
+
+class _FastqFields(NamedTuple):
+    header: bytes
+    residues: bytes
+    plus: bytes
+    qualities: bytes
+    layout: Layout = Layout()
+
+
+class FastaRecord(_Named, _FastaFields):
+    """One FASTA record: header (no ``>``, no terminator), residues as written, layout."""
+
+    __slots__ = ()
 
     @property
     def is_empty(self) -> bool:
@@ -154,19 +214,41 @@ class FastaRecord(NamedTuple):
         """The record's exact bytes in the file it came from."""
         return format_fasta(self)
 
+    def to_seqrecord(self) -> Any:
+        """The record as a Biopython ``SeqRecord``: what ``SeqIO.parse`` gives for its text (a
+        GenBank/EMBL record with its features and annotations, from its stored flat-file text)."""
+        # Biopython is imported here, not with this module: it costs ~65 ms, which every
+        # command that reads records (a one-record look-up) would pay for a method few call.
+        from Bio import SeqIO
+        from Bio.Seq import Seq
+        from Bio.SeqRecord import SeqRecord
 
-class FastqRecord(NamedTuple):
+        if MARK in self.header and _flatfile_text is not None:
+            text, flavour = _flatfile_text(self)
+            return SeqIO.read(io.StringIO(text.decode("utf-8", "replace")), flavour)
+        return SeqRecord(Seq(self.seq), id=self.id, name=self.id, description=self.description)
+
+
+class FastqRecord(_Named, _FastqFields):
     """One FASTQ record: four lines, or wrapped (see :class:`Layout` for how the lines are kept)."""
 
-    header: bytes
-    residues: bytes
-    plus: bytes
-    qualities: bytes
-    layout: Layout = Layout()
+    __slots__ = ()
 
     def to_bytes(self) -> bytes:
         """The record's exact bytes in the file it came from."""
         return format_fastq(self)
+
+    def to_seqrecord(self) -> Any:
+        """The record as a Biopython ``SeqRecord`` with ``phred_quality`` letter annotations
+        (Sanger offset 33), as ``SeqIO.parse(..., "fastq")`` gives it."""
+        from Bio.Seq import Seq  # deferred: see FastaRecord.to_seqrecord
+        from Bio.SeqRecord import SeqRecord
+
+        qualities = self.qualities.translate(None, b" \t\r\x0b\x0c")
+        return SeqRecord(
+            Seq(self.seq), id=self.id, name=self.id, description=self.description,
+            letter_annotations={"phred_quality": [q - 33 for q in qualities]},
+        )
 
 
 SequenceRecord = FastaRecord | FastqRecord

@@ -49,11 +49,18 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 from talaria_storage.core.errors import InputFormatError
-from talaria_storage.formats.fasta import FastaRecord, Layout, Source, open_input, source_name
+from talaria_storage.formats.fasta import (
+    MARK,
+    FastaRecord,
+    Layout,
+    Source,
+    open_input,
+    register_flatfile_text,
+    source_name,
+)
 
 Flavour = Literal["genbank", "embl"]
 
-MARK = b"\x1f"  # between a stored header's FASTA part and its envelope
 SPLIT = b"\x1d"  # between the envelope's parts
 NEWLINE = b"\x1e"  # a newline of the flat-file text, inside a stored header
 _SEPARATORS = MARK + SPLIT + NEWLINE
@@ -334,6 +341,9 @@ def from_stored(record: FastaRecord) -> bytes:
     else:
         block, after = format_block(record.residues, style), rest
     return before + block + after
+
+
+register_flatfile_text(lambda record: (from_stored(record), stored_flavour(record)))
 
 
 def fasta_of(record: FastaRecord, wrap: int = FASTA_WRAP) -> bytes:

@@ -84,7 +84,7 @@ class ReductionProfile:
 
     def keys_of(self, identifier: str) -> list[SequenceKey]:
         """The table entries of the sequence(s) ``identifier`` names; :class:`UnknownIdentifier` if none."""
-        records = self.snapshot.get(identifier)
+        records = self.snapshot.get_all(identifier)
         if not records:
             raise UnknownIdentifier(
                 f"'{identifier}' names no record of {self.database.name}@{self.version} "
@@ -112,7 +112,7 @@ class ReductionProfile:
 
     def records_of(self, key: SequenceKey) -> list[SequenceRecord]:
         """Every record of the version carrying ``key``'s sequence."""
-        return self.snapshot.get(key.sha256)
+        return self.snapshot.get_all(key.sha256)
 
     def references(self) -> Iterator[SequenceRecord]:
         """One record per reference (the first record carrying it), in selection order: the FASTA to search."""

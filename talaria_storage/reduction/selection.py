@@ -76,7 +76,6 @@ from typing import Any, Literal, NamedTuple
 
 import edlib
 import numpy as np
-import parasail
 
 from talaria_storage.core.errors import ConfigError
 from talaria_storage.core.hashing import is_hash_hex
@@ -473,6 +472,10 @@ def _protein_alignment(member: bytes, reference: bytes) -> tuple[float, float]:
     check"). parasail (SIMD, C) aligns the member as a whole against any
     part of the reference (``sg_dx``: the reference's end gaps free).
     """
+    # Imported here, once per process (later imports are a dictionary look-up): parasail takes
+    # ~170 ms to load, which every command importing the API (a one-record look-up) would pay.
+    import parasail
+
     found = parasail.sg_dx_trace_scan_16(member, reference, 11, 1, parasail.blosum62)
     if found.saturated:  # a score past 16 bits: thousands of identical residues
         found = parasail.sg_dx_trace_scan_32(member, reference, 11, 1, parasail.blosum62)

@@ -34,24 +34,30 @@ look-ups in one version.
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import multiprocessing
 import os
 import struct
 import time
 import weakref
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from talaria_storage.config.open_store import open_store
 from talaria_storage.config.settings import StorageConfig
 from talaria_storage.core.errors import (
+    AmbiguousIdentifier,
     ChunkNotFound,
     CompressionError,
     InputFormatError,
+    RecordNotFound,
     RefConflict,
     StorageError,
 )
@@ -75,14 +81,29 @@ from talaria_storage.formats.genbank import (
 )
 from talaria_storage.index.local_index import ChunkIndex, open_index
 from talaria_storage.index.lookup_index import lookup_index
+from talaria_storage.index.lookup_table import (
+    LookupTable,
+    LookupTableDamaged,
+    LookupTableRef,
+    digest_fingerprint,
+    name_fingerprint,
+)
+from talaria_storage.index.lookup_table_writer import write_lookup_table
 from talaria_storage.sequences.canonical import (
     InvalidSequenceId,
     SequenceDigests,
+    SequenceId,
     canonical,
     digests,
     parse_sequence_id,
 )
 from talaria_storage.sequences.chunking import ChunkingPolicy
+from talaria_storage.sequences.identifiers import (
+    EXACT,
+    accession_from_header,
+    indexed_names,
+    name_match,
+)
 from talaria_storage.sequences.importing import (
     POOL_THRESHOLD,
     DictionaryBase,
@@ -91,20 +112,17 @@ from talaria_storage.sequences.importing import (
     configured_codec,
     header_labeller,
 )
-from talaria_storage.sequences.manifest import Manifest, SourceFile
+from talaria_storage.sequences.manifest import ChunkEntry, Manifest, SourceFile
 from talaria_storage.sequences.order import decode_order
 from talaria_storage.sequences.record_chunk import ChunkReader, dictionary_text
 from talaria_storage.sequences.sequence_pack import PackReader
 from talaria_storage.sequences.stored_sequences import StoredSequences
 from talaria_storage.sequences.streams import DICTIONARY_STREAMS, ChunkCodec, LRUCache
-from talaria_storage.sequences.taxonomy import (
-    AccessionTaxonMap,
-    Taxonomy,
-    accession_from_header,
-    accessions_from_header,
-)
+from talaria_storage.sequences.taxonomy import AccessionTaxonMap, Taxonomy
 from talaria_storage.sequences.versions import HEAD, VersionCatalog, VersionInfo, default_version
 from talaria_storage.storage.store import Store
+
+_log = logging.getLogger(__name__)
 
 CHUNK_CACHE_BYTES = 128 << 20  # decoded records kept for export and look-ups
 MAX_PROCESSES = 4  # automatic import workers at most
@@ -115,7 +133,9 @@ _POS = struct.Struct(">II")  # (chunk index, record index), big-endian: an index
 # of FASTA) need ~40 MB of readers and ~37 MB of blocks for every look-up to hit the caches.
 READER_CACHE_BYTES = 96 << 20
 BLOCK_CACHE_BYTES = 64 << 20
-INDEX_LAYOUT = 3  # how index entries are laid out (see SequenceDatabase._ensure_index); 3: every Ctrl-A id
+# How index entries are laid out (see SequenceDatabase._ensure_index); 3: every Ctrl-A id; 4: the names of
+# identifiers.indexed_names (bare accessions, entry names), each candidate checked against its header
+INDEX_LAYOUT = 4
 INDEX_BUILD_KEYS = 1 << 18  # index entries gathered in memory before they are written (and merged)
 
 
@@ -187,6 +207,7 @@ class SequenceDatabase:
         threads: int = 4,
         processes: int | None = None,
         owns_store: bool = False,
+        lookup_table: bool = True,
     ) -> None:
         self.store = store
         self.name = name
@@ -207,6 +228,9 @@ class SequenceDatabase:
         self.deduplication = settings.optimization.deduplication if settings else True
         self.threads = max(1, threads)
         self.processes = processes
+        #: False: imports write no stored look-up table; their versions are then looked up through
+        #: the local index, built from the chunks (and read by releases before manifest format 4).
+        self.lookup_table = lookup_table
         self._manifests: dict[SHA256Hash, Manifest] = {}
         # Decoded chunks, bounded by bytes: an export walks a file's runs, which for a file
         # whose taxa are interleaved jump between many chunks (WoL 23S: 85); a cache of a
@@ -218,6 +242,8 @@ class SequenceDatabase:
         self._blocks = LRUCache(BLOCK_CACHE_BYTES)
         self._resolve_dictionary = _dictionary_resolver(self)
         self._cache_size = 16  # packs whose slot digests an index build keeps (see _walk)
+        # Stored look-up tables by manifest (None: the version has none, or it is damaged).
+        self._tables: dict[SHA256Hash, LookupTable | None] = {}
 
     # ------------------------------------------------------------------------------ import
 
@@ -287,6 +313,7 @@ class SequenceDatabase:
                                   "order_size": done.order_size, "records": done.source.records,
                                   "bytes": done.logical_bytes})
                 final = run.finish()
+                lookup, unique = self._store_lookup_table(run, final) if self.lookup_table else (None, None)
         except InputFormatError:
             # The input itself is bad: a re-run needs a corrected file, so nothing is worth
             # resuming, and the objects stored so far become collectable orphans.
@@ -300,9 +327,11 @@ class SequenceDatabase:
             chunks=tuple(final),
             parent=expected_head,
             extra={"files": files, "chunking": {"min": self.chunking.min_size, "target": self.chunking.target_size,
-                                "max": self.chunking.max_size}, "codec": self.codec.to_dict()},
+                                "max": self.chunking.max_size}, "codec": self.codec.to_dict(),
+                   **({"unique_sequences": unique} if unique is not None else {})},
             reused_packs=run.reused_packs(),
             dictionary_chunks=run.dictionary_chunks(),
+            lookup=lookup,
         )
         for attempt in range(2, 100):
             try:
@@ -327,6 +356,14 @@ class SequenceDatabase:
             packs=sum(1 for e in final if e.pack is not None), new_packs=run.new_packs,
             reused_packs=len(manifest.reused_packs),
         )
+
+    def _store_lookup_table(self, run: ImportRun, entries: list[ChunkEntry]) -> tuple[LookupTableRef, int]:
+        """Store the import's look-up table (before the manifest that names it, as every object),
+        recorded in the import's state; the table's ref and the number of distinct sequences."""
+        fingerprints, ordinals, unique = run.lookup.table(entries)
+        ref = write_lookup_table(lambda data: self.store.store_chunk(data), fingerprints, ordinals)
+        run.record_completed([p.hash for p in ref.partitions])
+        return ref, unique
 
     def _start_state(self, paths: list[str], version: str) -> ProcessingState:
         """Start, or resume, this import's processing state (see :mod:`talaria_storage.storage.processing`).
@@ -393,6 +430,15 @@ class SequenceDatabase:
         """
         h, manifest = self.manifest(version)
         return DatabaseSnapshot(self, h, manifest)
+
+    def _lookup_table(self, manifest_hash: SHA256Hash, manifest: Manifest) -> LookupTable | None:
+        """The version's stored look-up table, opened once per database (None: it has none)."""
+        if manifest_hash not in self._tables:
+            ref = manifest.lookup
+            self._tables[manifest_hash] = (
+                None if ref is None else LookupTable(self.store.get_chunk, ref, f"{self.name}@{manifest.version}")
+            )
+        return self._tables[manifest_hash]
 
     def _pack(self, h: SHA256Hash) -> PackReader:
         """A sequence pack, from the reader cache (several chunks may refer to one pack).
@@ -686,9 +732,13 @@ class SequenceDatabase:
         and its value is the positions of every record it names (u32 chunk
         index, u32 record index, big-endian, 8 bytes each, ascending)::
 
-            P acc/<accession>      P sha/<32-byte SHA-256>
+            P acc/<name>           P sha/<32-byte SHA-256>
             P sq/<refget SQ. id>   P md5/<16-byte MD5>
-            P built                JSON {"unique_sequences": n, "layout": 2}, written last
+            P built                JSON {"unique_sequences": n, "layout": 4}, written last
+
+        A name is one of the header's bare accessions or entry names
+        (:func:`~talaria_storage.sequences.identifiers.indexed_names`); a look-up
+        checks each candidate against its header, as it does the stored table's.
 
         Entries are trusted only under a marker of this layout: without one
         (a build that was interrupted) or with another (layout 1 kept one key
@@ -715,7 +765,7 @@ class SequenceDatabase:
         for ci, reader, _, found in self._walk(manifest):
             for ri, (header, d) in enumerate(zip(reader.headers(), found)):
                 pos = _POS.pack(ci, ri)
-                accessions = [prefix + b"acc/" + a.encode("utf-8", "surrogateescape") for a in accessions_from_header(header)]
+                accessions = [prefix + b"acc/" + name for name in indexed_names(header)]
                 for key in (
                     *accessions,
                     sha + d.sha256.digest,
@@ -752,29 +802,55 @@ class SequenceDatabase:
         self.index.write_batch(puts)
         return new_sequences
 
-    def get(self, identifier: str, version: str | None = None) -> list[SequenceRecord]:
-        """Records named by an accession, a SHA-256 hex, ``SQ.``/``ga4gh:SQ.`` or ``md5:`` digest.
+    def get_all(self, identifier: str, version: str | None = None) -> list[SequenceRecord]:
+        """Every record ``identifier`` names (see :meth:`DatabaseSnapshot.positions`), in manifest order.
 
         Each call resolves ``version`` (HEAD when None) anew, reading its ref,
         so it sees a version published a moment ago by this process or any
         other writer. For many look-ups in one version take a
         :meth:`snapshot`, which resolves it once (about half the time of a
-        warm ``get`` was that read).
+        warm look-up was that read).
         """
+        return self.snapshot(version).get_all(identifier)
+
+    def get(self, identifier: str, version: str | None = None) -> SequenceRecord:
+        """The one record ``identifier`` names: :class:`RecordNotFound` naming the version when
+        none does, :class:`AmbiguousIdentifier` listing them when several do (see :meth:`get_all`)."""
         return self.snapshot(version).get(identifier)
 
-    def __getitem__(self, accession: str) -> SequenceRecord:
-        """The first record named ``accession`` in HEAD (re-read on every call, as :meth:`get`)."""
-        found = self.get(accession)
-        if not found:
-            raise KeyError(accession)
-        return found[0]
+    def __getitem__(self, identifier: str) -> SequenceRecord:
+        """``db[identifier]``: :meth:`get` in HEAD."""
+        return self.get(identifier)
+
+    def __contains__(self, identifier: object) -> bool:
+        return isinstance(identifier, str) and bool(self.snapshot().positions(identifier))
+
+    def __len__(self) -> int:
+        """Records in HEAD."""
+        return self.manifest()[1].records
+
+    def keys(self, version: str | None = None) -> Iterator[str]:
+        """Every record's id (its header's first word) in file order, as pyfastx's ``keys()``."""
+        return self.snapshot(version).keys()
+
+    def get_many(self, identifiers: Iterable[str], version: str | None = None) -> dict[str, list[SequenceRecord]]:
+        """Records of many identifiers at once, each chunk decoded once (see :meth:`DatabaseSnapshot.get_many`)."""
+        return self.snapshot(version).get_many(identifiers)
+
+    def fetch(self, identifier: str, start: int = 0, end: int | None = None, version: str | None = None) -> str:
+        """Residues ``[start, end)`` (0-based) of the record ``identifier`` names, canonical
+        (upper case); only the blocks of its pack the range lies in are decoded."""
+        return self.snapshot(version).fetch(identifier, start, end)
+
+    def to_seqrecords(self, version: str | None = None) -> Iterator[Any]:
+        """Every record as a Biopython ``SeqRecord``, in file order (``SeqIO.write`` takes them)."""
+        return (record.to_seqrecord() for record in self.records(version=version))
 
     # ------------------------------------------------------------------------------ stats
 
     def stats(self, version: str | None = None) -> DatabaseStats:
         h, manifest = self.manifest(version)
-        info = self._ensure_index(h, manifest)
+        info = manifest.extra if "unique_sequences" in manifest.extra else self._ensure_index(h, manifest)
         stored = manifest.stored_bytes  # distinct record chunks, sequence packs and order objects
         input_bytes = sum(s.size for s in manifest.sources)
         logical = sum(int(f.get("bytes", 0)) for f in manifest.extra.get("files", []))
@@ -800,40 +876,128 @@ class DatabaseSnapshot:
     its objects then fails with :class:`StorageError` -- what the caches
     still hold is that version's -- and never returns other records).
 
-    The version's index entries are checked, or built, once, when the
-    snapshot is made; look-ups are then one index point get each. It
-    shares its database's caches, so snapshots are cheap to make.
+    A version imported with a stored look-up table (``manifest.lookup``)
+    answers from it: one partition and the record's chunk per look-up,
+    nothing built. Each candidate the table gives is checked against the
+    record (its header names the identifier, or its sequence has the
+    digest), so a fingerprint collision or a damaged object never yields a
+    wrong record; an unreadable partition falls back, with one warning, to
+    the local index. Older versions use the local index, built once from
+    the chunks when the snapshot is made. Snapshots share their database's
+    caches, so they are cheap to make.
     """
 
     def __init__(self, database: SequenceDatabase, manifest_hash: SHA256Hash, manifest: Manifest) -> None:
         self.database = database
         self.manifest_hash = manifest_hash
         self.manifest = manifest
-        database._ensure_index(manifest_hash, manifest)
+        self._table = database._lookup_table(manifest_hash, manifest)
+        if self._table is None:
+            database._ensure_index(manifest_hash, manifest)
         self._prefix = database._prefix(manifest_hash)
+        self._starts = list(accumulate((c.records for c in manifest.chunks), initial=0))
 
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    @property
+    def where(self) -> str:
+        return f"{self.database.name}@{self.manifest.version}"
 
     def positions(self, identifier: str) -> list[tuple[int, int]]:
         """(chunk index, record index) of every record ``identifier`` names, in manifest order.
 
         A digest (SHA-256 hex, ``SQ.``/``ga4gh:SQ.``, ``md5:``) is looked up
         as one; ``#N`` is the N-th record in file order (1-based); an
-        identifier that is not a digest, or a digest no record has, as an
-        accession -- each Ctrl-A-joined identifier of an nr-style header is
-        one. The empty string names nothing.
+        identifier that is not a digest, or a digest no record has, as a
+        name: a header's first word, an accession (without ``.version``: the
+        records of its highest version), a UniProt entry name (see
+        :mod:`talaria_storage.sequences.identifiers`); each Ctrl-A-joined
+        part of an nr-style header is one. The empty string names nothing.
         """
         if not identifier:
             return []  # an empty header names nothing: such a record is found by digest or #N
         if identifier.startswith("#") and identifier[1:].isdigit():
             return self._at_position(int(identifier[1:]))
-        index = self.database.index
         try:
-            sid = parse_sequence_id(identifier)
+            sid: SequenceId | None = parse_sequence_id(identifier)
         except InvalidSequenceId:
             sid = None
+        if self._table is not None:
+            try:
+                return self._table_positions(identifier, sid)
+            except LookupTableDamaged as exc:
+                _log.warning("%s", exc)
+                self._table = None
+                self.database._tables[self.manifest_hash] = None
+                self.database._ensure_index(self.manifest_hash, self.manifest)
+        return self._index_positions(identifier, sid)
+
+    def _table_positions(self, identifier: str, sid: SequenceId | None) -> list[tuple[int, int]]:
+        table = self._table
+        assert table is not None
+        if sid is not None:
+            found = self._digest_positions(sid)
+            if found:
+                return found
+        return self._name_positions(identifier, lambda key: self._places(table.find(name_fingerprint(key))))
+
+    def _name_positions(
+        self, identifier: str, candidates: Callable[[bytes], Iterable[tuple[int, int]]]
+    ) -> list[tuple[int, int]]:
+        """The records ``identifier`` names as a name: the ``candidates`` of each key it reduces
+        to (:func:`~talaria_storage.sequences.identifiers.indexed_names`), each checked against
+        its header; the exact names, else the records of the highest ``.version``."""
+        name = identifier.encode("utf-8", "surrogateescape")
+        found: set[tuple[int, int]] = set()
+        for key in indexed_names(name):
+            found.update(candidates(key))
+        exact: list[tuple[int, int]] = []
+        versioned: list[tuple[int, tuple[int, int]]] = []
+        for position in sorted(found):
+            match = name_match(name, self.database.record_header(self.manifest, *position))
+            if match == EXACT:
+                exact.append(position)
+            elif match is not None:
+                versioned.append((match, position))
+        if exact or not versioned:
+            return exact
+        latest = max(v for v, _ in versioned)
+        return [position for v, position in versioned if v == latest]
+
+    def _digest_positions(self, sid: SequenceId) -> list[tuple[int, int]]:
+        assert self._table is not None
+        if sid.kind == "refget":
+            digest = base64.urlsafe_b64decode(sid.value[3:])
+        else:
+            digest = bytes.fromhex(sid.value)
+        found: list[tuple[int, int]] = []
+        checked: dict[tuple[SHA256Hash, int], bool] = {}
+        for ci, ri in self._places(self._table.find(digest_fingerprint(digest))):
+            reader, packs = self.database._reader(self.manifest.chunks[ci].hash)
+            p, slot = reader.ref(ri)
+            key = (reader.pack_hashes()[p], slot)
+            if key not in checked:
+                checked[key] = sid.matches(digests(packs[p].residues(slot)))
+            if checked[key]:
+                found.append((ci, ri))
+        return found
+
+    def _places(self, ordinals: Iterable[int]) -> list[tuple[int, int]]:
+        """(chunk index, record index) of record ordinals, in order; ordinals past the version's
+        records (a damaged table: a candidate is checked anyway) are left out."""
+        starts = self._starts
+        out = []
+        for ordinal in sorted(ordinals):
+            if ordinal < starts[-1]:
+                ci = bisect_right(starts, ordinal) - 1
+                out.append((ci, ordinal - starts[ci]))
+        return out
+
+    def _index_positions(self, identifier: str, sid: SequenceId | None) -> list[tuple[int, int]]:
+        """:meth:`positions` through the local index (versions without a stored table)."""
+        index = self.database.index
         value = None
         if sid is not None:
             if sid.kind == "sha256":
@@ -842,9 +1006,10 @@ class DatabaseSnapshot:
                 value = index.get(self._prefix + b"md5/" + bytes.fromhex(sid.value))
             else:
                 value = index.get(self._prefix + b"sq/" + sid.value.encode())
-        if value is None:
-            value = index.get(self._prefix + b"acc/" + identifier.encode("utf-8", "surrogateescape"))
-        return [] if value is None else list(_POS.iter_unpack(value))
+            if value is not None:
+                return list(_POS.iter_unpack(value))
+        acc = self._prefix + b"acc/"
+        return self._name_positions(identifier, lambda key: _POS.iter_unpack(index.get(acc + key) or b""))
 
     def _at_position(self, number: int) -> list[tuple[int, int]]:
         """(chunk, record) of the ``number``-th record (1-based) in file order, as export writes
@@ -853,17 +1018,92 @@ class DatabaseSnapshot:
         if number < 1:
             return []
         seen = 0
-        for entry in self.manifest.extra.get("files", []):
-            for ci, first, length in decode_order(self.database.store.get_chunk(SHA256Hash.from_hex(entry["order"]))):
-                if seen + length >= number:
-                    return [(ci, first + number - seen - 1)]
-                seen += length
+        for ci, first, length in self._runs():
+            if seen + length >= number:
+                return [(ci, first + number - seen - 1)]
+            seen += length
         return []
 
-    def get(self, identifier: str) -> list[SequenceRecord]:
+    def _runs(self) -> Iterator[tuple[int, int, int]]:
+        """(chunk index, first record, records) runs of the version in file order."""
+        for entry in self.manifest.extra.get("files", []):
+            yield from decode_order(self.database.store.get_chunk(SHA256Hash.from_hex(entry["order"])))
+
+    def get_all(self, identifier: str) -> list[SequenceRecord]:
         """Records of this version named by ``identifier`` (see :meth:`positions`)."""
         record_at = self.database._record_at
         return [record_at(self.manifest, ci, ri) for ci, ri in self.positions(identifier)]
+
+    def get(self, identifier: str) -> SequenceRecord:
+        """The one record ``identifier`` names (see :meth:`SequenceDatabase.get`)."""
+        found = self.get_all(identifier)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise RecordNotFound(
+                f"no record of {self.where} answers to {identifier!r}: give a header's first word, an "
+                "accession (with or without .version), a UniProt entry name, a SHA-256, SQ./ga4gh:SQ. or "
+                "md5: digest, or #N for the N-th record"
+            )
+        names = ", ".join(r.id or "(no id)" for r in found[:5]) + (", ..." if len(found) > 5 else "")
+        raise AmbiguousIdentifier(
+            f"{identifier!r} names {len(found)} records of {self.where} ({names}): "
+            "get_all() gives them all, or ask by a more specific identifier"
+        )
+
+    def __getitem__(self, identifier: str) -> SequenceRecord:
+        """``snapshot[identifier]``: :meth:`get`."""
+        return self.get(identifier)
+
+    def __contains__(self, identifier: object) -> bool:
+        return isinstance(identifier, str) and bool(self.positions(identifier))
+
+    def __len__(self) -> int:
+        return self.manifest.records
+
+    def __iter__(self) -> Iterator[SequenceRecord]:
+        return self.database.records(version=self.manifest.version)
+
+    def keys(self) -> Iterator[str]:
+        """Every record's id (first word of its header) in file order; reads headers only."""
+        for ci, first, length in self._runs():
+            reader, _ = self.database._reader(self.manifest.chunks[ci].hash)
+            for ri in range(first, first + length):
+                words = reader.header(ri).partition(MARK)[0].split(None, 1)
+                yield words[0].decode("utf-8", "replace") if words else ""
+
+    def get_many(self, identifiers: Iterable[str]) -> dict[str, list[SequenceRecord]]:
+        """identifier -> its records (:meth:`get_all`), for many at once: the positions are
+        resolved first, then read chunk by chunk, a chunk that many of them fall in decoded
+        whole and once (a few: each record's blocks alone)."""
+        wanted = {identifier: self.positions(identifier) for identifier in dict.fromkeys(identifiers)}
+        by_chunk: dict[int, set[int]] = {}
+        for found in wanted.values():
+            for ci, ri in found:
+                by_chunk.setdefault(ci, set()).add(ri)
+        read: dict[tuple[int, int], SequenceRecord] = {}
+        db = self.database
+        for ci, records in sorted(by_chunk.items()):
+            entry = self.manifest.chunks[ci]
+            if len(records) * 16 >= entry.records:
+                whole = db._chunk(entry.hash)
+                read.update(((ci, ri), whole[ri]) for ri in records)
+            else:
+                read.update(((ci, ri), db._record_at(self.manifest, ci, ri)) for ri in sorted(records))
+        return {identifier: [read[p] for p in found] for identifier, found in wanted.items()}
+
+    def fetch(self, identifier: str, start: int = 0, end: int | None = None) -> str:
+        """Canonical residues ``[start, end)`` of the one record ``identifier`` names (see
+        :meth:`SequenceDatabase.fetch`)."""
+        positions = self.positions(identifier)
+        if len(positions) != 1:
+            self.get(identifier)  # the error that says why (none, or which several)
+        ci, ri = positions[0]
+        slot = self.database.canonical_slot(self.manifest, ci, ri)
+        if slot is None:  # FASTQ: the slot holds residues as written
+            return canonical(self.database._record_at(self.manifest, ci, ri).residues)[start:end].decode("ascii")
+        pack, index = slot
+        return pack.residues(index, max(start, 0), None if end is None else max(end, 0)).decode("ascii")
 
     def residues_of(self, sequence: SHA256Hash) -> bytes | None:
         """The canonical residues of the sequence whose SHA-256 is ``sequence``, or None when no
@@ -875,13 +1115,6 @@ class DatabaseSnapshot:
         reader, packs = self.database._reader(self.manifest.chunks[ci].hash)
         p, slot = reader.ref(ri)
         return canonical(packs[p].residues(slot))
-
-    def __getitem__(self, accession: str) -> SequenceRecord:
-        """The first record named ``accession``."""
-        found = self.get(accession)
-        if not found:
-            raise KeyError(accession)
-        return found[0]
 
 
 class _Packs(Sequence[PackReader]):

@@ -78,6 +78,8 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
+import numpy as np
+
 from talaria_storage.core.errors import InputFormatError
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.formats.fasta import (
@@ -91,13 +93,14 @@ from talaria_storage.formats.fasta import (
     sniff_format,
 )
 from talaria_storage.formats.genbank import Flavour, read_flatfile, to_stored
-from talaria_storage.sequences.canonical import is_canonical, sequence_keys
+from talaria_storage.sequences.canonical import canonical, is_canonical, sequence_keys
 from talaria_storage.sequences.chunking import (
     ChunkingPolicy,
     PlannedChunk,
     TaxonChunker,
     hash_prefix,
 )
+from talaria_storage.sequences.identifiers import record_fingerprints
 from talaria_storage.sequences.manifest import ChunkEntry, SourceFile
 from talaria_storage.sequences.order import OrderBuilder
 from talaria_storage.sequences.record_chunk import (
@@ -140,6 +143,10 @@ class Parsed(NamedTuple):
     keys: bytes  # dedup key per record (see sequence_keys), 16 bytes each
     plus: bytes | None = None  # FASTQ only, joined by newlines
     qualities: bytes | None = None
+    # The look-up table's keys (identifiers.record_fingerprints), every record's in turn, and
+    # how many each record has.
+    lookup: array | None = None
+    lookup_counts: array | None = None
 
 
 def describe(records: list[SequenceRecord], label: Labeller | None) -> Parsed:
@@ -147,11 +154,16 @@ def describe(records: list[SequenceRecord], label: Labeller | None) -> Parsed:
     fastq = bool(records) and isinstance(records[0], FastqRecord)
     prefixes = array("Q")
     keys: list[bytes] = []
+    lookup = array("Q")
+    counts = array("I")
     if fastq:
         for record in records:
             digest, key = sequence_keys(record.residues, record.qualities)  # type: ignore[union-attr]
             prefixes.append(hash_prefix(digest))
             keys.append(key)
+            found = record_fingerprints(record.header, canonical(record.residues), digest)
+            lookup.extend(found)
+            counts.append(len(found))
     else:
         # sequence_keys inlined for the common case (canonical residues): a fifth of a worker's time
         sha256 = hashlib.sha256
@@ -163,8 +175,12 @@ def describe(records: list[SequenceRecord], label: Labeller | None) -> Parsed:
                 key = digest[:16]
             else:
                 digest, key = sequence_keys(residues)
+                residues = canonical(residues)
             prefixes.append(from_bytes(digest[:8], "big"))
             keys.append(key)
+            found = record_fingerprints(record.header, residues, digest)
+            lookup.extend(found)
+            counts.append(len(found))
     return Parsed(
         len(records),
         b"\n".join([r.header for r in records]),
@@ -175,6 +191,8 @@ def describe(records: list[SequenceRecord], label: Labeller | None) -> Parsed:
         b"".join(keys),
         b"\n".join([r.plus for r in records]) if fastq else None,  # type: ignore[union-attr]
         b"\n".join([r.qualities for r in records]) if fastq else None,  # type: ignore[union-attr]
+        lookup,
+        counts,
     )
 
 
@@ -443,6 +461,61 @@ class _Pending:
     file_index: int
 
 
+class LookupRows:
+    """The stored look-up table's rows as an import gathers them.
+
+    Parse workers compute each record's keys (:attr:`Parsed.lookup`), in
+    input order; the chunker then sends records to chunks in another order.
+    So per file the keys are kept in input order, with an array of where
+    each input record went (chunk entry, index in it), and the two are
+    joined when the file ends; :meth:`table` turns (entry, index) into the
+    record's ordinal in the version once the chunk list is final. Memory:
+    about 45 bytes a record (5 keys of 8 bytes, its place).
+    """
+
+    def __init__(self) -> None:
+        self._keys: list[array] = []
+        self._counts: list[array] = []
+        self._places = array("Q")
+        self.fingerprints: list[np.ndarray] = []
+        self._at: list[np.ndarray] = []
+        self._sequences: list[np.ndarray] = []
+
+    def add(self, parsed: Parsed) -> None:
+        """A parsed piece of the current file (its records follow the earlier pieces')."""
+        assert parsed.lookup is not None and parsed.lookup_counts is not None
+        self._keys.append(parsed.lookup)
+        self._counts.append(parsed.lookup_counts)
+        self._places.frombytes(bytes(8 * parsed.records))
+
+    def place(self, entry: int, ordinals: Sequence[int]) -> None:
+        """The records of input ``ordinals`` (of the current file) went to chunk ``entry``, in order."""
+        places = self._places
+        for index, ordinal in enumerate(ordinals):
+            places[ordinal] = entry << 32 | index
+
+    def end_file(self) -> None:
+        """Join the current file's keys to the places of its records."""
+        if self._keys:
+            keys = np.concatenate([np.frombuffer(k, dtype=np.uint64) for k in self._keys])
+            counts = np.concatenate([np.frombuffer(c, dtype=np.uint32) for c in self._counts]).astype(np.int64)
+            self.fingerprints.append(keys)
+            self._at.append(np.repeat(np.frombuffer(self._places, dtype=np.uint64), counts))
+            self._sequences.append(keys[np.cumsum(counts) - counts])  # each record's first key: its SHA-256
+        self._keys, self._counts, self._places = [], [], array("Q")
+
+    def table(self, entries: Sequence[ChunkEntry]) -> tuple[np.ndarray, np.ndarray, int]:
+        """(fingerprints, record ordinals, distinct sequences) of the whole import."""
+        if not self.fingerprints:
+            empty = np.zeros(0, dtype=np.uint64)
+            return empty, empty, 0
+        base = np.concatenate([[0], np.cumsum([e.records for e in entries], dtype=np.uint64)]).astype(np.uint64)
+        at = np.concatenate(self._at)
+        ordinals = base[(at >> np.uint64(32)).astype(np.int64)] + (at & np.uint64(0xFFFFFFFF))
+        unique = len(np.unique(np.concatenate(self._sequences)))
+        return np.concatenate(self.fingerprints), ordinals, unique
+
+
 @dataclass(frozen=True, slots=True)
 class FileResult:
     source: SourceFile
@@ -636,6 +709,7 @@ class ImportRun:
         self._dictionary_used: dict[bytes, None] = {}  # dictionary chunks used, in order of first use
         self._reused_deep = False  # a chunk of the previous version that has a dictionary is reused
         self.entries: list[ChunkEntry | None] = []
+        self.lookup = LookupRows()
         self.new_chunks = 0
         self.new_packs = 0
         self.new_bytes = 0
@@ -704,6 +778,7 @@ class ImportRun:
                 else:  # "end"
                     for planned in chunker.finish():
                         self._dispatch(planned, source.index, order)
+                    self.lookup.end_file()
                     results.append(source.result(self.store, order, count))
                     self.record_completed([results[-1].order])
                     state = None
@@ -752,6 +827,7 @@ class ImportRun:
         """Feed one parsed piece to the chunker; dispatch the chunks it completes."""
         headers, residues = _split(parsed.headers, parsed.records), _split(parsed.residues, parsed.records)
         taxids: Sequence[int] | None = parsed.taxids
+        self.lookup.add(parsed)
         if taxids is None:
             taxids = [label(h) for h in headers]
         done = chunker.extend(
@@ -842,6 +918,7 @@ class ImportRun:
         entry = len(self.entries)
         self.entries.append(None)
         order.place(entry, planned.ordinals)
+        self.lookup.place(entry, planned.ordinals)
         pending = _Pending(
             self._encoder.submit(encode_in_worker if self._pool is not None else encode_task, task),
             entry,

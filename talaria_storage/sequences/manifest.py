@@ -31,9 +31,10 @@ from typing import Any
 
 from talaria_storage.core.errors import StorageError
 from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.index.lookup_table import LookupTableRef
 
 MANIFEST_FORMAT = "talaria-manifest"
-MANIFEST_VERSION = 3  # 2: ``reused_packs`` ("packs"), ``dictionary_chunks``; 3: GenBank/EMBL sources; else 1
+MANIFEST_VERSION = 4  # 2: ``reused_packs`` ("packs"), ``dictionary_chunks``; 3: GenBank/EMBL sources; 4: ``lookup``
 FLATFILE_FORMATS = ("genbank", "embl")
 
 
@@ -66,7 +67,9 @@ class ChunkEntry:
 class ManifestObject:
     """One ``chunks/`` object a version needs: what it is, its hash and size (0 = not recorded)."""
 
-    kind: str  # "chunk", "sequence pack", "dictionary chunk", "record order object" or "taxonomy object"
+    # "chunk", "sequence pack", "dictionary chunk", "record order object", "look-up partition"
+    # or "taxonomy object"
+    kind: str
     hash: SHA256Hash
     size: int
 
@@ -90,6 +93,9 @@ class Manifest:
     # Record chunks of earlier versions whose headers this version's chunks are compressed
     # against (see stream 12 in :mod:`talaria_storage.sequences.record_chunk`), with sizes.
     dictionary_chunks: tuple[tuple[SHA256Hash, int], ...] = ()
+    # The version's stored look-up table (:mod:`talaria_storage.index.lookup_table`): every
+    # record's names and digests -> its ordinal; None for versions imported before it existed.
+    lookup: LookupTableRef | None = None
 
     @property
     def merkle_root(self) -> SHA256Hash:
@@ -135,6 +141,9 @@ class Manifest:
         for file in self.extra.get("files", []):
             if file.get("order"):
                 add("record order object", SHA256Hash.from_hex(file["order"]), int(file.get("order_size", 0)))
+        if self.lookup is not None:
+            for part in self.lookup.partitions:
+                add("look-up partition", part.hash, part.size)
         if self.taxonomy is not None:
             add("taxonomy object", self.taxonomy, 0)
         return out
@@ -173,10 +182,14 @@ class Manifest:
             doc["packs"] = [[h.to_hex(), size] for h, size in self.reused_packs]
         if self.dictionary_chunks:
             doc["dictionaries"] = [[h.to_hex(), size] for h, size in self.dictionary_chunks]
+        if self.lookup is not None:
+            doc["lookup"] = self.lookup.to_doc()
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     def _format_version(self) -> int:
         """The oldest manifest format that reads this manifest right (see ``MANIFEST_VERSION``)."""
+        if self.lookup is not None:
+            return 4  # an older reader's GC would delete the look-up partitions
         if any(s.format in FLATFILE_FORMATS for s in self.sources):
             return 3
         return 2 if self.reused_packs or self.dictionary_chunks else 1
@@ -202,6 +215,7 @@ class Manifest:
                 dictionary_chunks=tuple(
                     (SHA256Hash.from_hex(h), int(size)) for h, size in doc.get("dictionaries", [])
                 ),
+                lookup=LookupTableRef.from_doc(doc["lookup"]) if doc.get("lookup") else None,
             )
         except StorageError:
             raise

@@ -17,8 +17,6 @@ from array import array
 from collections.abc import Hashable, Sequence
 from itertools import accumulate
 
-import numpy as np
-
 from talaria_storage.core.errors import CompressionError
 from talaria_storage.sequences.similarity_order import (
     LONG_MATCH_GAIN,
@@ -159,13 +157,18 @@ class PackReader(Container):
         if SLOT_ORDER not in self._streams:
             return None
         if self._starts is None:
-            placement = np.frombuffer(self._u32(SLOT_ORDER), dtype=np.uint32).astype(np.int64)
-            if not np.array_equal(np.sort(placement), np.arange(self._count)):
+            # Plain arrays, not numpy: a look-up's first pack is read here, and numpy costs a
+            # fresh process ~85 ms to import; a pack has a few thousand slots.
+            placement = self._u32(SLOT_ORDER)
+            if len(placement) != self._count or sorted(placement) != list(range(self._count)):
                 raise CompressionError("sequence pack slot order stream is not an order of its slots")
-            laid_out = np.frombuffer(self._u32(LENGTHS), dtype=np.uint32).astype(np.int64)[placement]
-            starts = np.empty(self._count, dtype=np.int64)
-            starts[placement] = np.cumsum(laid_out) - laid_out
-            self._starts = array("Q", starts.tobytes())
+            lengths = self._u32(LENGTHS)
+            starts = array("Q", bytes(8 * self._count))
+            at = 0
+            for slot in placement:
+                starts[slot] = at
+                at += lengths[slot]
+            self._starts = starts
         return self._starts
 
     def _slot(self, slot: int) -> tuple[int, int]:

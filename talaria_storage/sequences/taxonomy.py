@@ -21,7 +21,7 @@ Two-column map
 Where a record's taxon comes from (``DESIGN.md`` section 4): UniProt's
 ``OX=<taxid>`` in the header (:func:`taxon_from_header`), an accession ->
 taxid map (:class:`AccessionTaxonMap`, keyed by the accession that
-:func:`accession_from_header` extracts), or the caller.
+:func:`~talaria_storage.sequences.identifiers.accession_from_header` extracts), or the caller.
 
 Merged and deleted ids are never dropped silently: lookups follow
 ``merged.dmp`` to the current node, and a deleted or unknown id raises
@@ -80,8 +80,6 @@ _MERGED = re.compile(rb"\n(\d+)\t\|\t(\d+)\t\|")
 _DELNODE = re.compile(rb"\n(\d+)\t\|")
 _OX = re.compile(rb" OX=(\d+)")
 _OX_ANYWHERE = re.compile(rb"(?:^|\s)OX=(\d+)")
-_UNIPROT = re.compile(rb"(?:sp|tr)\|([^|\s]+)\|")
-_NCBI_GI = re.compile(rb"gi\|\d+\|[a-z]{2,4}\|([^|\s]+)")
 _VERSION = re.compile(r"\.\d+$")
 
 
@@ -545,32 +543,6 @@ def taxon_from_header(header: bytes) -> int | None:
         return stored_taxon(header)  # a GenBank/EMBL record: its source feature's taxon
     found = _OX.match(header, at) if at >= 0 else _OX_ANYWHERE.search(header)
     return int(found.group(1)) if found else None
-
-
-def accession_from_header(header: bytes) -> str:
-    """The record's accession, used as its lookup key.
-
-    UniProt ``sp|P12345|NAME_HUMAN ...`` -> ``P12345``; NCBI
-    ``gi|123|ref|NC_008253.1| ...`` -> ``NC_008253.1``; otherwise the first
-    whitespace-delimited token as a whole (ResFinder's
-    ``resfinder~~~blaTEM-1B_1~~~AY458016~~~...`` stays one key). Decoded as
-    UTF-8 with surrogate escapes, so no header byte is lost.
-    """
-    token = header.split(None, 1)[0] if header.strip() else b""
-    found = _UNIPROT.match(token) or _NCBI_GI.match(token)
-    if found:
-        token = found.group(1)
-    return token.decode("utf-8", "surrogateescape")
-
-
-def accessions_from_header(header: bytes) -> list[str]:
-    """Every identifier a header names: one per Ctrl-A-joined part (NCBI nr/nt's
-    ``>id1 desc1^Aid2 desc2``), each as :func:`accession_from_header` gives it; none for an
-    empty header, which is found by digest or position, never by an empty string."""
-    if b"\x01" not in header:
-        return [accession_from_header(header)] if header.strip() else []
-    found = (accession_from_header(part) for part in header.split(b"\x01") if part.strip())
-    return list(dict.fromkeys(found))
 
 
 # ---------------------------------------------------------------------- accession maps

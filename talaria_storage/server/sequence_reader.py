@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from talaria_storage.formats.genbank import MARK
 from talaria_storage.sequences.canonical import canonical
-from talaria_storage.sequences.taxonomy import accession_from_header
+from talaria_storage.sequences.identifiers import accession_from_header
 from talaria_storage.sequences.sequence_pack import PackReader
 from talaria_storage.server.catalog import SequenceHit, lookup_key
 from talaria_storage.server.settings import ServerSettings
@@ -161,7 +161,7 @@ class SequenceReader:
 
     def _whole(self, hit: SequenceHit) -> bytes:
         """The canonical residues of a record whose slot holds them as written (FASTQ)."""
-        return canonical(hit.version.snapshot.get(lookup_key(hit.sid))[0].residues)
+        return canonical(hit.version.snapshot.get_all(lookup_key(hit.sid))[0].residues)
 
 
 def _authority(accession: str, database: str) -> str:

@@ -1,0 +1,137 @@
+"""Look-ups by every identifier form a pipeline holds: through the version's stored look-up table,
+and through the local index (versions without one), which must answer alike."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from talaria_storage.backends.faults import RequestCountingBackend
+from talaria_storage.backends.memory import MemoryBackend
+
+from talaria_storage.core.errors import AmbiguousIdentifier, RecordNotFound
+from talaria_storage.sequences.canonical import digests
+from talaria_storage.sequences.database import SequenceDatabase
+from talaria_storage.sequences.identifiers import EXACT, indexed_names, name_match
+from talaria_storage.storage.store import Store
+
+UNIPROT = (
+    b">sp|P69905|HBA_HUMAN Hemoglobin subunit alpha OS=Homo sapiens OX=9606 GN=HBA1 PE=1 SV=2\nMVLSPADKTNVKAAW\n"
+    b">tr|A0A024R161|A0A024R161_HUMAN Guanine nucleotide-binding protein OS=Homo sapiens OX=9606\nMKTAYIAKQR\n"
+)
+NCBI = (
+    b">NC_000913.2 Escherichia coli K-12, old assembly\nACGTACGTAA\n"
+    b">NC_000913.3 Escherichia coli K-12\nACGTACGTAC\n"
+    b">gi|556503834|ref|NC_000912.1| Mycoplasma pneumoniae\nACGTTT\n"
+    b">WP_000001.1 protein A [Escherichia coli]\x01WP_000002.1 protein A [Shigella]\nMKVLA\n"
+)
+
+
+def _db(tmp_path: Path, data: bytes, store: Store | None = None, *, lookup_table: bool = True) -> SequenceDatabase:
+    path = tmp_path / "in.fa"
+    path.write_bytes(data)
+    db = SequenceDatabase(store or Store(MemoryBackend()), "db", lookup_table=lookup_table)
+    db.import_files([path], version="v1", taxonomy="none")
+    return db
+
+
+@pytest.fixture(params=["stored table", "local index"])
+def uniprot(tmp_path: Path, request: pytest.FixtureRequest) -> SequenceDatabase:
+    return _db(tmp_path, UNIPROT, lookup_table=request.param == "stored table")
+
+
+@pytest.fixture(params=["stored table", "local index"])
+def ncbi(tmp_path: Path, request: pytest.FixtureRequest) -> SequenceDatabase:
+    return _db(tmp_path, NCBI, lookup_table=request.param == "stored table")
+
+
+def test_the_full_first_word_finds_the_record(uniprot: SequenceDatabase) -> None:
+    assert uniprot["sp|P69905|HBA_HUMAN"].residues == b"MVLSPADKTNVKAAW"
+    assert uniprot["tr|A0A024R161|A0A024R161_HUMAN"].residues == b"MKTAYIAKQR"
+
+
+def test_the_accession_finds_the_record(uniprot: SequenceDatabase) -> None:
+    assert uniprot["P69905"].id == "sp|P69905|HBA_HUMAN"
+
+
+def test_the_uniprot_entry_name_finds_the_record(uniprot: SequenceDatabase) -> None:
+    assert uniprot["HBA_HUMAN"].id == "sp|P69905|HBA_HUMAN"
+
+
+def test_an_accession_with_its_version_finds_that_version(ncbi: SequenceDatabase) -> None:
+    assert ncbi["NC_000913.2"].residues == b"ACGTACGTAA"
+    assert ncbi["NC_000913.3"].residues == b"ACGTACGTAC"
+
+
+def test_an_accession_without_its_version_finds_the_latest(ncbi: SequenceDatabase) -> None:
+    assert [r.id for r in ncbi.get_all("NC_000913")] == ["NC_000913.3"]
+
+
+def test_an_ncbi_gi_first_word_and_its_accession_both_find_the_record(ncbi: SequenceDatabase) -> None:
+    assert ncbi["gi|556503834|ref|NC_000912.1|"].residues == b"ACGTTT"
+    assert ncbi["NC_000912.1"].residues == b"ACGTTT" and ncbi["NC_000912"].residues == b"ACGTTT"
+
+
+def test_each_ctrl_a_joined_identifier_names_the_record(ncbi: SequenceDatabase) -> None:
+    assert ncbi["WP_000001.1"] == ncbi["WP_000002.1"] == ncbi["WP_000002"]
+
+
+def test_every_digest_form_finds_the_record(uniprot: SequenceDatabase) -> None:
+    d = digests(b"MVLSPADKTNVKAAW")
+    for identifier in (d.sha256.to_hex(), d.refget, "ga4gh:" + d.refget, "md5:" + d.md5, d.md5):
+        assert uniprot[identifier].id == "sp|P69905|HBA_HUMAN"
+
+
+def test_a_name_that_only_shares_a_prefix_or_a_bare_form_names_nothing(uniprot: SequenceDatabase) -> None:
+    for identifier in ("P6990", "HBA_HUMA", "sp|P69905|HBA_MOUSE", "P69905.1"):
+        assert uniprot.get_all(identifier) == []
+
+
+def test_an_identifier_that_names_nothing_is_an_error_naming_the_version(uniprot: SequenceDatabase) -> None:
+    with pytest.raises(RecordNotFound, match=r"no record of db@v1 answers to 'Q99999'"):
+        uniprot.get("Q99999")
+    assert "Q99999" not in uniprot and "P69905" in uniprot
+
+
+def test_an_ambiguous_identifier_lists_its_candidates_and_get_all_gives_them(tmp_path: Path) -> None:
+    db = _db(tmp_path, b">sp|P1|A_X one\nMKV\n>sp|P2|B_X two\nMKV\n")
+    shared = digests(b"MKV").sha256.to_hex()
+    with pytest.raises(AmbiguousIdentifier, match=r"names 2 records of db@v1 \(sp\|P1\|A_X, sp\|P2\|B_X\)"):
+        db.get(shared)
+    assert [r.id for r in db.get_all(shared)] == ["sp|P1|A_X", "sp|P2|B_X"]
+
+
+def test_a_fresh_process_reads_one_partition_and_the_record_not_the_database(tmp_path: Path) -> None:
+    proteins = b"".join(b">sp|P%05d|N%d_X OX=1\n%s\n" % (i, i, b"MKVL" * (i % 50 + 1)) for i in range(3000))
+    counting = RequestCountingBackend(MemoryBackend())
+    db = _db(tmp_path, proteins, Store(counting))
+    manifest = db.manifest()[1]
+    assert manifest.lookup is not None
+    fresh = SequenceDatabase(Store(counting), "db")
+    before = dict(counting.counts)
+    assert fresh["P01234"].residues == b"MKVL" * 35
+    reads = counting.counts.get("get", 0) - before.get("get", 0)
+    assert reads <= 4  # manifest, one partition, the record chunk, its pack
+
+
+def test_a_damaged_partition_falls_back_to_the_local_index_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _db(tmp_path, UNIPROT).store
+    lookup = SequenceDatabase(store, "db").manifest()[1].lookup
+    assert lookup is not None
+    store.backend.delete(store.key_for(lookup.partitions[0].hash))
+    fresh = SequenceDatabase(store, "db")
+    with caplog.at_level(logging.WARNING):
+        assert fresh["HBA_HUMAN"].residues == b"MVLSPADKTNVKAAW"
+        assert fresh["P69905"].residues == b"MVLSPADKTNVKAAW"
+    assert sum("look-up partition" in r.message for r in caplog.records) == 1
+
+
+def test_a_query_is_reduced_to_the_keys_a_record_is_indexed_by() -> None:
+    assert indexed_names(b"sp|P69905|HBA_HUMAN") == [b"P69905", b"HBA_HUMAN"]
+    assert indexed_names(b"NC_000913.3") == [b"NC_000913"]
+    assert name_match(b"NC_000913", b"NC_000913.3 E. coli") == 3
+    assert name_match(b"NC_000913.3", b"NC_000913.3 E. coli") == EXACT
+    assert name_match(b"NC_000913.2", b"NC_000913.3 E. coli") is None
