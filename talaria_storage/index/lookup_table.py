@@ -27,7 +27,8 @@ mostly zero) then zstd: 4.0 bytes per row, 1.65 MB, 8 % of the database's
 objects; 5-byte fingerprints took 5.0. The ordinals are the part that does
 not compress (a permutation: log2(records) bits each, whatever the layout),
 which is also why a minimal perfect hash would save only the fingerprint
-bytes' share. A partition decodes with numpy in well under a millisecond.
+bytes' share. A partition decodes with numpy in a fraction of a millisecond
+(pure Python took 2 ms), and is then searched as plain arrays.
 
 A partition object (compressed by the store's configured codec)::
 
@@ -44,14 +45,15 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import accumulate, pairwise
+from itertools import pairwise
 from typing import Any
+
+import numpy as np
 
 from talaria_storage.core.errors import ChunkNotFound, CompressionError, HashMismatch, StorageError
 from talaria_storage.core.hashing import SHA256Hash
@@ -142,19 +144,12 @@ def partition_header(width: int, value_width: int, rows: int, first: int) -> byt
     return _HEAD.pack(_MAGIC, FORMAT, width, value_width, rows, first)
 
 
-def _from_planes(data: memoryview, rows: int, width: int) -> array:
-    """``rows`` unsigned integers from ``width`` byte planes (most significant plane first).
-
-    Pure Python on purpose (C-level slice assignment, then one byte swap): a
-    look-up is the first thing many processes do, and numpy costs ~85 ms to
-    import, a quarter of the first-look-up budget.
-    """
-    interleaved = bytearray(8 * rows)
-    for plane in range(width):
-        interleaved[8 - width + plane :: 8] = data[plane * rows : (plane + 1) * rows]
-    out = array("Q", interleaved)
-    if sys.byteorder == "little":
-        out.byteswap()
+def _from_planes(data: memoryview, rows: int, width: int) -> np.ndarray:
+    """``rows`` unsigned integers from ``width`` byte planes (most significant plane first)."""
+    planes = np.frombuffer(data, dtype=np.uint8, count=rows * width).reshape(width, rows)
+    out = np.zeros(rows, dtype=np.uint64)
+    for plane in planes:
+        out = (out << np.uint64(8)) | plane
     return out
 
 
@@ -168,9 +163,11 @@ def decode_partition(data: bytes) -> tuple[array, array]:
     if len(data) != _HEAD.size + rows * (width + value_width):
         raise ValueError(f"{len(data)} bytes do not hold {rows} rows of {width}+{value_width} bytes")
     body = memoryview(data)[_HEAD.size :]
-    fingerprints = array("Q", accumulate(_from_planes(body, rows, width), initial=first))[1:]
+    fingerprints = np.cumsum(_from_planes(body, rows, width), dtype=np.uint64) + np.uint64(first)
     values = _from_planes(body[rows * width :], rows, value_width)
-    return fingerprints, values
+    # Kept as plain arrays: a look-up is one bisect on them, which is ~10x cheaper on an array
+    # than np.searchsorted is on a numpy array (a few microseconds of call overhead each).
+    return array("Q", fingerprints.tobytes()), array("Q", values.tobytes())
 
 
 class LookupTable:

@@ -1,8 +1,7 @@
 """Writing a stored look-up table: rows sorted and cut into partition objects.
 
 The format and the reader are :mod:`talaria_storage.index.lookup_table`;
-this half sorts hundreds of thousands of rows per import, which numpy does
-in milliseconds (and the reader must not import it).
+this half sorts and cuts the hundreds of thousands of rows of an import.
 """
 
 from __future__ import annotations

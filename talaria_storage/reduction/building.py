@@ -53,7 +53,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from importlib import metadata
 from typing import Any
 
 from talaria_storage.core.errors import ConfigError, ProfileNotFound, StorageError
@@ -85,6 +84,10 @@ RANKS = ("strain", "subspecies", "species", "genus", "family", "order", "class",
 
 def tool_version() -> str:
     """``talaria-storage <version>``: recorded in every manifest this builds."""
+    # Imported when a reduction is built, not with the module: importlib.metadata takes ~35 ms
+    # to load, which every process that imports the API (a one-record look-up) would pay.
+    from importlib import metadata
+
     try:
         return f"talaria-storage {metadata.version('talaria-storage')}"
     except metadata.PackageNotFoundError:  # run from a source tree that was never installed
