@@ -235,6 +235,18 @@ def test_get_by_accession_prints_the_record_as_imported(imported: str) -> None:
     )
 
 
+@pytest.mark.parametrize("identifier", ["sp|P12345|YST_YEAST", "YST_YEAST"])
+def test_get_by_first_word_or_entry_name_prints_the_record(imported: str, identifier: str) -> None:
+    text = ok("--store", imported, "get", identifier, "-d", "prot").stdout_bytes
+    assert text.startswith(b">sp|P12345|YST_YEAST Yeast protein OX=4932\n")
+
+
+def test_get_by_a_key_declared_at_import(store: str, sample: Path) -> None:
+    ok("--store", store, "import", str(sample), "--database", "prot", "--id-regex", r"OX=(\d+)")
+    text = ok("--store", store, "get", "4932", "-d", "prot").stdout_bytes
+    assert text.startswith(b">sp|P12345|YST_YEAST")
+
+
 def test_get_by_sha256_finds_every_occurrence_of_the_sequence(imported: str) -> None:
     sha = hashlib.sha256(HUMAN).hexdigest()
     text = ok("--store", imported, "get", sha).stdout_bytes

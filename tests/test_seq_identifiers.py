@@ -10,7 +10,7 @@ import pytest
 from talaria_storage.backends.faults import RequestCountingBackend
 from talaria_storage.backends.memory import MemoryBackend
 
-from talaria_storage.core.errors import AmbiguousIdentifier, RecordNotFound
+from talaria_storage.core.errors import AmbiguousIdentifier, RecordNotFound, StorageError
 from talaria_storage.sequences.canonical import digests
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.identifiers import EXACT, indexed_names, name_match
@@ -28,11 +28,13 @@ NCBI = (
 )
 
 
-def _db(tmp_path: Path, data: bytes, store: Store | None = None, *, lookup_table: bool = True) -> SequenceDatabase:
+def _db(
+    tmp_path: Path, data: bytes, store: Store | None = None, *, lookup_table: bool = True, id_regex: str | None = None
+) -> SequenceDatabase:
     path = tmp_path / "in.fa"
     path.write_bytes(data)
     db = SequenceDatabase(store or Store(MemoryBackend()), "db", lookup_table=lookup_table)
-    db.import_files([path], version="v1", taxonomy="none")
+    db.import_files([path], version="v1", taxonomy="none", id_regex=id_regex)
     return db
 
 
@@ -100,6 +102,18 @@ def test_an_ambiguous_identifier_lists_its_candidates_and_get_all_gives_them(tmp
     with pytest.raises(AmbiguousIdentifier, match=r"names 2 records of db@v1 \(sp\|P1\|A_X, sp\|P2\|B_X\)"):
         db.get(shared)
     assert [r.id for r in db.get_all(shared)] == ["sp|P1|A_X", "sp|P2|B_X"]
+
+
+@pytest.mark.parametrize("lookup_table", [True, False], ids=["stored table", "local index"])
+def test_a_key_declared_at_import_finds_the_record(tmp_path: Path, lookup_table: bool) -> None:
+    db = _db(tmp_path, UNIPROT.replace(b"GN=HBA1 ", b"GN=HBA1.2 "), lookup_table=lookup_table, id_regex=r"GN=(\S+)")
+    assert db["HBA1.2"].id == "sp|P69905|HBA_HUMAN"
+    assert db.get_all("HBA1") == [] and db["P69905"].id == "sp|P69905|HBA_HUMAN"
+
+
+def test_an_id_regex_that_is_no_regular_expression_is_refused_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match=r"--id-regex 'GN=\(' is not a regular expression"):
+        _db(tmp_path, UNIPROT, id_regex="GN=(")
 
 
 def test_a_fresh_process_reads_one_partition_and_the_record_not_the_database(tmp_path: Path) -> None:

@@ -165,6 +165,15 @@ def import_files(
             "naming line and column); any: keep every printable byte.",
         ),
     ] = Alphabet.iupac,
+    id_regex: Annotated[
+        str | None,
+        typer.Option(
+            "--id-regex",
+            metavar="REGEX",
+            help="Also look records up by each match of REGEX in their headers (its first group, "
+            "if it has one), e.g. 'GN=(\\S+)' for gene names.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Import files as a new version of a database and make it HEAD."""
@@ -175,7 +184,7 @@ def import_files(
     with ImportProgress(files) as progress:
         result = db.import_files(
             files, version=version, taxonomy=taxonomy, taxon=taxon, progress=progress,
-            alphabet=alphabet.value,
+            alphabet=alphabet.value, id_regex=id_regex,
         )
     optimized = auto_optimize(db.store)  # [optimization] auto_optimize: the default strategies, else None
     if json_output:

@@ -101,8 +101,11 @@ from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.identifiers import (
     EXACT,
     accession_from_header,
+    declared_names,
+    declared_pattern,
     indexed_names,
     name_match,
+    probe_names,
 )
 from talaria_storage.sequences.importing import (
     POOL_THRESHOLD,
@@ -257,6 +260,7 @@ class SequenceDatabase:
         prefix_separator: str | None = None,
         progress: Callable[[int], None] | None = None,
         alphabet: str = "iupac",
+        id_regex: str | None = None,
     ) -> ImportResult:
         """Import files as a new version and make it HEAD; see the module docstring.
 
@@ -267,9 +271,12 @@ class SequenceDatabase:
         ``progress`` is called with the number of input bytes read since its last call.
         ``alphabet``: ``"iupac"`` refuses residues other than IUPAC letters, ``*``, ``-``
         and ``.`` (naming file, line and column); ``"any"`` keeps every printable byte.
+        ``id_regex``: a regular expression whose matches in each header (its first group, if
+        it has one) are look-up keys too (:mod:`~talaria_storage.sequences.identifiers`).
         """
         try:
             residue_bytes(alphabet)  # an unknown alphabet fails before anything is read
+            declared = declared_pattern(id_regex)
         except ValueError as exc:
             raise StorageError(str(exc)) from None
         started = time.perf_counter()
@@ -305,7 +312,7 @@ class SequenceDatabase:
                 self.store, self.codec, self.chunking, processes=self._processes_for(files_in), threads=self.threads,
                 operation_id=state.operation_id, completed=state.completed_chunks, stored=stored,
                 dictionary_bases=self._dictionary_bases(expected_head),
-                alphabet=alphabet,
+                alphabet=alphabet, declared=declared,
             ) as run:
                 for done in run.import_files(files_in, label, header_taxa, fallback, progress):
                     sources.append(done.source)
@@ -328,7 +335,8 @@ class SequenceDatabase:
             parent=expected_head,
             extra={"files": files, "chunking": {"min": self.chunking.min_size, "target": self.chunking.target_size,
                                 "max": self.chunking.max_size}, "codec": self.codec.to_dict(),
-                   **({"unique_sequences": unique} if unique is not None else {})},
+                   **({"unique_sequences": unique} if unique is not None else {}),
+                   **({"id_regex": id_regex} if id_regex else {})},
             reused_packs=run.reused_packs(),
             dictionary_chunks=run.dictionary_chunks(),
             lookup=lookup,
@@ -762,10 +770,13 @@ class SequenceDatabase:
         pending: dict[bytes, bytearray] = {}
         unique = 0
         written = False
+        declared = declared_pattern(manifest.extra.get("id_regex"))
         for ci, reader, _, found in self._walk(manifest):
             for ri, (header, d) in enumerate(zip(reader.headers(), found)):
                 pos = _POS.pack(ci, ri)
-                accessions = [prefix + b"acc/" + name for name in indexed_names(header)]
+                names = indexed_names(header)
+                names += [name for name in declared_names(header, declared) if name not in names]
+                accessions = [prefix + b"acc/" + name for name in names]
                 for key in (
                     *accessions,
                     sha + d.sha256.digest,
@@ -896,6 +907,7 @@ class DatabaseSnapshot:
             database._ensure_index(manifest_hash, manifest)
         self._prefix = database._prefix(manifest_hash)
         self._starts = list(accumulate((c.records for c in manifest.chunks), initial=0))
+        self._declared = declared_pattern(manifest.extra.get("id_regex"))
 
     @property
     def version(self) -> str:
@@ -951,12 +963,12 @@ class DatabaseSnapshot:
         its header; the exact names, else the records of the highest ``.version``."""
         name = identifier.encode("utf-8", "surrogateescape")
         found: set[tuple[int, int]] = set()
-        for key in indexed_names(name):
+        for key in probe_names(name, self._declared):
             found.update(candidates(key))
         exact: list[tuple[int, int]] = []
         versioned: list[tuple[int, tuple[int, int]]] = []
         for position in sorted(found):
-            match = name_match(name, self.database.record_header(self.manifest, *position))
+            match = name_match(name, self.database.record_header(self.manifest, *position), self._declared)
             if match == EXACT:
                 exact.append(position)
             elif match is not None:

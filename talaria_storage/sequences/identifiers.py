@@ -22,6 +22,11 @@ entry names (:func:`indexed_names`). A query is reduced by the same rule
 candidate record is then checked against the query (:func:`name_match`):
 indexing every form separately made the table 1.5x larger for the same
 answers.
+
+Declared keys. ``import --id-regex R`` adds, for every record, each match
+of ``R`` in its header (its first group, if it has one; :func:`declared_names`),
+as written: ``--id-regex 'GN=(\\S+)'`` makes gene names look-up keys. The
+version's manifest keeps ``R``, so look-ups probe and check them too.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 
+from talaria_storage.formats.fasta import MARK
 from talaria_storage.index.lookup_table import digest_fingerprint, name_fingerprint
 
 _UNIPROT = re.compile(rb"(sp|tr)\|([^|\s]+)\|([^|\s]*)")
@@ -110,10 +116,41 @@ def indexed_names(header: bytes) -> list[bytes]:
     return list(names)
 
 
-def name_match(identifier: bytes, header: bytes) -> int | None:
+def declared_names(header: bytes, pattern: re.Pattern[bytes] | None) -> list[bytes]:
+    """The keys ``pattern`` (``--id-regex``) finds in a header: each match, or its first group."""
+    if pattern is None:
+        return []
+    text = header.partition(MARK)[0]
+    found = (m.group(1) if pattern.groups else m.group(0) for m in pattern.finditer(text))
+    return list(dict.fromkeys(name for name in found if name))
+
+
+def declared_pattern(regex: str | None) -> re.Pattern[bytes] | None:
+    """``--id-regex`` compiled (None for none); ValueError naming the problem when it is not one."""
+    if not regex:
+        return None
+    try:
+        return re.compile(regex.encode("utf-8", "surrogateescape"))
+    except re.error as exc:
+        raise ValueError(f"--id-regex {regex!r} is not a regular expression ({exc})") from None
+
+
+def probe_names(identifier: bytes, pattern: re.Pattern[bytes] | None) -> list[bytes]:
+    """The name keys a look-up of ``identifier`` probes: :func:`indexed_names` of it, and the
+    identifier as written when the version has declared keys."""
+    names = indexed_names(identifier)
+    if pattern is not None and identifier not in names:
+        names.append(identifier)
+    return names
+
+
+def name_match(identifier: bytes, header: bytes, pattern: re.Pattern[bytes] | None = None) -> int | None:
     """How ``identifier`` names the record with ``header``: :data:`EXACT` when it is one of its
-    first words, accessions or entry names; the record's version ``N`` when it is the bare
-    form of an accession ``identifier.N``; None when it does not name the record."""
+    first words, accessions, entry names or declared keys (``pattern``); the record's version
+    ``N`` when it is the bare form of an accession ``identifier.N``; None when it does not
+    name the record."""
+    if pattern is not None and identifier in declared_names(header, pattern):
+        return EXACT
     best: int | None = None
     for word in _first_words(header):
         accession = accession_of_word(word)
@@ -125,14 +162,18 @@ def name_match(identifier: bytes, header: bytes) -> int | None:
     return best
 
 
-def record_fingerprints(header: bytes, sequence: bytes, sha256: bytes) -> list[int]:
+def record_fingerprints(
+    header: bytes, sequence: bytes, sha256: bytes, pattern: re.Pattern[bytes] | None = None
+) -> list[int]:
     """The look-up table's keys for one record, as fingerprints: its canonical ``sequence``'s
     SHA-256 (given: the import has it already), SHA-512 (``SQ.``) and MD5, then
-    :func:`indexed_names`."""
+    :func:`indexed_names` and :func:`declared_names`."""
     found = [
         digest_fingerprint(sha256),
         digest_fingerprint(hashlib.sha512(sequence).digest()),
         digest_fingerprint(hashlib.md5(sequence, usedforsecurity=False).digest()),
     ]
-    found += [name_fingerprint(name) for name in indexed_names(header)]
+    names = indexed_names(header)
+    names += [name for name in declared_names(header, pattern) if name not in names]
+    found += [name_fingerprint(name) for name in names]
     return found

@@ -69,6 +69,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import re
 import sys
 import threading
 from array import array
@@ -149,8 +150,11 @@ class Parsed(NamedTuple):
     lookup_counts: array | None = None
 
 
-def describe(records: list[SequenceRecord], label: Labeller | None) -> Parsed:
-    """The columns of parsed records (digests, keys, and taxids when ``label`` is given)."""
+def describe(
+    records: list[SequenceRecord], label: Labeller | None, declared: re.Pattern[bytes] | None = None
+) -> Parsed:
+    """The columns of parsed records (digests, keys, and taxids when ``label`` is given);
+    ``declared``: the ``--id-regex`` whose matches are look-up keys too."""
     fastq = bool(records) and isinstance(records[0], FastqRecord)
     prefixes = array("Q")
     keys: list[bytes] = []
@@ -161,7 +165,7 @@ def describe(records: list[SequenceRecord], label: Labeller | None) -> Parsed:
             digest, key = sequence_keys(record.residues, record.qualities)  # type: ignore[union-attr]
             prefixes.append(hash_prefix(digest))
             keys.append(key)
-            found = record_fingerprints(record.header, canonical(record.residues), digest)
+            found = record_fingerprints(record.header, canonical(record.residues), digest, declared)
             lookup.extend(found)
             counts.append(len(found))
     else:
@@ -178,7 +182,7 @@ def describe(records: list[SequenceRecord], label: Labeller | None) -> Parsed:
                 residues = canonical(residues)
             prefixes.append(from_bytes(digest[:8], "big"))
             keys.append(key)
-            found = record_fingerprints(record.header, residues, digest)
+            found = record_fingerprints(record.header, residues, digest, declared)
             lookup.extend(found)
             counts.append(len(found))
     return Parsed(
@@ -214,7 +218,8 @@ def header_labeller(fallback: int) -> Labeller:
 
 
 def parse_fasta_piece(
-    path: str, piece: bytes, first_line: int, header_taxa: bool, fallback: int, alphabet: str = "iupac"
+    path: str, piece: bytes, first_line: int, header_taxa: bool, fallback: int, alphabet: str = "iupac",
+    declared: re.Pattern[bytes] | None = None,
 ) -> Parsed | ParseFailure:
     """Worker task: parse one piece of FASTA text (whole records) into columns."""
     try:
@@ -222,7 +227,7 @@ def parse_fasta_piece(
     except InputFormatError as exc:
         line = exc.line + first_line - 1 if exc.line is not None else None
         return ParseFailure(line, exc.problem)
-    return describe(records, header_labeller(fallback) if header_taxa else None)
+    return describe(records, header_labeller(fallback) if header_taxa else None, declared)
 
 
 # --------------------------------------------------------------------------- packing
@@ -587,11 +592,13 @@ class _FileInput:
     """
 
     def __init__(
-        self, path: str, index: int, progress: Callable[[int], None] | None, alphabet: str = "iupac"
+        self, path: str, index: int, progress: Callable[[int], None] | None, alphabet: str = "iupac",
+        declared: re.Pattern[bytes] | None = None,
     ) -> None:
         self.path = path
         self.index = index
         self.alphabet = alphabet
+        self.declared = declared
         self.fmt = sniff_format(path)
         self._stack = contextlib.ExitStack()
         raw = self._stack.enter_context(open(path, "rb"))  # noqa: SIM115 - closed by close()
@@ -631,10 +638,10 @@ class _FileInput:
             batch.append(record)
             size += len(record.residues) + len(record.header)
             if size >= PIECE_SIZE:
-                yield describe(batch, label)
+                yield describe(batch, label, self.declared)
                 batch, size = [], 0
         if batch:
-            yield describe(batch, label)
+            yield describe(batch, label, self.declared)
         self.close()
 
     def close(self, complete: bool = True) -> None:
@@ -689,8 +696,10 @@ class ImportRun:
         stored: StoredSequences | None = None,
         dictionary_bases: DictionaryBases | None = None,
         alphabet: str = "iupac",
+        declared: re.Pattern[bytes] | None = None,
     ) -> None:
         self.alphabet = alphabet  # the residue bytes FASTA/FASTQ records may hold (formats.fasta.ALPHABETS)
+        self.declared = declared  # --id-regex: its matches in each header are look-up keys too
         self.store = store
         # Resumable state (StatefulStorage): objects an interrupted run of the same import
         # already stored are skipped without asking the store, and each object stored is
@@ -793,12 +802,14 @@ class ImportRun:
     ) -> Generator[tuple[str, _FileInput, Any], None, None]:
         """(kind, file, item) in the order the main process consumes them; see import_files."""
         for index, path in enumerate(paths):
-            source = _FileInput(path, index, progress, self.alphabet)
+            source = _FileInput(path, index, progress, self.alphabet, self.declared)
             try:
                 yield "start", source, None
                 if source.fmt == "fasta" and self._pool is not None:
                     for piece, line in source.fasta_pieces():
-                        future = self._pool.submit(parse_fasta_piece, path, piece, line, header_taxa, fallback, self.alphabet)
+                        future = self._pool.submit(
+                            parse_fasta_piece, path, piece, line, header_taxa, fallback, self.alphabet, self.declared
+                        )
                         yield "parsed", source, future
                     source.close()
                 elif source.fmt != "empty":
