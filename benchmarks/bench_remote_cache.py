@@ -14,8 +14,9 @@ returned and the wall time:
 * **warm cache**: the folder the previous process filled.
 
 No row has a local look-up index (the store's ``.index`` folder is removed
-before each), so each first look-up builds it from every object: the stored
-index objects of issue #13, which would avoid that, are not built yet. The
+before each): the first look-up reads the version's stored look-up table
+(the manifest, one partition), then the record's chunk and its pack; the
+pack, read whole, is most of its bytes. The
 warm row shows what the cache saves a second process: the objects come from
 the cache folder, and only the ref crosses the network. Peers: pyfastx answers from
 a local file only (no remote form), so it is not a row here; see the

@@ -12,9 +12,11 @@ from talaria_storage.backends.memory import MemoryBackend
 
 from talaria_storage.core.errors import AmbiguousIdentifier, RecordNotFound, StorageError
 from talaria_storage.sequences.canonical import digests
+from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.identifiers import EXACT, indexed_names, name_match
 from talaria_storage.storage.store import Store
+from talaria_storage.sync.protocol import push
 
 UNIPROT = (
     b">sp|P69905|HBA_HUMAN Hemoglobin subunit alpha OS=Homo sapiens OX=9606 GN=HBA1 PE=1 SV=2\nMVLSPADKTNVKAAW\n"
@@ -127,6 +129,16 @@ def test_a_fresh_process_reads_one_partition_and_the_record_not_the_database(tmp
     assert fresh["P01234"].residues == b"MKVL" * 35
     reads = counting.counts.get("get", 0) - before.get("get", 0)
     assert reads <= 4  # manifest, one partition, the record chunk, its pack
+
+
+def test_sync_carries_the_look_up_table_and_gc_keeps_it(tmp_path: Path) -> None:
+    local = _db(tmp_path, UNIPROT)
+    remote = Store(MemoryBackend())
+    push(local.store, remote, ["db"])
+    lookup = SequenceDatabase(remote, "db").manifest()[1].lookup
+    assert lookup is not None and all(remote.has_chunk(p.hash) for p in lookup.partitions)
+    collect_garbage(remote, grace_seconds=0)
+    assert SequenceDatabase(remote, "db")["HBA_HUMAN"].residues == b"MVLSPADKTNVKAAW"
 
 
 def test_a_damaged_partition_falls_back_to_the_local_index_with_one_warning(
