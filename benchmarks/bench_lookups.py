@@ -19,7 +19,8 @@ records), each row beside the peers measured in the same run:
     key on the first word only, so they are timed on the first words.
 ``footprint``
     the look-up table's objects against the database's objects, and what a
-    second version in which 1 % of the records changed adds to them.
+    second version in which 1 % of the records changed adds to them (its own
+    layer's partitions and the ordinal maps its manifest carries).
 ``import``
     import MB/s (uncompressed FASTA) into a fresh store, median of 3.
 
@@ -250,8 +251,12 @@ def footprint(store: Path, plain: Path, work: Path, records: list[bytes]) -> Non
     assert manifest2.lookup is not None
     new = {p.hash.to_hex() for p in manifest2.lookup.partitions} - table
     added = stored(store, new)
+    maps = sum(len(layer.ordinals.to_text()) for layer in manifest2.lookup.layers if layer.ordinals is not None)
     print(f"| v2 (1 % of records changed): new look-up partitions ({len(new)} of "
-          f"{len(manifest2.lookup.partitions)}) | {added:,} | {added / table_bytes:.0%} of v1's table |")
+          f"{len(manifest2.lookup.partitions)}, {len(manifest2.lookup.layers)} layers) | {added:,} | "
+          f"{added / table_bytes:.1%} of v1's table |")
+    print(f"| v2: its ordinal maps (in its manifest) | {maps:,} | {maps / table_bytes:.1%} of v1's table |")
+    print(f"| v2: new partitions and maps together | {added + maps:,} | {(added + maps) / table_bytes:.1%} of v1's table |")
     db.close()
 
 

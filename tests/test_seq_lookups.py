@@ -145,6 +145,46 @@ def test_lookups_by_accession_equal_a_full_scan(which: str, request: pytest.Fixt
                 snapshot[accession]
 
 
+def _next_release(rnd: random.Random, data: bytes) -> bytes:
+    """``data`` with a few records changed, removed and added, as a new release changes them."""
+    records = [b">" + r for r in data.split(b"\n>")]
+    records[0] = records[0][1:]
+    for i in rnd.sample(range(len(records)), 6):
+        head, _, body = records[i].partition(b"\n")
+        records[i] = head + b"\nWWW" + body
+    for i in sorted(rnd.sample(range(len(records)), 3), reverse=True):
+        del records[i]
+    records += [b">sp|Q%05d|NEW%d_X added OX=101\nMKV%s" % (rnd.randrange(99999), i, b"A" * i) for i in range(4)]
+    return b"\n".join(r.rstrip(b"\n") for r in records) + b"\n"
+
+
+def test_each_release_indexes_only_its_changed_records_and_finds_every_record(tmp_path: Path) -> None:
+    rnd = random.Random(11)
+    data = _proteins(rnd, 1200)
+    db = _import(tmp_path, data)
+    layers = []
+    for n in range(2, 8):
+        data = _next_release(rnd, data)
+        path = tmp_path / f"v{n}.fa"
+        path.write_bytes(data)
+        db.import_files([path], version=f"v{n}", taxonomy="header")
+        lookup = db.manifest()[1].lookup
+        assert lookup is not None
+        layers.append(len(lookup.layers))
+        if len(lookup.layers) > 1:  # its own layer holds the changed records only
+            assert lookup.layers[0].table.rows < 0.05 * lookup.rows
+        by_accession: dict[str, list[SequenceRecord]] = {}
+        manifest = db.manifest()[1]
+        for entry in db.entries():  # every record, through the database (its chunks use dictionaries)
+            by_accession.setdefault(entry.accession, []).append(db._record_at(manifest, entry.chunk, entry.index))
+        snapshot = db.snapshot()
+        for accession in rnd.sample(sorted(by_accession), 60):
+            assert snapshot.get_all(accession) == by_accession[accession]
+        for record in rnd.sample([r for found in by_accession.values() for r in found], 20):
+            assert record in snapshot.get_all(digests(record.residues).refget)
+    assert max(layers) <= 4 and layers[:3] == [2, 3, 4]  # then one whole table again, and so on
+
+
 def test_lookups_by_digest_equal_a_full_scan(proteins: SequenceDatabase) -> None:
     records = [record for record, _ in _full_scan(proteins)]
     snapshot = proteins.snapshot()

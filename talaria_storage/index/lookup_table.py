@@ -43,6 +43,7 @@ between two partitions, so one partition answers a fingerprint whole.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import struct
 from array import array
@@ -54,6 +55,7 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
+import zstandard
 
 from talaria_storage.core.errors import ChunkNotFound, CompressionError, HashMismatch, StorageError
 from talaria_storage.core.hashing import SHA256Hash
@@ -214,4 +216,121 @@ class LookupTable:
         self._decoded[i] = found
         if len(self._decoded) > CACHED_PARTITIONS:
             self._decoded.popitem(last=False)
+        return found
+
+
+# ---------------------------------------------------------------------------- layers across versions
+
+
+class OrdinalMap:
+    """Where the records of an earlier version's table are in this version: runs of
+    (first ordinal there, first ordinal here, length); an ordinal in no run is a record this
+    version does not have (removed, or changed and indexed again in its own layer)."""
+
+    __slots__ = ("_dst", "_len", "_src")
+
+    _RUN = struct.Struct(">III")
+
+    def __init__(self, runs: list[tuple[int, int, int]]) -> None:
+        runs = sorted(runs)
+        self._src = [r[0] for r in runs]
+        self._dst = [r[1] for r in runs]
+        self._len = [r[2] for r in runs]
+
+    @property
+    def runs(self) -> list[tuple[int, int, int]]:
+        return list(zip(self._src, self._dst, self._len))
+
+    def __call__(self, ordinal: int) -> int | None:
+        i = bisect_right(self._src, ordinal) - 1
+        if i < 0 or ordinal >= self._src[i] + self._len[i]:
+            return None
+        return self._dst[i] + ordinal - self._src[i]
+
+    def to_text(self) -> str:
+        """The runs, packed, compressed and base64-encoded (kept in the manifest: no extra object
+        to read before a look-up)."""
+        packed = b"".join(self._RUN.pack(*run) for run in self.runs)
+        return base64.b64encode(zstandard.ZstdCompressor(level=19).compress(packed)).decode("ascii")
+
+    @classmethod
+    def from_text(cls, text: str) -> OrdinalMap:
+        packed = zstandard.ZstdDecompressor().decompress(base64.b64decode(text, validate=True))
+        if len(packed) % cls._RUN.size:
+            raise ValueError("an ordinal map is not a whole number of runs")
+        return cls(list(cls._RUN.iter_unpack(packed)))
+
+
+@dataclass(frozen=True, slots=True)
+class LookupLayer:
+    """One table of a version's look-up index: its own (``ordinals`` None: values are this
+    version's ordinals) or an earlier version's, read through an :class:`OrdinalMap`."""
+
+    table: LookupTableRef
+    ordinals: OrdinalMap | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LookupIndexRef:
+    """A manifest's ``lookup`` section: the layers a look-up reads, newest first.
+
+    A new version whose records are mostly those of the version before
+    indexes only its new or changed records in a table of its own, and reads
+    the earlier tables through ordinal maps (see
+    :func:`~talaria_storage.index.lookup_table_writer.build_lookup_index`):
+    a release that changes 1 % of the records adds about that much table.
+    """
+
+    layers: tuple[LookupLayer, ...]
+
+    @property
+    def partitions(self) -> tuple[LookupPartition, ...]:
+        """Every partition of every layer: the objects the version needs for look-ups."""
+        return tuple(p for layer in self.layers for p in layer.table.partitions)
+
+    @property
+    def rows(self) -> int:
+        return sum(layer.table.rows for layer in self.layers)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "layers": [
+                {**layer.table.to_doc(), "ordinals": None if layer.ordinals is None else layer.ordinals.to_text()}
+                for layer in self.layers
+            ],
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> LookupIndexRef:
+        """Read a manifest's ``lookup`` section (ValueError/KeyError/TypeError when malformed)."""
+        if int(doc["format"]) != FORMAT:
+            raise ValueError(f"look-up index format {doc['format']} is not {FORMAT}")
+        layers = []
+        for layer in doc["layers"]:
+            ordinals = layer.get("ordinals")
+            layers.append(
+                LookupLayer(
+                    LookupTableRef.from_doc(layer),
+                    OrdinalMap.from_text(ordinals) if ordinals is not None else None,
+                )
+            )
+        return cls(tuple(layers))
+
+
+class LookupIndex:
+    """Reads a version's look-up index: every layer's candidates, as this version's ordinals."""
+
+    def __init__(self, read: Callable[[SHA256Hash], bytes], ref: LookupIndexRef, where: str) -> None:
+        self.ref = ref
+        self._layers = [(LookupTable(read, layer.table, where), layer.ordinals) for layer in ref.layers]
+
+    def find(self, fingerprint: int) -> list[int]:
+        found: list[int] = []
+        for table, ordinals in self._layers:
+            values = table.find(fingerprint)
+            if ordinals is None:
+                found += values
+            else:
+                found += [o for o in map(ordinals, values) if o is not None]
         return found

@@ -13,8 +13,13 @@ import numpy as np
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.index.lookup_table import (
     PARTITION_ROWS,
+    LookupIndexRef,
+    LookupLayer,
+    LookupTableDamaged,
     LookupPartition,
     LookupTableRef,
+    OrdinalMap,
+    decode_partition,
     fingerprint_bytes,
     partition_header,
     value_bytes,
@@ -70,3 +75,167 @@ def write_lookup_table(
         partitions.append(LookupPartition(int(truncated[start]), store_chunk(data), len(data), end - start))
         start = end
     return LookupTableRef(width, value_width, rows, tuple(partitions))
+
+
+#: Layers a version's look-up index may read; past it, the next version writes one whole table.
+MAX_LAYERS = 4
+#: A version writes one whole table when more than this share of its rows would be its own
+#: layer, or when less than it of the earlier layers' rows are still live (removed records).
+COMPACT_SHARE = 0.5
+
+
+def build_lookup_index(
+    store_chunk: Callable[[bytes], SHA256Hash],
+    read: Callable[[SHA256Hash], bytes],
+    fingerprints: np.ndarray,
+    ordinals: np.ndarray,
+    parent: LookupIndexRef | None = None,
+    *,
+    partition_rows: int = PARTITION_ROWS,
+) -> LookupIndexRef:
+    """A version's look-up index: its rows (64-bit ``fingerprints``, record ``ordinals``),
+    layered over ``parent``'s (the version it was imported on) where that saves rows.
+
+    A record of this version whose keys (names and digests) are exactly those of a record
+    of the parent is not indexed again: the parent's layers are kept and read through an
+    :class:`OrdinalMap` to this version's ordinals, and only the other records' rows make a
+    new table. Records are matched by a 64-bit digest of their key fingerprints, so two
+    records with different keys match by chance about once in 10^19 pairs (the record would
+    then not be found by its keys; never a wrong one, since look-ups check every record).
+    """
+    fingerprints = np.asarray(fingerprints, dtype=np.uint64)
+    ordinals = np.asarray(ordinals, dtype=np.uint64)
+    if parent is not None and len(parent.layers) < MAX_LAYERS:
+        layered = _layered(store_chunk, read, fingerprints, ordinals, parent, partition_rows)
+        if layered is not None:
+            return layered
+    table = write_lookup_table(store_chunk, fingerprints, ordinals, partition_rows=partition_rows)
+    return LookupIndexRef((LookupLayer(table),))
+
+
+def _layered(
+    store_chunk: Callable[[bytes], SHA256Hash],
+    read: Callable[[SHA256Hash], bytes],
+    fingerprints: np.ndarray,
+    ordinals: np.ndarray,
+    parent: LookupIndexRef,
+    partition_rows: int,
+) -> LookupIndexRef | None:
+    """The layered index, or None when one whole table is the better choice."""
+    layers = []  # per parent layer: (its ref, its values' parent ordinals, dense value -> parent ordinal)
+    parent_rows: list[tuple[np.ndarray, np.ndarray]] = []
+    for layer in parent.layers:
+        top, values = _rows(read, layer.table)
+        to_parent = _dense(layer.ordinals, values)
+        mapped = to_parent[values.astype(np.int64)] if len(values) else np.zeros(0, dtype=np.int64)
+        keep = mapped >= 0
+        parent_rows.append((top[keep], mapped[keep].astype(np.uint64)))
+        layers.append((layer.table, to_parent))
+    parent_top = np.concatenate([t for t, _ in parent_rows]) if parent_rows else np.zeros(0, dtype=np.uint64)
+    parent_ord = np.concatenate([o for _, o in parent_rows]) if parent_rows else np.zeros(0, dtype=np.uint64)
+    own_top = fingerprints >> np.uint64(32)
+    parent_to_here = _match(_digests(parent_top, parent_ord), _digests(own_top, ordinals))
+    matched_here = np.zeros(int(ordinals.max()) + 1 if len(ordinals) else 0, dtype=bool)
+    matched_here[parent_to_here[parent_to_here >= 0]] = True
+    new = ~matched_here[ordinals.astype(np.int64)] if len(ordinals) else np.zeros(0, dtype=bool)
+    if new.sum() > COMPACT_SHARE * len(ordinals):
+        return None
+    kept: list[LookupLayer] = []
+    live = total = 0
+    for table, to_parent in layers:
+        reach = int(to_parent.max()) + 1 if len(to_parent) else 0
+        if reach > len(parent_to_here):  # parent ordinals no live row named: nothing here
+            parent_to_here = np.concatenate([parent_to_here, np.full(reach - len(parent_to_here), -1, dtype=np.int64)])
+        here = np.where(to_parent >= 0, parent_to_here[np.maximum(to_parent, 0)], -1) if len(to_parent) else to_parent
+        runs = _runs(here)
+        total += table.rows
+        if runs:
+            _, values = _rows(read, table)
+            live += int((here[values.astype(np.int64)] >= 0).sum())
+            kept.append(LookupLayer(table, OrdinalMap(runs)))
+    if total and live < COMPACT_SHARE * total:
+        return None
+    if new.any():
+        own = write_lookup_table(store_chunk, fingerprints[new], ordinals[new], partition_rows=partition_rows)
+        kept.insert(0, LookupLayer(own))
+    return LookupIndexRef(tuple(kept))
+
+
+def _rows(read: Callable[[SHA256Hash], bytes], table: LookupTableRef) -> tuple[np.ndarray, np.ndarray]:
+    """(top 32 bits of each fingerprint, value) of every row of a stored table."""
+    tops, values = [], []
+    shift = np.uint64(8 * table.fingerprint_bytes - 32)
+    for part in table.partitions:
+        try:
+            fingerprints, found = decode_partition(read(part.hash))
+        except ValueError as exc:
+            raise LookupTableDamaged(f"look-up partition {part.hash.to_hex()} does not decode ({exc})") from None
+        tops.append(np.frombuffer(fingerprints, dtype=np.uint64) >> shift)
+        values.append(np.frombuffer(found, dtype=np.uint64))
+    if not tops:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
+    return np.concatenate(tops), np.concatenate(values)
+
+
+def _dense(ordinals: OrdinalMap | None, values: np.ndarray) -> np.ndarray:
+    """value -> parent ordinal (-1: none) for every value up to the largest of ``values``."""
+    size = int(values.max()) + 1 if len(values) else 0
+    if ordinals is None:
+        return np.arange(size, dtype=np.int64)
+    dense = np.full(size, -1, dtype=np.int64)
+    for src, dst, length in ordinals.runs:
+        end = min(src + length, size)
+        if src < end:
+            dense[src:end] = np.arange(dst, dst + end - src, dtype=np.int64)
+    return dense
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads each fingerprint over 64 bits before they are summed."""
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _digests(tops: np.ndarray, ordinals: np.ndarray) -> np.ndarray:
+    """Per record ordinal, a digest of the set of its rows' fingerprints (0: no rows)."""
+    if not len(tops):
+        return np.zeros(0, dtype=np.uint64)
+    pairs = np.unique((ordinals.astype(np.uint64) << np.uint64(32)) | tops)
+    owner = (pairs >> np.uint64(32)).astype(np.int64)
+    digests = np.zeros(int(owner.max()) + 1, dtype=np.uint64)
+    np.add.at(digests, owner, _mix(pairs & np.uint64(0xFFFFFFFF)))
+    return digests
+
+
+def _match(before: np.ndarray, here: np.ndarray) -> np.ndarray:
+    """Per ordinal of ``before``, the ordinal of ``here`` with the same digest (-1: none); records
+    with one digest on both sides are paired in ordinal order."""
+    result = np.full(len(before), -1, dtype=np.int64)
+    b_ord = np.flatnonzero(before)
+    h_ord = np.flatnonzero(here)
+    if not len(b_ord) or not len(h_ord):
+        return result
+    b_order = b_ord[np.argsort(before[b_ord], kind="stable")]
+    b_dig = before[b_order]
+    h_order = h_ord[np.argsort(here[h_ord], kind="stable")]
+    h_dig = here[h_order]
+    h_rank = np.arange(len(h_dig)) - np.searchsorted(h_dig, h_dig, side="left")
+    lo = np.searchsorted(b_dig, h_dig, side="left")
+    hi = np.searchsorted(b_dig, h_dig, side="right")
+    ok = h_rank < hi - lo
+    result[b_order[lo[ok] + h_rank[ok]]] = h_order[ok]
+    return result
+
+
+def _runs(dense: np.ndarray) -> list[tuple[int, int, int]]:
+    """A dense map (-1: none) as runs (first source, first destination, length)."""
+    sources = np.flatnonzero(dense >= 0)
+    if not len(sources):
+        return []
+    targets = dense[sources]
+    breaks = np.flatnonzero((np.diff(sources) != 1) | (np.diff(targets) != 1)) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(sources)]])
+    return [(int(sources[s]), int(targets[s]), int(e - s)) for s, e in zip(starts, ends)]

@@ -82,13 +82,13 @@ from talaria_storage.formats.genbank import (
 from talaria_storage.index.local_index import ChunkIndex, open_index
 from talaria_storage.index.lookup_index import lookup_index
 from talaria_storage.index.lookup_table import (
-    LookupTable,
+    LookupIndex,
+    LookupIndexRef,
     LookupTableDamaged,
-    LookupTableRef,
     digest_fingerprint,
     name_fingerprint,
 )
-from talaria_storage.index.lookup_table_writer import write_lookup_table
+from talaria_storage.index.lookup_table_writer import build_lookup_index
 from talaria_storage.sequences.canonical import (
     InvalidSequenceId,
     SequenceDigests,
@@ -246,7 +246,7 @@ class SequenceDatabase:
         self._resolve_dictionary = _dictionary_resolver(self)
         self._cache_size = 16  # packs whose slot digests an index build keeps (see _walk)
         # Stored look-up tables by manifest (None: the version has none, or it is damaged).
-        self._tables: dict[SHA256Hash, LookupTable | None] = {}
+        self._tables: dict[SHA256Hash, LookupIndex | None] = {}
 
     # ------------------------------------------------------------------------------ import
 
@@ -320,7 +320,9 @@ class SequenceDatabase:
                                   "order_size": done.order_size, "records": done.source.records,
                                   "bytes": done.logical_bytes})
                 final = run.finish()
-                lookup, unique = self._store_lookup_table(run, final) if self.lookup_table else (None, None)
+                lookup, unique = (
+                    self._store_lookup_table(run, final, expected_head) if self.lookup_table else (None, None)
+                )
         except InputFormatError:
             # The input itself is bad: a re-run needs a corrected file, so nothing is worth
             # resuming, and the objects stored so far become collectable orphans.
@@ -365,11 +367,23 @@ class SequenceDatabase:
             reused_packs=len(manifest.reused_packs),
         )
 
-    def _store_lookup_table(self, run: ImportRun, entries: list[ChunkEntry]) -> tuple[LookupTableRef, int]:
-        """Store the import's look-up table (before the manifest that names it, as every object),
-        recorded in the import's state; the table's ref and the number of distinct sequences."""
+    def _store_lookup_table(
+        self, run: ImportRun, entries: list[ChunkEntry], parent: SHA256Hash | None
+    ) -> tuple[LookupIndexRef, int]:
+        """Store the import's look-up index (before the manifest that names it, as every object),
+        layered over ``parent``'s where that saves rows, and record its objects in the import's
+        state; the index's ref and the number of distinct sequences."""
         fingerprints, ordinals, unique = run.lookup.table(entries)
-        ref = write_lookup_table(lambda data: self.store.store_chunk(data), fingerprints, ordinals)
+        earlier = None
+        if parent is not None:
+            try:
+                earlier = self.catalog.load(parent).lookup
+            except StorageError:
+                earlier = None  # an unreadable parent: this version's index stands alone
+        try:
+            ref = build_lookup_index(self.store.store_chunk, self.store.get_chunk, fingerprints, ordinals, earlier)
+        except StorageError:  # a damaged partition of the parent's (ChunkNotFound, HashMismatch, ...)
+            ref = build_lookup_index(self.store.store_chunk, self.store.get_chunk, fingerprints, ordinals)
         run.record_completed([p.hash for p in ref.partitions])
         return ref, unique
 
@@ -439,12 +453,12 @@ class SequenceDatabase:
         h, manifest = self.manifest(version)
         return DatabaseSnapshot(self, h, manifest)
 
-    def _lookup_table(self, manifest_hash: SHA256Hash, manifest: Manifest) -> LookupTable | None:
-        """The version's stored look-up table, opened once per database (None: it has none)."""
+    def _lookup_table(self, manifest_hash: SHA256Hash, manifest: Manifest) -> LookupIndex | None:
+        """The version's stored look-up index, opened once per database (None: it has none)."""
         if manifest_hash not in self._tables:
             ref = manifest.lookup
             self._tables[manifest_hash] = (
-                None if ref is None else LookupTable(self.store.get_chunk, ref, f"{self.name}@{manifest.version}")
+                None if ref is None else LookupIndex(self.store.get_chunk, ref, f"{self.name}@{manifest.version}")
             )
         return self._tables[manifest_hash]
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from talaria_storage.core.errors import StorageError
 from talaria_storage.core.hashing import SHA256Hash
-from talaria_storage.index.lookup_table import LookupTableRef
+from talaria_storage.index.lookup_table import LookupIndexRef
 
 MANIFEST_FORMAT = "talaria-manifest"
 MANIFEST_VERSION = 4  # 2: ``reused_packs`` ("packs"), ``dictionary_chunks``; 3: GenBank/EMBL sources; 4: ``lookup``
@@ -95,7 +95,7 @@ class Manifest:
     dictionary_chunks: tuple[tuple[SHA256Hash, int], ...] = ()
     # The version's stored look-up table (:mod:`talaria_storage.index.lookup_table`): every
     # record's names and digests -> its ordinal; None for versions imported before it existed.
-    lookup: LookupTableRef | None = None
+    lookup: LookupIndexRef | None = None
 
     @property
     def merkle_root(self) -> SHA256Hash:
@@ -215,7 +215,7 @@ class Manifest:
                 dictionary_chunks=tuple(
                     (SHA256Hash.from_hex(h), int(size)) for h, size in doc.get("dictionaries", [])
                 ),
-                lookup=LookupTableRef.from_doc(doc["lookup"]) if doc.get("lookup") else None,
+                lookup=LookupIndexRef.from_doc(doc["lookup"]) if doc.get("lookup") else None,
             )
         except StorageError:
             raise
