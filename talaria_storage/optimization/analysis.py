@@ -68,6 +68,8 @@ class StoreAnalysis:
     versions: list[VersionView]  # every database's versions, by database then oldest first
     packs: dict[SHA256Hash, PackView]
     kinds: dict[str, str] = field(default_factory=dict)  # key -> what it is ("sequence pack", ...)
+    # (database, profile, statistics) of every reduction profile (see reduction.building)
+    reductions: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     # -- totals ---------------------------------------------------------------------------------
 
@@ -129,6 +131,28 @@ class StoreAnalysis:
             found.setdefault(view.database, set()).update(view.manifest.object_hashes())
         return {db: sum(self.size_of(self.chunk_key(h)) for h in hashes) for db, hashes in sorted(found.items())}
 
+    def savings(self) -> dict[str, dict[str, int]]:
+        """Per database, what each stage brings its versions down to: ``fasta`` (every version as
+        the FASTA a byte-exact export writes), ``alone`` (each version's objects, compressed,
+        counted once per version: what separate stores would hold) and ``stored`` (the distinct
+        objects they share). Compression saves ``fasta - alone``; deduplication ``alone - stored``."""
+        alone: dict[str, int] = {}
+        fasta: dict[str, int] = {}
+        for row, view in zip(self.version_bytes(), self.versions):
+            alone[view.database] = alone.get(view.database, 0) + row["bytes"]
+            logical = sum(int(f.get("bytes", 0)) for f in view.manifest.extra.get("files", []))
+            fasta[view.database] = fasta.get(view.database, 0) + logical
+        stored = self.database_bytes()
+        return {db: {"fasta": fasta[db], "alone": alone[db], "stored": stored.get(db, 0)} for db in sorted(alone)}
+
+    def delta_savings(self) -> list[dict[str, Any]]:
+        """Per reduction profile: the residues of its members and the bytes of their deltas."""
+        return [
+            {"database": db, "profile": profile, "member_residues": int(stats.get("member_residues", 0)),
+             "delta_bytes": int(stats.get("delta_bytes", 0))}
+            for db, profile, stats in self.reductions
+        ]
+
     def pack_sizes(self) -> list[int]:
         """Stored bytes of every live sequence pack (for the pack-size histogram)."""
         return sorted(p.stored_bytes for p in self.packs.values())
@@ -180,7 +204,13 @@ def analyze_store(store: Store) -> StoreAnalysis:
         for h, found in users.items()
         if CHUNKS + h.to_hex() in objects
     }
-    return StoreAnalysis(store.location, objects, live, versions, packs, kinds)
+    reductions = []
+    for database in catalog.databases():
+        for profile in store.reductions.profiles(database):
+            found = store.reductions.stored(database, profile)
+            if found is not None:
+                reductions.append((database, profile, dict(found.manifest.statistics)))
+    return StoreAnalysis(store.location, objects, live, versions, packs, kinds, reductions)
 
 
 def key_hash(key: str) -> SHA256Hash | None:

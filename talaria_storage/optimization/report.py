@@ -3,6 +3,7 @@
 The page (``optimize --analyze --report report.html``) holds everything
 inline -- the plots are SVG drawn by matplotlib, the table is HTML -- so it
 can be mailed or archived alone: stored bytes per version and per database,
+what compression, deduplication and the reduction profiles' deltas save,
 what each strategy saved (estimated, and achieved after a real run), and the
 sizes of the sequence packs before and after. matplotlib is an optional
 extra (``talaria-storage[report]``), imported only when a page is written.
@@ -134,6 +135,33 @@ def _savings_plot(plt: Any, estimate: OptimizationReport | None, achieved: Optim
     return _svg(plt, fig)
 
 
+def _stages_plot(plt: Any, savings: dict[str, dict[str, int]], deltas: list[dict[str, Any]]) -> str:
+    """What compression, deduplication and (per reduction profile) deltas save."""
+    widths = [max(len(savings), 1), max(len(deltas), 1)]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3), gridspec_kw={"width_ratios": widths})
+    names = list(savings)
+    x = range(len(names))
+    for offset, stage, label, color in (
+        (-0.27, "fasta", "as FASTA, every version", "#ccd"),
+        (0.0, "alone", "compressed, each version alone", "#9ab"),
+        (0.27, "stored", "stored (versions share objects)", "#246"),
+    ):
+        left.bar([i + offset for i in x], [savings[n][stage] / 1e6 for n in names], 0.27, label=label, color=color)
+    left.set_xticks(list(x), names, fontsize=8)
+    left.set_ylabel("MB")
+    left.set_title("What compression and deduplication save")
+    left.legend(fontsize=7)
+    labels = [f"{d['database']}/{d['profile']}" for d in deltas]
+    right.bar([i - 0.2 for i in range(len(deltas))], [d["member_residues"] / 1e6 for d in deltas], 0.4,
+              label="members' residues", color="#9ab")
+    right.bar([i + 0.2 for i in range(len(deltas))], [d["delta_bytes"] / 1e6 for d in deltas], 0.4,
+              label="their deltas", color="#246")
+    right.set_xticks(list(range(len(deltas))), labels, fontsize=8)
+    right.set_title("What deltas save (reduction profiles)" if deltas else "What deltas save: no reduction profile")
+    right.legend(fontsize=7)
+    return _svg(plt, fig)
+
+
 def _pack_plot(plt: Any, before: list[int], after: list[int] | None) -> str:
     fig, ax = plt.subplots(figsize=(6, 2.8))
     data = [[s / 1e3 for s in before]] + ([[s / 1e3 for s in after]] if after is not None else [])
@@ -168,6 +196,7 @@ def write_html(
     plt = _pyplot()
     sections = [f"<h2>Stored bytes</h2>{_version_plot(plt, analysis.version_bytes())}"]
     sections.append(_database_plot(plt, analysis.database_bytes(), (after or analysis).database_bytes()))
+    sections.append(_stages_plot(plt, analysis.savings(), analysis.delta_savings()))
     for title, report in (("Estimate (dry run)", estimate), ("Achieved", achieved)):
         if report is not None:
             sections.append(f"<h2>{title}</h2>{_table_html(report)}")

@@ -43,7 +43,12 @@ from talaria_storage.core.keys import REFS, ref_key
 from talaria_storage.formats.fasta import Layout
 from talaria_storage.optimization.analysis import StoreAnalysis, VersionView
 from talaria_storage.sequences.manifest import ChunkEntry, Manifest
-from talaria_storage.sequences.record_chunk import ChunkDictionary, ChunkReader, dictionary_text, plain_chunk
+from talaria_storage.sequences.record_chunk import (
+    ChunkDictionary,
+    ChunkReader,
+    dictionary_text,
+    plain_chunk,
+)
 from talaria_storage.sequences.sequence_pack import PackReader, encode_pack
 from talaria_storage.sequences.streams import DICTIONARY_STREAMS, ChunkCodec
 from talaria_storage.sequences.versions import HEAD, VersionCatalog
