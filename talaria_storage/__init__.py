@@ -39,7 +39,8 @@ layer or lower ones (``tests/test_layers.py`` checks it):
 The documented API is what this module exports: :func:`open_store`,
 :func:`open_database`, the six traits, :class:`SHA256Hash` and the errors;
 :func:`version_digests` (a version's GA4GH sequence-collection digests) and
-:func:`version_collection` (its arrays, a :class:`SequenceCollection`).
+:func:`version_collection` (its arrays, a :class:`SequenceCollection`);
+:func:`parse` (a version's records as Biopython ``SeqRecord`` objects).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
         TaxonomyStorage,
     )
     from talaria_storage.reduction.reducible_database import open_database
+    from talaria_storage.sequences.database import parse
     from talaria_storage.sequences.seqcol import (
         SequenceCollection,
         version_collection,
@@ -93,6 +95,7 @@ _EXPORTS = {
         "talaria_storage.core.traits",
     ),
     "open_database": "talaria_storage.reduction.reducible_database",
+    "parse": "talaria_storage.sequences.database",
     **dict.fromkeys(
         ("SequenceCollection", "version_collection", "version_digests"), "talaria_storage.sequences.seqcol"
     ),
@@ -135,6 +138,7 @@ __all__ = [
     "TaxonomyStorage",
     "open_database",
     "open_store",
+    "parse",
     "version_collection",
     "version_digests",
 ]

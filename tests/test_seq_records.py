@@ -9,6 +9,7 @@ import pytest
 from Bio import SeqIO
 from talaria_storage.backends.memory import MemoryBackend
 
+import talaria_storage
 from talaria_storage.core.errors import RecordNotFound
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.storage.store import Store
@@ -69,6 +70,12 @@ def test_a_database_streams_seqrecords_in_file_order(tmp_path: Path) -> None:
     db = _db(tmp_path, FASTA)
     original = list(SeqIO.parse(io.StringIO(FASTA.decode()), "fasta"))
     assert _biopython(db.to_seqrecords(), "fasta") == _biopython(original, "fasta")
+
+
+def test_parse_reads_a_database_as_seqio_parse_reads_a_file(tmp_path: Path) -> None:
+    db = _db(tmp_path, FASTA)
+    original = list(SeqIO.parse(io.StringIO(FASTA.decode()), "fasta"))
+    assert _biopython(talaria_storage.parse(db), "fasta") == _biopython(original, "fasta")
 
 
 def test_fastq_seqrecords_keep_their_qualities(tmp_path: Path) -> None:

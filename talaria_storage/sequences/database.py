@@ -1214,6 +1214,12 @@ def _normalized(record: SequenceRecord, width: int) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
+def parse(db: SequenceDatabase, version: str | None = None) -> Iterator[Any]:
+    """A version's records as Biopython ``SeqRecord`` objects in file order, as ``Bio.SeqIO.parse``
+    gives a file's: ``SeqIO.write(talaria_storage.parse(db), out, "fasta")``."""
+    return db.to_seqrecords(version)
+
+
 def open_database(
     store_or_location: Store | str | Path, name: str, *, kind: type[SequenceDatabase] | None = None
 ) -> SequenceDatabase:
