@@ -86,9 +86,10 @@ def digest_fingerprint(digest: bytes) -> int:
 
 
 def fingerprint_bytes(rows: int) -> int:
-    """Fingerprint bytes kept per row: enough for ~1 chance collision per 1,000 look-ups."""
+    """Fingerprint bytes kept per row: enough for ~1 chance collision per 1,000 look-ups (3 for
+    ResFinder's 8,520 rows, 4 for UniProt's 414,070, 5 past 4 million)."""
     bits = max(rows, 1).bit_length() + 10
-    return min(8, max(4, (bits + 7) // 8))
+    return min(8, max(2, (bits + 7) // 8))
 
 
 def value_bytes(largest: int) -> int:
