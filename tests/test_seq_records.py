@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from Bio import SeqIO
 from talaria_storage.backends.memory import MemoryBackend
+from test_formats_genbank import GENBANK
 
 import talaria_storage
 from talaria_storage.core.errors import RecordNotFound
@@ -21,22 +22,6 @@ FASTA = (
     b">sp|P00001|CYC_HORSE Cytochrome c OX=9796\nMGDVEKGKKIFVQKCAQCHTVEKGGKHKTGPNLHGLFGRKTGQAPGFTYTDANKNKGITWKEETLMEYLENPKKYIPGTKMIFAGIKKK\n"
 )
 FASTQ = b"@read1 lane=1\nACGTTGCA\n+\nIIIIHHHG\n@read2\nGGGTTT\n+\n!!##$$\n"
-GENBANK = b"""LOCUS       TEST0001                  12 bp    DNA     linear   BCT 01-JAN-2020
-DEFINITION  A test sequence.
-ACCESSION   TEST0001
-VERSION     TEST0001.1
-KEYWORDS    .
-SOURCE      Escherichia coli
-  ORGANISM  Escherichia coli
-            Bacteria.
-FEATURES             Location/Qualifiers
-     source          1..12
-                     /organism="Escherichia coli"
-                     /db_xref="taxon:562"
-ORIGIN
-        1 acgtacgtac gt
-//
-"""
 
 
 def _db(tmp_path: Path, data: bytes, suffix: str = ".fa") -> SequenceDatabase:
