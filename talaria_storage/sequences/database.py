@@ -24,9 +24,14 @@ The original record order of each file is an *order object* (see
 a failed import publishes nothing (its stored objects are unreferenced and
 collectable) and can simply be re-run.
 
-Look-ups go through a :class:`ChunkIndex` built lazily per manifest from
-the chunks; a ``built`` marker key, written last, says an index is whole.
-An identifier is one point get (see ``SequenceDatabase._ensure_index``).
+Look-ups go through the look-up index each import stores with its version
+(:mod:`talaria_storage.index.lookup_table`; what keys a record has is
+:mod:`talaria_storage.sequences.identifiers`): one partition per layer,
+then the record, checked against the identifier. Versions imported before
+it (or with ``lookup_table=False``, or whose table is damaged) use a local
+:class:`ChunkIndex` built lazily per manifest from the chunks; a ``built``
+marker key, written last, says such an index is whole (see
+``SequenceDatabase._ensure_index``).
 ``db.get`` resolves the version on every call, so it sees a new HEAD; a
 :class:`DatabaseSnapshot` (``db.snapshot()``) resolves it once, for many
 look-ups in one version.
