@@ -15,6 +15,7 @@ from talaria_storage.sequences.canonical import digests
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.identifiers import EXACT, indexed_names, name_match
+from talaria_storage.sequences.integrity import verify_store
 from talaria_storage.storage.store import Store
 from talaria_storage.sync.protocol import push
 
@@ -153,6 +154,29 @@ def test_a_damaged_partition_falls_back_to_the_local_index_with_one_warning(
         assert fresh["HBA_HUMAN"].residues == b"MVLSPADKTNVKAAW"
         assert fresh["P69905"].residues == b"MVLSPADKTNVKAAW"
     assert sum("look-up partition" in r.message for r in caplog.records) == 1
+
+
+def test_verify_names_a_missing_look_up_partition(tmp_path: Path) -> None:
+    db = _db(tmp_path, UNIPROT)
+    lookup = db.manifest()[1].lookup
+    assert lookup is not None
+    missing = lookup.partitions[0].hash
+    db.store.backend.delete(db.store.key_for(missing))
+    problems = verify_store(db.store)
+    assert any(missing.to_hex() in p.key and "look-up partition" in p.message for p in problems)
+
+
+def test_a_release_over_a_version_whose_table_is_damaged_writes_a_whole_table(tmp_path: Path) -> None:
+    db = _db(tmp_path, UNIPROT)
+    lookup = db.manifest()[1].lookup
+    assert lookup is not None
+    db.store.backend.delete(db.store.key_for(lookup.partitions[0].hash))
+    second = tmp_path / "v2.fa"
+    second.write_bytes(UNIPROT + b">sp|Q1|NEW_X new\nMKV\n")
+    db.import_files([second], version="v2", taxonomy="none")
+    again = SequenceDatabase(db.store, "db")
+    assert len(again.manifest()[1].lookup.layers) == 1
+    assert again["HBA_HUMAN"].residues == b"MVLSPADKTNVKAAW" and again["NEW_X"].residues == b"MKV"
 
 
 def test_a_query_is_reduced_to_the_keys_a_record_is_indexed_by() -> None:
