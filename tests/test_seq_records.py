@@ -45,6 +45,16 @@ def test_a_record_has_biopythons_id_description_and_seq(tmp_path: Path) -> None:
     assert record.seq.startswith("MVLSPADK") and record.seq.endswith("HAHKL") and len(record) == 92
 
 
+def test_a_looked_up_record_carries_its_taxon(tmp_path: Path) -> None:
+    path = tmp_path / "in.fa"
+    path.write_bytes(FASTA)
+    db = SequenceDatabase(Store(MemoryBackend()), "db")
+    db.import_files([path], version="v1")  # taxa from OX=
+    record = db["P69905"]
+    assert record.taxon_id == 9606 and db.get_many(["Q9XYZ1"])["Q9XYZ1"][0].taxon_id == 562
+    assert record == tuple(record) and record.to_seqrecord().dbxrefs == ["taxon:9606"]
+
+
 def test_seqrecords_write_as_biopython_writes_the_original_records(tmp_path: Path) -> None:
     db = _db(tmp_path, FASTA)
     original = list(SeqIO.parse(io.StringIO(FASTA.decode()), "fasta"))

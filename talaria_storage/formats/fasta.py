@@ -226,7 +226,9 @@ class FastaRecord(_Named, _FastaFields):
         if MARK in self.header and _flatfile_text is not None:
             text, flavour = _flatfile_text(self)
             return SeqIO.read(io.StringIO(text.decode("utf-8", "replace")), flavour)
-        return SeqRecord(Seq(self.seq), id=self.id, name=self.id, description=self.description)
+        taxon = getattr(self, "taxon_id", 0)
+        return SeqRecord(Seq(self.seq), id=self.id, name=self.id, description=self.description,
+                         dbxrefs=[f"taxon:{taxon}"] if taxon else [])
 
 
 class FastqRecord(_Named, _FastqFields):
@@ -252,6 +254,27 @@ class FastqRecord(_Named, _FastqFields):
 
 
 SequenceRecord = FastaRecord | FastqRecord
+
+
+class LabelledFastaRecord(FastaRecord):
+    """A :class:`FastaRecord` read from a database, with the taxon it is stored under
+    (``taxon_id``, 0: none). No ``__slots__``: the taxon lives in the instance's dict, so a
+    labelled record still equals (as a tuple) the record parsed from the file."""
+
+    taxon_id: int
+
+
+class LabelledFastqRecord(FastqRecord):
+    """A :class:`FastqRecord` read from a database, with its taxon (see :class:`LabelledFastaRecord`)."""
+
+    taxon_id: int
+
+
+def labelled(record: SequenceRecord, taxon_id: int) -> SequenceRecord:
+    """``record`` with ``taxon_id`` (:class:`LabelledFastaRecord` or :class:`LabelledFastqRecord`)."""
+    out = (LabelledFastqRecord if isinstance(record, FastqRecord) else LabelledFastaRecord)._make(record)
+    out.taxon_id = taxon_id
+    return out
 
 # Regular layouts are shared: a file of 80 million records holds a handful of Layout objects.
 _LAYOUTS: dict[tuple[int, bool, bytes], Layout] = {}

@@ -74,6 +74,7 @@ from talaria_storage.formats.fasta import (
     FastqRecord,
     SequenceRecord,
     format_record,
+    labelled,
     residue_bytes,
     write_records,
 )
@@ -1061,9 +1062,14 @@ class DatabaseSnapshot:
             yield from decode_order(self.database.store.get_chunk(SHA256Hash.from_hex(entry["order"])))
 
     def get_all(self, identifier: str) -> list[SequenceRecord]:
-        """Records of this version named by ``identifier`` (see :meth:`positions`)."""
+        """Records of this version named by ``identifier`` (see :meth:`positions`), each with its
+        ``taxon_id``."""
         record_at = self.database._record_at
-        return [record_at(self.manifest, ci, ri) for ci, ri in self.positions(identifier)]
+        return [self._labelled(ci, ri, record_at(self.manifest, ci, ri)) for ci, ri in self.positions(identifier)]
+
+    def _labelled(self, ci: int, ri: int, record: SequenceRecord) -> SequenceRecord:
+        reader, _ = self.database._reader(self.manifest.chunks[ci].hash)
+        return labelled(record, reader.taxid(ri))
 
     def get(self, identifier: str) -> SequenceRecord:
         """The one record ``identifier`` names (see :meth:`SequenceDatabase.get`)."""
@@ -1118,9 +1124,9 @@ class DatabaseSnapshot:
             entry = self.manifest.chunks[ci]
             if len(records) * 16 >= entry.records:
                 whole = db._chunk(entry.hash)
-                read.update(((ci, ri), whole[ri]) for ri in records)
+                read.update(((ci, ri), self._labelled(ci, ri, whole[ri])) for ri in records)
             else:
-                read.update(((ci, ri), db._record_at(self.manifest, ci, ri)) for ri in sorted(records))
+                read.update(((ci, ri), self._labelled(ci, ri, db._record_at(self.manifest, ci, ri))) for ri in sorted(records))
         return {identifier: [read[p] for p in found] for identifier, found in wanted.items()}
 
     def fetch(self, identifier: str, start: int = 0, end: int | None = None) -> str:

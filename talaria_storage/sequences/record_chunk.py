@@ -593,6 +593,10 @@ class ChunkReader(Container):
     def taxids(self) -> list[int]:
         return list(self._u32(TAXIDS))
 
+    def taxid(self, index: int) -> int:
+        """The taxon of record ``index`` (0: none), without copying every record's."""
+        return self._u32(TAXIDS)[index]
+
     def layout(self, index: int) -> Layout:
         """The layout of record ``index`` (0 <= index < len), without building every record's."""
         table = self._cache.get(-5)
