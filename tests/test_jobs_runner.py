@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from talaria_storage.cli.common import EXIT_FAILURE, EXIT_USAGE
 from talaria_storage.cli.main import app
+from talaria_storage import open_database
 from talaria_storage.jobs import JobFileError, RunOptions, load_job, run_job
 
 JOB = """\
@@ -150,6 +151,13 @@ def test_a_reduce_step_publishes_the_profile_and_is_skipped_when_run_again(job_f
     assert "2 references, 0 members" in report.step("reduce").summary
     again = run(job_file)
     assert again.step("reduce").outcome == "skipped"
+
+
+def test_an_import_step_with_an_id_regex_makes_its_matches_look_up_keys(job_file: Path) -> None:
+    job_file.write_text(JOB.replace('files = ["r1.fa"]', 'files = ["r1.fa"]\nid_regex = "OX=(\\\\d+)"'))
+    assert outcomes(run(job_file)) == ["ok", "ok", "ok"]
+    db = open_database(job_file.parent / "store", "db")
+    assert [r.id for r in db.get_all("9606")] == ["sp|P1|A_HUMAN", "sp|P2|B_HUMAN"]
 
 
 def test_an_optimize_step_runs_the_optimizer_and_the_export_stays_byte_exact(job_file: Path) -> None:

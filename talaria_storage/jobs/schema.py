@@ -260,7 +260,7 @@ OPTIMIZE_STRATEGIES = tuple(strategy.value for strategy in OptimizationStrategy)
 
 #: Step kind -> argument name -> :class:`Arg`. The CLI command each kind mirrors is in its docs.
 STEP_ARGS: dict[str, dict[str, Arg]] = {
-    "import": {  # talaria-storage import FILE... --database D --version V [--taxonomy ...] [--taxon ID]
+    "import": {  # talaria-storage import FILE... --database D --version V [--taxonomy ...] [--taxon ID] [--id-regex R]
         "files": Arg(ListOf(_PATH), "FASTA/FASTQ/GenBank/EMBL files (plain, .gz or .zst)", required=True,
                      role=Role.INPUT),
         "database": Arg(Name("database name"), "database to import into", required=True),
@@ -270,6 +270,7 @@ STEP_ARGS: dict[str, dict[str, Arg]] = {
         "taxonomy": Arg(Str(), "where taxa come from: header (OX=), none, or an accession->taxid file",
                         default="header", role=Role.TAXON_SOURCE),
         "taxon": Arg(Int(0), "taxon id for records that carry none"),
+        "id_regex": Arg(Str(), "each match in a header (its first group) is a look-up key too (import --id-regex)"),
     },
     "taxonomy": {  # talaria-storage taxonomy import DIR [--version V]
         "dir": Arg(_PATH, "taxdump folder (nodes.dmp, names.dmp, merged.dmp, delnodes.dmp)", required=True,

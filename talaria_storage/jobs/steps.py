@@ -206,7 +206,7 @@ class ImportStep(_Simple):
         db = open_database(store, a["database"])
         result = db.import_files(
             list(a["files"]), version=a["version"], taxonomy=a["taxonomy"], taxon=a["taxon"],
-            progress=lambda n: progress(n, total),
+            id_regex=a["id_regex"], progress=lambda n: progress(n, total),
         )
         key = ref_key(result.database, result.version)
         return StepResult(
