@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from talaria_storage import open_database
 from talaria_storage.cli.common import EXIT_FAILURE, EXIT_USAGE
 from talaria_storage.cli.main import app
-from talaria_storage import open_database
 from talaria_storage.jobs import JobFileError, RunOptions, load_job, run_job
 
 JOB = """\
