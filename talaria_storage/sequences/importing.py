@@ -471,17 +471,17 @@ class LookupRows:
 
     Parse workers compute each record's keys (:attr:`Parsed.lookup`), in
     input order; the chunker then sends records to chunks in another order.
-    So per file the keys are kept in input order, with an array of where
-    each input record went (chunk entry, index in it), and the two are
-    joined when the file ends; :meth:`table` turns (entry, index) into the
-    record's ordinal in the version once the chunk list is final. Memory:
-    about 45 bytes a record (5 keys of 8 bytes, its place).
+    So per file the keys are kept in input order and joined, when the file
+    ends, to where its records went: the runs of its record order
+    (:class:`~talaria_storage.sequences.order.OrderBuilder`, chunk entry and
+    index). :meth:`table` turns (entry, index) into the record's ordinal in
+    the version once the chunk list is final. Memory: about 45 bytes a
+    record (5 keys of 8 bytes, its place).
     """
 
     def __init__(self) -> None:
         self._keys: list[array] = []
         self._counts: list[array] = []
-        self._places = array("Q")
         self.fingerprints: list[np.ndarray] = []
         self._at: list[np.ndarray] = []
         self._sequences: list[np.ndarray] = []
@@ -491,23 +491,20 @@ class LookupRows:
         assert parsed.lookup is not None and parsed.lookup_counts is not None
         self._keys.append(parsed.lookup)
         self._counts.append(parsed.lookup_counts)
-        self._places.frombytes(bytes(8 * parsed.records))
 
-    def place(self, entry: int, ordinals: Sequence[int]) -> None:
-        """The records of input ``ordinals`` (of the current file) went to chunk ``entry``, in order."""
-        places = self._places
-        for index, ordinal in enumerate(ordinals):
-            places[ordinal] = entry << 32 | index
-
-    def end_file(self) -> None:
-        """Join the current file's keys to the places of its records."""
-        if self._keys:
+    def end_file(self, runs: Sequence[tuple[int, int, int]]) -> None:
+        """Join the current file's keys to where its records went: its order's ``runs``
+        ((chunk entry, first index, records), in input order)."""
+        if self._keys and runs:
             keys = np.concatenate([np.frombuffer(k, dtype=np.uint64) for k in self._keys])
             counts = np.concatenate([np.frombuffer(c, dtype=np.uint32) for c in self._counts]).astype(np.int64)
+            entries, firsts, lengths = (np.array(column, dtype=np.int64) for column in zip(*runs))
+            offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            places = (np.repeat(entries, lengths) << 32) + np.repeat(firsts, lengths) + offsets
             self.fingerprints.append(keys)
-            self._at.append(np.repeat(np.frombuffer(self._places, dtype=np.uint64), counts))
+            self._at.append(np.repeat(places.astype(np.uint64), counts))
             self._sequences.append(keys[np.cumsum(counts) - counts])  # each record's first key: its SHA-256
-        self._keys, self._counts, self._places = [], [], array("Q")
+        self._keys, self._counts = [], []
 
     def table(self, entries: Sequence[ChunkEntry]) -> tuple[np.ndarray, np.ndarray, int]:
         """(fingerprints, record ordinals, distinct sequences) of the whole import."""
@@ -787,7 +784,7 @@ class ImportRun:
                 else:  # "end"
                     for planned in chunker.finish():
                         self._dispatch(planned, source.index, order)
-                    self.lookup.end_file()
+                    self.lookup.end_file(order.runs(count))
                     results.append(source.result(self.store, order, count))
                     self.record_completed([results[-1].order])
                     state = None
@@ -929,7 +926,6 @@ class ImportRun:
         entry = len(self.entries)
         self.entries.append(None)
         order.place(entry, planned.ordinals)
-        self.lookup.place(entry, planned.ordinals)
         pending = _Pending(
             self._encoder.submit(encode_in_worker if self._pool is not None else encode_task, task),
             entry,
