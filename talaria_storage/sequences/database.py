@@ -44,6 +44,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import struct
 import time
 import weakref
@@ -53,7 +54,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from talaria_storage.config.open_store import open_store
 from talaria_storage.config.settings import StorageConfig
@@ -251,8 +252,8 @@ class SequenceDatabase:
         self._blocks = LRUCache(BLOCK_CACHE_BYTES)
         self._resolve_dictionary = _dictionary_resolver(self)
         self._cache_size = 16  # packs whose slot digests an index build keeps (see _walk)
-        # Stored look-up tables by manifest (None: the version has none, or it is damaged).
-        self._tables: dict[SHA256Hash, LookupIndex | None] = {}
+        # What look-ups into each version need, by manifest (see _version_lookup).
+        self._lookups: dict[SHA256Hash, VersionLookup] = {}
 
     # ------------------------------------------------------------------------------ import
 
@@ -383,7 +384,7 @@ class SequenceDatabase:
         earlier = None
         if parent is not None:
             try:
-                earlier = self.catalog.load(parent).lookup
+                earlier = self._load(parent).lookup
             except StorageError:
                 earlier = None  # an unreadable parent: this version's index stands alone
         try:
@@ -445,9 +446,13 @@ class SequenceDatabase:
         h = self.store.refs.get(ref_key(self.name, version or HEAD))
         if h is None:
             return self.catalog.resolve(self.name, version)  # raises VersionNotFound with the known names
+        return h, self._load(h)
+
+    def _load(self, h: SHA256Hash) -> Manifest:
+        """The manifest ``h``, read once per database (manifests are immutable)."""
         if h not in self._manifests:
             self._manifests[h] = self.catalog.load(h)
-        return h, self._manifests[h]
+        return self._manifests[h]
 
     def snapshot(self, version: str | None = None) -> DatabaseSnapshot:
         """``version`` (HEAD when None) as it is now, pinned for look-ups; see :class:`DatabaseSnapshot`.
@@ -459,14 +464,18 @@ class SequenceDatabase:
         h, manifest = self.manifest(version)
         return DatabaseSnapshot(self, h, manifest)
 
-    def _lookup_table(self, manifest_hash: SHA256Hash, manifest: Manifest) -> LookupIndex | None:
-        """The version's stored look-up index, opened once per database (None: it has none)."""
-        if manifest_hash not in self._tables:
+    def _version_lookup(self, manifest_hash: SHA256Hash, manifest: Manifest) -> VersionLookup:
+        """What look-ups into a version need, made once per database and version (``db.get``
+        makes a snapshot per call)."""
+        found = self._lookups.get(manifest_hash)
+        if found is None:
             ref = manifest.lookup
-            self._tables[manifest_hash] = (
-                None if ref is None else LookupIndex(self.store.get_chunk, ref, f"{self.name}@{manifest.version}")
+            found = self._lookups[manifest_hash] = VersionLookup(
+                None if ref is None else LookupIndex(self.store.get_chunk, ref, f"{self.name}@{manifest.version}"),
+                list(accumulate((c.records for c in manifest.chunks), initial=0)),
+                declared_pattern(manifest.extra.get("id_regex")),
             )
-        return self._tables[manifest_hash]
+        return found
 
     def _pack(self, h: SHA256Hash) -> PackReader:
         """A sequence pack, from the reader cache (several chunks may refer to one pack).
@@ -536,7 +545,7 @@ class SequenceDatabase:
         if head is None:
             return None
         try:
-            manifest = self.catalog.load(head)
+            manifest = self._load(head)
             bases: dict[SHA256Hash, DictionaryBase] = {}
             for entry in manifest.chunks:
                 if entry.hash not in bases:
@@ -893,6 +902,15 @@ class SequenceDatabase:
         )
 
 
+class VersionLookup(NamedTuple):
+    """A version's look-up state: its stored index (None: it has none, or it is damaged), the
+    first record ordinal of each chunk (and the total), and its ``--id-regex``."""
+
+    table: LookupIndex | None
+    starts: list[int]
+    declared: re.Pattern[bytes] | None
+
+
 class DatabaseSnapshot:
     """One version of a database, resolved once: look-ups that never re-read a ref.
 
@@ -922,12 +940,11 @@ class DatabaseSnapshot:
         self.database = database
         self.manifest_hash = manifest_hash
         self.manifest = manifest
-        self._table = database._lookup_table(manifest_hash, manifest)
+        lookup = database._version_lookup(manifest_hash, manifest)
+        self._table, self._starts, self._declared = lookup
         if self._table is None:
             database._ensure_index(manifest_hash, manifest)
         self._prefix = database._prefix(manifest_hash)
-        self._starts = list(accumulate((c.records for c in manifest.chunks), initial=0))
-        self._declared = declared_pattern(manifest.extra.get("id_regex"))
 
     @property
     def version(self) -> str:
@@ -962,7 +979,8 @@ class DatabaseSnapshot:
             except LookupTableDamaged as exc:
                 _log.warning("%s", exc)
                 self._table = None
-                self.database._tables[self.manifest_hash] = None
+                lookups = self.database._lookups
+                lookups[self.manifest_hash] = lookups[self.manifest_hash]._replace(table=None)
                 self.database._ensure_index(self.manifest_hash, self.manifest)
         return self._index_positions(identifier, sid)
 
