@@ -23,8 +23,9 @@ record read, never a wrong record.
 
 Why this layout. Measured on uniprot15 (82,814 records, 414,070 keys),
 rows in byte planes (the high bytes of sorted, delta-coded fingerprints are
-mostly zero) then zstd: 4.0 bytes per row, 1.65 MB, 8 % of the database's
-objects; 5-byte fingerprints took 5.0. The ordinals are the part that does
+mostly zero) then zstd: 4.0 bytes per row with 4-byte fingerprints, 5.0 with
+5-byte ones; at the store's default codec the table is 1.74 MB, 8.5 % of the
+database's other objects (``benchmarks/bench_lookups.py``). The ordinals are the part that does
 not compress (a permutation: log2(records) bits each, whatever the layout),
 which is also why a minimal perfect hash would save only the fingerprint
 bytes' share. A partition decodes with numpy in a fraction of a millisecond
@@ -64,7 +65,7 @@ FORMAT = 1
 #: Rows per partition: ~65 KB of compressed partition on UniProt-like keys, so a look-up
 #: against a remote store reads one small object, and a store of 10^9 rows has 60,000.
 PARTITION_ROWS = 16384
-#: Decoded partitions a table keeps (12 bytes a row: ~200 KB each).
+#: Decoded partitions a table keeps (16 bytes a row: ~260 KB each).
 CACHED_PARTITIONS = 64
 
 _MAGIC = b"TLKP"
@@ -256,7 +257,11 @@ class OrdinalMap:
 
     @classmethod
     def from_text(cls, text: str) -> OrdinalMap:
-        packed = zstandard.ZstdDecompressor().decompress(base64.b64decode(text, validate=True))
+        """The map :meth:`to_text` wrote; ValueError when ``text`` is not one."""
+        try:
+            packed = zstandard.ZstdDecompressor().decompress(base64.b64decode(text, validate=True))
+        except zstandard.ZstdError as exc:
+            raise ValueError(f"an ordinal map does not decompress ({exc})") from None
         if len(packed) % cls._RUN.size:
             raise ValueError("an ordinal map is not a whole number of runs")
         return cls(list(cls._RUN.iter_unpack(packed)))
