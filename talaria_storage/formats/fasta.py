@@ -138,6 +138,9 @@ class Layout(NamedTuple):
         return self.line_lengths is None and self.line_eols is None
 
 
+#: Whitespace a record's residues may hold inside a line (its newlines are gone after parsing),
+#: which Biopython drops from a sequence and canonical residues drop too.
+RESIDUE_SPACES = b" \t\r\x0b\x0c"
 #: Between the FASTA part of a stored GenBank/EMBL record's header and the envelope that
 #: keeps its flat-file text (:mod:`talaria_storage.formats.genbank`).
 MARK = b"\x1f"
@@ -174,7 +177,7 @@ class _Named:
     @property
     def seq(self) -> str:
         """The residues as written, without spaces (case kept, as Biopython keeps it)."""
-        return self.residues.translate(None, b" \t\r\x0b\x0c").decode("ascii", "replace")
+        return self.residues.translate(None, RESIDUE_SPACES).decode("ascii", "replace")
 
     def __len__(self) -> int:
         """Residues, as ``len()`` of a Biopython record (not the tuple's number of fields)."""
@@ -246,7 +249,7 @@ class FastqRecord(_Named, _FastqFields):
         from Bio.Seq import Seq  # deferred: see FastaRecord.to_seqrecord
         from Bio.SeqRecord import SeqRecord
 
-        qualities = self.qualities.translate(None, b" \t\r\x0b\x0c")
+        qualities = self.qualities.translate(None, RESIDUE_SPACES)
         return SeqRecord(
             Seq(self.seq), id=self.id, name=self.id, description=self.description,
             letter_annotations={"phred_quality": [q - 33 for q in qualities]},

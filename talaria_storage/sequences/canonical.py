@@ -35,10 +35,11 @@ from typing import Literal
 
 from talaria_storage.core.errors import InvalidSequenceId
 from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.formats.fasta import RESIDUE_SPACES
 
-_WHITESPACE = b" \t\r\n\x0b\x0c"
-# Whitespace canonical form drops inside parsed residues (which hold no newlines).
-RESIDUE_SPACES = _WHITESPACE.replace(b"\n", b"")
+# Whitespace canonical form drops: RESIDUE_SPACES (inside parsed residues, which hold no
+# newlines) and the newline.
+_WHITESPACE = RESIDUE_SPACES + b"\n"
 _EACH_RESIDUE_SPACE = tuple(bytes([c]) for c in RESIDUE_SPACES)
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
