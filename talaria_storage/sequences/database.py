@@ -108,11 +108,10 @@ from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.identifiers import (
     EXACT,
     accession_from_header,
-    declared_names,
     declared_pattern,
-    indexed_names,
     name_match,
     probe_names,
+    record_names,
 )
 from talaria_storage.sequences.importing import (
     POOL_THRESHOLD,
@@ -803,9 +802,7 @@ class SequenceDatabase:
         for ci, reader, _, found in self._walk(manifest):
             for ri, (header, d) in enumerate(zip(reader.headers(), found)):
                 pos = _POS.pack(ci, ri)
-                names = indexed_names(header)
-                names += [name for name in declared_names(header, declared) if name not in names]
-                accessions = [prefix + b"acc/" + name for name in names]
+                accessions = [prefix + b"acc/" + name for name in record_names(header, declared)]
                 for key in (
                     *accessions,
                     sha + d.sha256.digest,

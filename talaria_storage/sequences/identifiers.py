@@ -82,9 +82,7 @@ def accessions_from_header(header: bytes) -> list[str]:
     """Every identifier a header names: one per Ctrl-A-joined part (NCBI nr/nt's
     ``>id1 desc1^Aid2 desc2``), each as :func:`accession_from_header` gives it; none for an
     empty header, which is found by digest or position, never by an empty string."""
-    if b"\x01" not in header:
-        return [accession_from_header(header)] if header.strip() else []
-    found = (accession_from_header(part) for part in header.split(b"\x01") if part.strip())
+    found = (accession_of_word(word).decode("utf-8", "surrogateescape") for word in _first_words(header))
     return list(dict.fromkeys(found))
 
 
@@ -123,6 +121,13 @@ def declared_names(header: bytes, pattern: re.Pattern[bytes] | None) -> list[byt
     text = header.partition(MARK)[0]
     found = (m.group(1) if pattern.groups else m.group(0) for m in pattern.finditer(text))
     return list(dict.fromkeys(name for name in found if name))
+
+
+def record_names(header: bytes, pattern: re.Pattern[bytes] | None) -> list[bytes]:
+    """Every name key of a record: :func:`indexed_names`, then :func:`declared_names`, once each."""
+    names = indexed_names(header)
+    names += [name for name in declared_names(header, pattern) if name not in names]
+    return names
 
 
 def declared_pattern(regex: str | None) -> re.Pattern[bytes] | None:
@@ -173,7 +178,5 @@ def record_fingerprints(
         digest_fingerprint(hashlib.sha512(sequence).digest()),
         digest_fingerprint(hashlib.md5(sequence, usedforsecurity=False).digest()),
     ]
-    names = indexed_names(header)
-    names += [name for name in declared_names(header, pattern) if name not in names]
-    found += [name_fingerprint(name) for name in names]
+    found += [name_fingerprint(name) for name in record_names(header, pattern)]
     return found
