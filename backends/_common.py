@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from talaria_storage.core.errors import ConfigError
+from talaria_storage.core.errors import ConfigError, ObjectNotFound
 from talaria_storage.core.keys import validate_key
 
 if TYPE_CHECKING:
-    from talaria_storage.storage.backend import Backend, Versioned
+    from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned
     from talaria_storage.storage.registry import Location
 
 T = TypeVar("T")
@@ -181,6 +181,20 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> list
         return [fn(item) for item in todo]
     with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
         return list(pool.map(fn, todo))
+
+
+def stat_in_parallel(backend: Backend, keys: Iterable[str], workers: int) -> dict[str, ObjectInfo]:
+    """:meth:`Backend.stat_many` for a service answering one object per request: the
+    requests on up to ``workers`` threads, missing keys left out."""
+
+    def one(key: str) -> ObjectInfo | None:
+        try:
+            return backend.stat(key)
+        except ObjectNotFound:
+            return None
+
+    todo = list(keys)
+    return {key: info for key, info in zip(todo, parallel_map(one, todo, workers)) if info is not None}
 
 
 def reconcile_lost_race(backend: Backend, key: str, data: bytes) -> Versioned | None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -73,6 +74,7 @@ from ._common import (
     reconcile_lost_race,
     redact,
     resolve_container,
+    stat_in_parallel,
 )
 
 if TYPE_CHECKING:
@@ -423,6 +425,13 @@ class AzureBackend(Backend):
             props = blob.get_blob_properties()
         return ObjectInfo(key, int(props.size), props.last_modified.timestamp())
 
+    def touch(self, key: str) -> None:
+        # Setting metadata renews Last-Modified (what list and stat report) without a rewrite of
+        # the bytes; a missing blob answers BlobNotFound and is not re-created.
+        blob = self._blob(key)
+        with self._errors(key):
+            blob.set_blob_metadata({"talariafreshened": f"{time.time():.0f}"})
+
     def delete(self, key: str) -> None:
         blob = self._blob(key)
         try:
@@ -507,6 +516,9 @@ class AzureBackend(Backend):
         todo = list(keys)
         flags = parallel_map(self.exists, todo, self._concurrency)
         return {k for k, present in zip(todo, flags) if present}
+
+    def stat_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo]:
+        return stat_in_parallel(self, keys, self._concurrency)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         names = [self._keys.name(k) for k in keys]

@@ -64,7 +64,7 @@ T = TypeVar("T")
 
 #: Backend methods that change the store (a lost response can follow these).
 WRITE_OPERATIONS = frozenset(
-    {"put", "put_if_version", "put_if_absent", "compare_and_swap", "delete", "delete_many"}
+    {"put", "put_if_version", "put_if_absent", "compare_and_swap", "delete", "delete_many", "touch"}
 )
 #: Backend methods that only read.
 READ_OPERATIONS = frozenset(
@@ -267,6 +267,9 @@ class FaultInjectingBackend(WrappingBackend):
     def stat(self, key: str) -> ObjectInfo:
         return self._call("stat", key, lambda: self.inner.stat(key))
 
+    def touch(self, key: str) -> None:
+        self._call("touch", key, lambda: self.inner.touch(key))
+
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = tuple(keys)
         return self._call("get_many", _batch_subject(wanted), lambda: self.inner.get_many(wanted))
@@ -395,6 +398,10 @@ class RequestCountingBackend(WrappingBackend):
     def stat(self, key: str) -> ObjectInfo:
         self._count("stat")
         return self.inner.stat(key)
+
+    def touch(self, key: str) -> None:
+        self._count("touch", key)
+        self.inner.touch(key)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = tuple(keys)

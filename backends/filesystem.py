@@ -182,6 +182,14 @@ class FilesystemBackend(Backend):
             raise ObjectNotFound(key, self.location) from None
         return ObjectInfo(key, st.st_size, st.st_mtime)
 
+    def touch(self, key: str) -> None:
+        try:
+            os.utime(self._path(key))
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFound(key, self.location) from None
+        except OSError as exc:
+            raise self._error(exc, key) from exc
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         validate_prefix(prefix)
         # Start the walk at the deepest folder the prefix names, so listing

@@ -100,6 +100,14 @@ class MemoryBackend(Backend):
                 raise PreconditionFailed(key, "it exists" if expected is None else "its version changed")
             return self._write(key, data)
 
+    def touch(self, key: str) -> None:
+        validate_key(key)
+        with self._lock:
+            entry = self._objects.get(key)
+            if entry is None:
+                raise ObjectNotFound(key, self.location)
+            self._objects[key] = (entry[0], entry[1], time.time())
+
     def set_modified(self, key: str, when: float) -> None:
         """Test hook: pretend ``key`` was written at ``when`` (for GC grace-period tests)."""
         with self._lock:

@@ -336,6 +336,17 @@ class RocksDBBackend(Backend):
             raise ObjectNotFound(key, self.location)
         return ObjectInfo(key, meta[0], meta[1] / 1e9)
 
+    def touch(self, key: str) -> None:
+        validate_key(key)
+        self._writable(key)
+        with self._stripe(key):  # the meta entry only: same size and write id, a new mtime
+            meta = self._meta(key)
+            if meta is None:
+                raise ObjectNotFound(key, self.location)
+            batch = WriteBatch(raw_mode=True)
+            batch.put(key.encode(), _META.pack(meta[0], time.time_ns(), meta[2]), self._handles[_META_CF])
+            self._write(batch, key.startswith(_SYNCED_PREFIXES), key)
+
     def delete(self, key: str) -> None:
         validate_key(key)
         self._writable(key)

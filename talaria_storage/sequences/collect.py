@@ -23,21 +23,31 @@ A ref that names a missing manifest stops the collection before anything is
 deleted: a mark that could not read a manifest would sweep the objects only
 that manifest keeps alive.
 
-Sweep: :meth:`ChunkStore.gc` on ``chunks/`` and on ``manifests/``, which
-spares objects modified less than ``grace_seconds`` ago, so an import that
-has stored objects but not yet its ref is never robbed. Then the backend's
-:meth:`Store.sweep_incomplete` removes what killed writes left behind
-(temporary files, multipart uploads) older than the same grace period.
+Sweep, beside live writers (docs/concurrency.md):
 
-Known limit: a store write that finds its object already present writes
-nothing (a dedup hit), so it does not refresh the object's age. A writer
-that re-uses an *old, unreferenced* object (re-running an import that failed
-more than ``grace_seconds`` ago) between this mark and sweep can lose it.
-``VersionCatalog.publish`` then refuses a manifest whose objects are missing
-(an import's own processing state also keeps what it stored from gc), and
-``verify_store`` finds a loss after the fact. git avoids this by touching re-used objects
-("freshening"); ChunkStore does not yet. Until it does, do not run gc
-while re-running an import that failed longer than the grace period ago.
+1. list both namespaces; the candidates are the unreferenced objects older
+   than ``grace_seconds`` (:meth:`ChunkStore.gc_candidates`);
+2. mark again from the refs and states as they are now (only manifests the
+   first mark had not read are read), so a version published while the
+   store was listed keeps its objects;
+3. delete in batches, each stat'ed again first: an object a writer
+   re-used meanwhile was freshened (:meth:`ChunkStore.freshen`, at every
+   dedup hit and at every publish) and is young again, so it is spared
+   (:meth:`ChunkStore.sweep`);
+4. mark a third time: should a writer have freshened an object and
+   published its ref inside one batch's stat-to-delete round trip, the
+   object is named in a :class:`StorageError` with the fix (re-run that
+   import, which writes it again), never lost in silence.
+
+Then the backend's :meth:`Store.sweep_incomplete` removes what killed writes
+left behind (temporary files, multipart uploads) older than the same grace
+period.
+
+A writer re-uses an object only after freshening it, and freshens only
+objects older than ``Store.freshen_after``; so the grace period is safe
+beside live writers when it is longer than ``freshen_after`` plus a writer's
+longest pause between re-using an object and publishing (the default grace,
+3,600 s, against the default ``freshen_after``, 600 s).
 """
 
 from __future__ import annotations
@@ -67,12 +77,18 @@ def collect_garbage(
     if grace_seconds < 0:
         raise ConfigError(f"gc grace period must be >= 0 seconds, got {grace_seconds}")
     check_manifest_refs(store)
-    chunks, manifests = VersionCatalog(store).reachable()
-    extra = set(extra_roots) | store.states.live_objects()
-    chunks |= extra
-    manifests |= extra
-    swept_chunks = store.gc(chunks, dry_run=dry_run, grace_seconds=grace_seconds)
-    swept_manifests = store.manifests.gc(manifests, dry_run=dry_run, grace_seconds=grace_seconds)
+    catalog = VersionCatalog(store)
+    roots = set(extra_roots)
+    chunks, manifests = _mark(catalog, roots)
+    chunk_plan = store.gc_candidates(chunks, grace_seconds)
+    manifest_plan = store.manifests.gc_candidates(manifests, grace_seconds)
+    chunks, manifests = _mark(catalog, roots, (chunks, manifests))
+    swept_chunks = store.sweep(chunk_plan, live=chunks, dry_run=dry_run, grace_seconds=grace_seconds)
+    swept_manifests = store.manifests.sweep(
+        manifest_plan, live=manifests, dry_run=dry_run, grace_seconds=grace_seconds
+    )
+    if not dry_run:
+        _check_nothing_live_was_swept(catalog, roots, (chunks, manifests), swept_chunks, swept_manifests)
     return GCResult(
         removed=swept_chunks.removed + swept_manifests.removed,
         freed_bytes=swept_chunks.freed_bytes + swept_manifests.freed_bytes,
@@ -82,6 +98,31 @@ def collect_garbage(
         removed_hashes=swept_chunks.removed_hashes + swept_manifests.removed_hashes,
         incomplete_removed=0 if dry_run else store.sweep_incomplete(grace_seconds),
     )
+
+
+Marks = tuple[set[SHA256Hash], set[SHA256Hash]]
+
+
+def _mark(catalog: VersionCatalog, roots: set[SHA256Hash], earlier: Marks | None = None) -> Marks:
+    """(chunks, manifests) live now: reachable from the refs, plus unfinished states and ``roots``
+    (kept in both namespaces, since a root may be either); past ``earlier``, only new refs are read."""
+    chunks, manifests = catalog.reachable(earlier)
+    extra = roots | catalog.store.states.live_objects()
+    return chunks | extra, manifests | extra
+
+
+def _check_nothing_live_was_swept(
+    catalog: VersionCatalog, roots: set[SHA256Hash], marks: Marks, *swept: GCResult
+) -> None:
+    """Raise naming the objects a writer re-used and published inside a sweep's last round trip."""
+    chunks, manifests = _mark(catalog, roots, marks)
+    lost = sorted({h for result in swept for h in result.removed_hashes} & (chunks | manifests))
+    if lost:
+        raise StorageError(
+            f"gc removed {len(lost)} object(s) that a writer re-used while it ran (e.g. {lost[0].to_hex()}) in "
+            f"{catalog.store.location}: re-run the import or sync that published last to write them again, "
+            "then run 'talaria-storage verify'"
+        )
 
 
 def check_manifest_refs(store: Store) -> None:

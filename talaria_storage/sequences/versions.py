@@ -114,7 +114,9 @@ class VersionCatalog:
     def publish(self, manifest: Manifest, expected_head: SHA256Hash | None, *, force: bool = False) -> SHA256Hash:
         """Store ``manifest`` and point its version ref and HEAD at it (see the module docstring)."""
         needed = manifest.object_hashes()
-        held = self.store.present(needed)  # one batched question, not one request per object
+        # One batched question, not one request per object; the old ones (dedup hits, the
+        # parent's look-up partitions) are freshened, so a gc beside this publish spares them.
+        held = self.store.freshen(needed)
         missing = [h for h in needed if h not in held]
         if missing:
             raise StorageError(
@@ -146,8 +148,14 @@ class VersionCatalog:
             named[TAXONOMY_LABELS] = labels
         return named
 
-    def reachable(self) -> tuple[set[SHA256Hash], set[SHA256Hash]]:
+    def reachable(
+        self, earlier: tuple[set[SHA256Hash], set[SHA256Hash]] | None = None
+    ) -> tuple[set[SHA256Hash], set[SHA256Hash]]:
         """(chunks, manifests) reachable from every ref: the GC mark phase.
+
+        ``earlier`` is a previous mark's result: its manifests are not read
+        again, so marking once more after a listing costs only the refs that
+        moved since.
 
         A reduction profile (``reductions/<db>/<profile>``) marks its stored
         reduction, every object it lists, its delta index
@@ -158,8 +166,7 @@ class VersionCatalog:
         ``taxonomy/labels`` a manifest of taxon-labelled chunks (see
         :mod:`.taxonomy_store`).
         """
-        manifests: set[SHA256Hash] = set()
-        chunks: set[SHA256Hash] = set()
+        chunks, manifests = (set(earlier[0]), set(earlier[1])) if earlier is not None else (set(), set())
         sources: dict[SHA256Hash, str] = {}
         for key, h in self.manifest_refs().items():
             if h in manifests:

@@ -149,6 +149,17 @@ class Backend(ABC):
                 return info
         raise ObjectNotFound(key, self.location)
 
+    def touch(self, key: str) -> None:
+        """Make ``key``'s modification time now, its bytes unchanged; :class:`ObjectNotFound` when absent.
+
+        A writer that re-uses an old object ("freshening", as git does) restarts
+        gc's grace period for it, so a collection running beside the writer
+        spares it. This default rewrites the object, which is correct
+        everywhere; backends override it with a metadata-only call of their
+        service (``utime``, an S3 copy onto itself, a metadata update).
+        """
+        self.put(key, self.get(key))
+
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         """Fetch several objects; missing keys are left out of the result."""
         found: dict[str, bytes] = {}
@@ -162,6 +173,16 @@ class Backend(ABC):
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         """The subset of ``keys`` that exist."""
         return {key for key in keys if self.exists(key)}
+
+    def stat_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo]:
+        """:meth:`stat` of several objects; missing keys are left out of the result."""
+        found: dict[str, ObjectInfo] = {}
+        for key in keys:
+            try:
+                found[key] = self.stat(key)
+            except ObjectNotFound:
+                continue
+        return found
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Delete several keys (missing ones are ignored)."""
@@ -211,6 +232,12 @@ class WrappingBackend(Backend):
 
     def forget(self, key: str) -> None:
         self.inner.forget(key)
+
+    def touch(self, key: str) -> None:
+        self.inner.touch(key)
+
+    def stat_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo]:
+        return self.inner.stat_many(keys)
 
     def close(self) -> None:
         self.inner.close()

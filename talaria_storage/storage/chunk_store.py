@@ -7,6 +7,10 @@ is a frame (see :mod:`talaria_storage.storage.frame`). Guarantees:
   dedup hit; concurrent writers of the same bytes race through the backend's
   create-only write, so exactly one object is written and the losers count
   as hits too;
+* **freshening** - a dedup hit on an object older than ``freshen_after``
+  seconds touches it (:meth:`Backend.touch`), as git freshens the objects it
+  re-uses, so gc's grace period restarts for an object a writer is about to
+  reference again (:meth:`ChunkStore.freshen` does the same for a batch);
 * **integrity** - every read decodes and re-hashes; a difference raises
   :class:`HashMismatch` and a broken frame :class:`CompressionError`, so a
   wrong byte is never returned;
@@ -25,8 +29,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 from talaria_storage.core.errors import (
@@ -58,6 +63,23 @@ R = TypeVar("R")
 
 _UNCOMPRESSED = NoneCodec()
 
+#: Default age (seconds) past which a re-used object is freshened. gc's grace period must be
+#: longer than this plus a writer's longest pause between re-using an object and publishing the
+#: ref that keeps it (docs/concurrency.md); the default grace is 3,600 s.
+FRESHEN_AFTER_SECONDS = 600.0
+
+#: Candidates gc stats again and deletes per round: the writer's window is one such round trip.
+GC_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class GCPlan:
+    """The listing phase of a gc: each candidate's listing and hash (None: not a chunk name)."""
+
+    candidates: list[tuple[ObjectInfo, SHA256Hash | None]]
+    kept: int
+    young: int
+
 
 class ChunkStore(ChunkStorage):
     """Implements :class:`ChunkStorage` over a backend, under one key prefix."""
@@ -69,11 +91,15 @@ class ChunkStore(ChunkStorage):
         *,
         prefix: str = CHUNKS,
         threads: int = 4,
+        freshen_after: float = FRESHEN_AFTER_SECONDS,
     ) -> None:
+        if freshen_after < 0:
+            raise ValueError(f"freshen_after must be >= 0 seconds, got {freshen_after}")
         self.backend = backend
         self.codec: Codec = codec if codec is not None else ZstdCodec()
         self.prefix = prefix
         self.threads = max(1, threads)
+        self.freshen_after = freshen_after
         self._lock = threading.Lock()
         self._dedup_hits = 0
         self._dedup_bytes = 0
@@ -93,7 +119,7 @@ class ChunkStore(ChunkStorage):
         data = bytes(data)
         h = SHA256Hash.compute(data)
         key = self.key_for(h)
-        if self.backend.exists(key):
+        if self._reuse(key):
             self._count_dedup(len(data))
             return h
         framed = frame.encode(data, self.codec if compress else _UNCOMPRESSED)
@@ -125,6 +151,22 @@ class ChunkStore(ChunkStorage):
         """
         by_key = {self.key_for(h): h for h in hashes}
         return {by_key[key] for key in self.backend.exists_many(by_key)}
+
+    def freshen(self, hashes: Iterable[SHA256Hash]) -> set[SHA256Hash]:
+        """The subset of ``hashes`` held here, each older than ``freshen_after`` touched first.
+
+        For a writer about to publish a ref to objects it did not write itself
+        (dedup hits, a parent version's look-up partitions, a remote's copies):
+        one batched stat, then a touch of the old ones only, so a gc running
+        beside it sees them young. An object that vanished before its touch is
+        left out, as a missing one.
+        """
+        by_key = {self.key_for(h): h for h in hashes}
+        infos = self.backend.stat_many(by_key)
+        cutoff = time.time() - self.freshen_after
+        old = [key for key, info in infos.items() if info.modified <= cutoff]
+        gone = {key for key, touched in zip(old, self._parallel(self._touch, old)) if not touched}
+        return {by_key[key] for key in infos if key not in gone}
 
     def enumerate_chunks(self) -> list[StorageChunkInfo]:
         # docstring inherited
@@ -168,9 +210,13 @@ class ChunkStore(ChunkStorage):
         self, referenced: Iterable[SHA256Hash], *, dry_run: bool = False, grace_seconds: float = 0.0
     ) -> GCResult:
         # docstring inherited
+        return self.sweep(self.gc_candidates(referenced, grace_seconds), dry_run=dry_run, grace_seconds=grace_seconds)
+
+    def gc_candidates(self, referenced: Iterable[SHA256Hash], grace_seconds: float) -> GCPlan:
+        """What :meth:`gc` would delete, as listed now: unreferenced objects past the grace period."""
         keep = {self.key_for(h) for h in referenced}
         cutoff = time.time() - grace_seconds
-        removed: list[tuple[str, int, SHA256Hash | None]] = []
+        candidates: list[tuple[ObjectInfo, SHA256Hash | None]] = []
         kept = young = 0
         for h, info in self._listed():
             if info.key in keep:
@@ -178,16 +224,54 @@ class ChunkStore(ChunkStorage):
             elif grace_seconds > 0 and info.modified > cutoff:
                 young += 1
             else:
-                removed.append((info.key, info.size, h))
-        if not dry_run:
-            self.backend.delete_many([key for key, _, _ in removed])
+                candidates.append((info, h))
+        return GCPlan(candidates, kept, young)
+
+    def sweep(
+        self,
+        plan: GCPlan,
+        *,
+        live: Collection[SHA256Hash] = frozenset(),
+        dry_run: bool = False,
+        grace_seconds: float = 0.0,
+    ) -> GCResult:
+        """Delete ``plan``'s candidates, but none in ``live`` (a mark taken after the listing).
+
+        Each batch of :data:`GC_BATCH` is stat'ed again just before its delete,
+        and an object a writer has freshened since the listing (younger than
+        the grace period now) is spared. So the only window left to a writer is
+        one batch's stat-to-delete round trip; :func:`collect_garbage` reports
+        the rare object it loses there.
+        """
+        kept, young = plan.kept, plan.young
+        removed: list[tuple[ObjectInfo, SHA256Hash | None]] = []
+        todo = [(info, h) for info, h in plan.candidates if h is None or h not in live]
+        kept += len(plan.candidates) - len(todo)
+        for start in range(0, len(todo), GC_BATCH):
+            batch = todo[start : start + GC_BATCH]
+            if dry_run:
+                removed.extend(batch)
+                continue
+            now = self.backend.stat_many([info.key for info, _ in batch])
+            cutoff = time.time() - grace_seconds
+            doomed = []
+            for info, h in batch:
+                current = now.get(info.key)
+                if current is None:
+                    continue  # gone already (another gc)
+                if grace_seconds > 0 and current.modified > cutoff:
+                    young += 1  # freshened by a writer since it was listed
+                else:
+                    doomed.append((current, h))
+            self.backend.delete_many([info.key for info, _ in doomed])
+            removed.extend(doomed)
         return GCResult(
             removed=len(removed),
-            freed_bytes=sum(size for _, size, _ in removed),
+            freed_bytes=sum(info.size for info, _ in removed),
             kept=kept,
             spared_young=young,
             dry_run=dry_run,
-            removed_hashes=tuple(h for _, _, h in removed if h is not None),
+            removed_hashes=tuple(h for _, h in removed if h is not None),
         )
 
     # -- extras ---------------------------------------------------------------------------------
@@ -217,13 +301,34 @@ class ChunkStore(ChunkStorage):
         """
         key = self.key_for(hash)
         self._decode_verified(key, hash, framed)
-        return self.backend.put_if_absent(key, framed)
+        if self.backend.put_if_absent(key, framed):
+            return True
+        if not self._reuse(key):  # collected between the create-only write and the stat
+            return self.backend.put_if_absent(key, framed)
+        return False
 
     def chunk_hashes(self) -> Iterator[SHA256Hash]:
         """Every chunk's hash, streamed from the backend listing."""
         return (h for h, _ in self._listed() if h is not None)
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _reuse(self, key: str) -> bool:
+        """True when ``key`` holds an object, which is freshened when it is old."""
+        try:
+            info = self.backend.stat(key)
+        except ObjectNotFound:
+            return False
+        if info.modified > time.time() - self.freshen_after:
+            return True
+        return self._touch(key)  # False: collected since the stat, so it is written again
+
+    def _touch(self, key: str) -> bool:
+        try:
+            self.backend.touch(key)
+        except ObjectNotFound:
+            return False
+        return True
 
     def _count_dedup(self, size: int) -> None:
         with self._lock:

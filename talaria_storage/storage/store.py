@@ -31,7 +31,7 @@ from talaria_storage.core.types import (
     VerificationError,
 )
 from talaria_storage.storage.backend import Backend
-from talaria_storage.storage.chunk_store import ChunkStore
+from talaria_storage.storage.chunk_store import FRESHEN_AFTER_SECONDS, ChunkStore
 from talaria_storage.storage.codecs import Codec
 from talaria_storage.storage.processing import ProcessingStates
 from talaria_storage.storage.reductions import Reductions
@@ -58,13 +58,16 @@ class Store(ChunkStore, ReductionStorage, StatefulStorage):
         *,
         threads: int = 4,
         config: object | None = None,
+        freshen_after: float = FRESHEN_AFTER_SECONDS,
     ) -> None:
-        super().__init__(backend, codec, prefix=CHUNKS, threads=threads)
+        super().__init__(backend, codec, prefix=CHUNKS, threads=threads, freshen_after=freshen_after)
         #: The settings this store was opened with (``open_store`` passes its ``StorageConfig``),
         #: for the layers above that keep things beside the store (the lookup index). Opaque here:
         #: the storage layer never reads them, so it needs no import of the config layer above it.
         self.config = config
-        self.manifests = ChunkStore(backend, self.codec, prefix=MANIFESTS, threads=threads)
+        self.manifests = ChunkStore(
+            backend, self.codec, prefix=MANIFESTS, threads=threads, freshen_after=freshen_after
+        )
         self.refs = RefStore(backend)
         #: Delta chunks and reduction profiles (the ReductionStorage methods below go here).
         self.reductions = Reductions(self, self.manifests, self.refs)

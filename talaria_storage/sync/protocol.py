@@ -210,13 +210,17 @@ class _Side:
             manifest = None if h is None or h == stop else self.manifest(h)
         return chain, h == stop
 
-    def present(self, namespace: Namespace, hashes: Iterable[SHA256Hash]) -> set[SHA256Hash]:
-        """The subset of ``hashes`` held here, asked in batches of :data:`PRESENCE_BATCH`."""
+    def present(
+        self, namespace: Namespace, hashes: Iterable[SHA256Hash], *, freshen: bool = False
+    ) -> set[SHA256Hash]:
+        """The subset of ``hashes`` held here, asked in batches of :data:`PRESENCE_BATCH`;
+        with ``freshen``, the old ones are touched (:meth:`ChunkStore.freshen`)."""
         todo = list(hashes)
         target = namespace(self.store)
+        ask = target.freshen if freshen else target.present
         found: set[SHA256Hash] = set()
         for start in range(0, len(todo), PRESENCE_BATCH):
-            found |= self.retry.call(target.present, todo[start : start + PRESENCE_BATCH])
+            found |= self.retry.call(ask, todo[start : start + PRESENCE_BATCH])
         return found
 
 
@@ -698,9 +702,10 @@ class _Run:
             written, nbytes, present = self.copier.copy_many(namespace, to_copy[namespace], record, advance)
             # What this run did not write (an earlier run's copies, another writer's objects) is
             # unreferenced at the destination until the refs move, so a GC there may have taken
-            # it since it was last seen: look once more, and copy again only what is gone.
+            # it since it was last seen: look once more, freshening the old ones so a GC now
+            # spares them, and copy again only what is gone.
             reused = [h for h in hashes if h in done_before or h in here[namespace]]
-            gone = sorted(set(reused) - self.dest.present(namespace, reused))
+            gone = sorted(set(reused) - self.dest.present(namespace, reused, freshen=True))
             again, again_bytes, _ = self.copier.copy_many(namespace, gone, record, advance)
             tally.copied += written + again
             tally.nbytes += nbytes + again_bytes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -105,6 +106,23 @@ class BackendConformance:
     def test_stat_of_a_missing_key_raises_object_not_found(self, backend: Backend) -> None:
         with pytest.raises(ObjectNotFound):
             backend.stat("state/missing")
+
+    # -- touch (freshening a re-used object for gc's grace period) ------------------------------
+
+    def test_touch_renews_the_modification_time_and_keeps_the_bytes(self, backend: Backend) -> None:
+        backend.put(CHUNK_KEY, b"re-used object")
+        before = backend.stat(CHUNK_KEY).modified
+        time.sleep(1.1)  # the services keep whole seconds (S3 LastModified, Azure Last-Modified)
+        backend.touch(CHUNK_KEY)
+        after = backend.stat(CHUNK_KEY)
+        assert after.modified >= before + 1
+        assert (after.size, backend.get(CHUNK_KEY)) == (14, b"re-used object")
+        assert [info.modified for info in backend.list("chunks/")] == [after.modified]
+
+    def test_touch_of_a_missing_key_raises_object_not_found_and_creates_nothing(self, backend: Backend) -> None:
+        with pytest.raises(ObjectNotFound):
+            backend.touch(CHUNK_KEY)
+        assert not backend.exists(CHUNK_KEY)
 
     # -- ranges ---------------------------------------------------------------------------------
 
@@ -226,6 +244,12 @@ class BackendConformance:
     def test_exists_many_returns_the_present_subset(self, backend: Backend) -> None:
         backend.put("state/a", b"A")
         assert backend.exists_many(["state/a", "state/z"]) == {"state/a"}
+
+    def test_stat_many_reports_the_present_keys_only(self, backend: Backend) -> None:
+        backend.put("state/a", b"A")
+        backend.put("state/bb", b"BB")
+        found = backend.stat_many(["state/a", "state/bb", "state/c"])
+        assert {key: info.size for key, info in found.items()} == {"state/a": 1, "state/bb": 2}
 
     def test_delete_many_removes_every_key(self, backend: Backend) -> None:
         for k in ("state/a", "state/b"):
