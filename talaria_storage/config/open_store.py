@@ -56,7 +56,13 @@ def open_store(
     # The writer's configured codec compresses new chunks; every frame names its own codec,
     # so a store written with several codecs reads back without any setting.
     name, level = config.codec_spec
-    store = Store(backend, codec_from_config(name, level), threads=config.threads, config=config)
+    store = Store(
+        backend,
+        codec_from_config(name, level),
+        threads=config.threads,
+        config=config,
+        freshen_after=config.storage.freshen_after_seconds,
+    )
     try:
         if create:
             store.initialise()

@@ -9,7 +9,7 @@ Where a setting comes from (highest precedence first)::
 
 Sections of ``storage.toml`` (the repository's ``storage.toml`` documents every key)::
 
-    [storage]         backend, path, compression, compression_level, threads
+    [storage]         backend, path, compression, compression_level, threads, freshen_after_seconds
     [storage.s3]      bucket, prefix + the S3 backend's own OPTIONS (endpoint, region, ...)
     [storage.gcs]     bucket, prefix, project + the GCS backend's OPTIONS
     [storage.azure]   container, prefix + the Azure backend's OPTIONS
@@ -71,6 +71,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from talaria_storage.core.errors import ConfigError
+from talaria_storage.storage.chunk_store import FRESHEN_AFTER_SECONDS
 from talaria_storage.storage.codecs import (
     CODECS,
     DEFAULT_ZSTD_LEVEL,
@@ -390,6 +391,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
             "worker threads for I/O and compression",
             env="TALARIA_STORAGE_THREADS",
         ),
+        "freshen_after_seconds": Key(
+            Int(0, 86_400),
+            int(FRESHEN_AFTER_SECONDS),
+            "age past which a re-used object is freshened for gc's grace period",
+            env="TALARIA_FRESHEN_AFTER_SECONDS",
+        ),
     },
     "storage.s3": {
         "bucket": Key(
@@ -485,6 +492,8 @@ class StorageSettings:
     compression: str
     compression_level: int | None
     threads: int
+    #: Age (seconds) past which a writer freshens an object it re-uses (``Store.freshen_after``).
+    freshen_after_seconds: int = int(FRESHEN_AFTER_SECONDS)
     #: Backend sub-tables as merged, e.g. ``backends["s3"] == {"bucket": ..., "endpoint_url": ...}``.
     backends: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: types.MappingProxyType({})
@@ -1011,6 +1020,7 @@ def _build(settings: _Settings, file_dir: Path | None, source: str | None) -> St
             compression=codec.value,
             compression_level=compression_level,
             threads=value("storage", "threads"),
+            freshen_after_seconds=value("storage", "freshen_after_seconds"),
             backends=types.MappingProxyType(
                 {k: types.MappingProxyType(v) for k, v in backends.items()}
             ),

@@ -37,7 +37,8 @@ Sweep, beside live writers (docs/concurrency.md):
 4. mark a third time: should a writer have freshened an object and
    published its ref inside one batch's stat-to-delete round trip, the
    object is named in a :class:`StorageError` with the fix (re-run that
-   import, which writes it again), never lost in silence.
+   import: a re-import of the same files under the name of a damaged version
+   replaces it, :meth:`VersionCatalog.publish`), never lost in silence.
 
 Then the backend's :meth:`Store.sweep_incomplete` removes what killed writes
 left behind (temporary files, multipart uploads) older than the same grace
@@ -120,8 +121,8 @@ def _check_nothing_live_was_swept(
     if lost:
         raise StorageError(
             f"gc removed {len(lost)} object(s) that a writer re-used while it ran (e.g. {lost[0].to_hex()}) in "
-            f"{catalog.store.location}: re-run the import or sync that published last to write them again, "
-            "then run 'talaria-storage verify'"
+            f"{catalog.store.location}: 'talaria-storage verify' names the version; re-run its import (the "
+            "same files, the same --version) or sync to write them again"
         )
 
 

@@ -124,11 +124,42 @@ class VersionCatalog:
                 f"e.g. {missing[0].to_hex()}"
             )
         h = self.store.manifests.store_chunk(manifest.to_bytes())
+        version_key = ref_key(manifest.database, manifest.version)
+        if not force:
+            same = self._same_import(version_key, manifest, h)
+            if same is not None:
+                return same
         self.store.refs.publish(
-            ref_key(manifest.database, manifest.version), ref_key(manifest.database, HEAD), h, expected_head,
+            version_key, ref_key(manifest.database, HEAD), h, expected_head,
             force=force, taken="that version name is taken: choose another --version, or pass --force to re-point it",
         )
         return h
+
+    def _same_import(self, version_key: str, manifest: Manifest, new: SHA256Hash) -> SHA256Hash | None:
+        """What a re-import of the files ``version_key`` was imported from does to that name.
+
+        Such a re-run completes instead of being told the name is taken: when
+        the version is intact (its objects all present: the re-run has just
+        written any that were missing) it stays as it is, and its manifest
+        hash is returned; when it is damaged (a gc that removed what a writer
+        re-used inside its last round trip says so, and ``verify`` finds it),
+        the ref moves to ``new`` by compare-and-swap from the damaged
+        manifest, so of two repairs racing one wins, and None lets the publish
+        go on. A name imported from other files stays refused (None, and the
+        publish raises).
+        """
+        found = self.store.refs.get(version_key)
+        if found is None or found == new:
+            return None
+        if self.store.manifests.has_chunk(found):
+            existing = self.load(found)
+            if existing.sources != manifest.sources:
+                return None
+            needed = existing.object_hashes()
+            if self.store.freshen(needed) >= set(needed):
+                return found
+        self.store.refs.advance(version_key, found, new)
+        return None
 
     def delete_version(self, database: str, version: str) -> None:
         """Remove a version's ref (its objects become collectable). HEAD cannot be deleted this way."""

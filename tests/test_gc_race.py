@@ -1,0 +1,123 @@
+"""gc beside a writer that re-uses old, unreferenced objects: every interleaving is harmless or named.
+
+The writer re-runs an import that failed hours ago, so every object it needs is already stored,
+unreferenced and older than the grace period: exactly what gc deletes. Each test pauses the gc at
+one point of its protocol (listing, re-stat, delete) and runs the whole writer there.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from talaria_storage import open_database, open_store
+from talaria_storage.core.errors import InputFormatError, StorageError
+from talaria_storage.sequences.collect import collect_garbage
+from talaria_storage.sequences.integrity import verify_store
+from talaria_storage.storage.store import Store
+
+RELEASE = b"".join(b">r%d OX=562\n%s\n" % (i, b"MKVLAT" * (20 + i)) for i in range(50))
+GRACE = 3600.0
+NEVER = float("inf")
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    path = tmp_path / "release.fa"
+    path.write_bytes(RELEASE)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path, release: Path) -> Iterator[Store]:
+    """A store holding only the objects of an import of ``release`` that failed two hours ago."""
+    bad = tmp_path / "bad.fa"
+    bad.write_bytes(b">x\nACGT\n\x00\x01 binary garbage\n")
+    with open_store(tmp_path / "store") as opened:
+        with pytest.raises(InputFormatError):
+            open_database(opened, "db").import_files([release, bad], version="v1")
+        then = time.time() - 2 * 3600
+        for path in (tmp_path / "store").rglob("*"):
+            if path.is_file() and path.parts[-2:][0] != "refs":
+                os.utime(path, (then, then))
+        yield opened
+
+
+def _publish_again(store: Store, release: Path) -> None:
+    open_database(store, "db").import_files([release], version="v1")
+
+
+def _export(store: Store) -> bytes:
+    out = io.BytesIO()
+    open_database(store, "db").export(out)
+    return out.getvalue()
+
+
+def _once(store: Store, method: str, writer: Callable[[], None]) -> None:
+    """Run ``writer`` the first time gc calls ``method`` on the backend, then let the call go on."""
+    backend = store.backend
+    original = getattr(backend, method)
+    fired = False
+
+    def hooked(*args: object, **kwargs: object) -> object:
+        nonlocal fired
+        if not fired and _called_by_gc():
+            fired = True
+            writer()
+        return original(*args, **kwargs)
+
+    setattr(backend, method, hooked)
+
+
+def _called_by_gc() -> bool:
+    import inspect  # noqa: PLC0415 - test-only stack inspection
+
+    return any(frame.function in ("gc_candidates", "sweep") for frame in inspect.stack()[2:8])
+
+
+def _freshening(store: Store, on: bool) -> None:
+    store.freshen_after = store.manifests.freshen_after = 600.0 if on else NEVER
+
+
+def test_a_version_published_while_gc_lists_keeps_its_objects(store: Store, release: Path) -> None:
+    _freshening(store, on=False)  # the second mark alone saves it
+    _once(store, "list", lambda: _publish_again(store, release))
+    collect_garbage(store, grace_seconds=GRACE)
+    assert _export(store) == RELEASE
+    assert verify_store(store) == []
+
+
+def test_a_version_published_just_before_the_sweep_keeps_its_freshened_objects(store: Store, release: Path) -> None:
+    _freshening(store, on=True)
+    _once(store, "stat_many", lambda: _publish_again(store, release))
+    result = collect_garbage(store, grace_seconds=GRACE)
+    assert result.spared_young > 0
+    assert _export(store) == RELEASE
+    assert verify_store(store) == []
+
+
+def test_without_freshening_that_interleaving_loses_objects_and_gc_names_them(store: Store, release: Path) -> None:
+    """The race this protocol closes: proof that the tests above can fail."""
+    _freshening(store, on=False)
+    _once(store, "stat_many", lambda: _publish_again(store, release))
+    with pytest.raises(StorageError, match=r"gc removed \d+ object\(s\) that a writer re-used while it ran"):
+        collect_garbage(store, grace_seconds=GRACE)
+
+
+def test_a_version_published_inside_the_delete_round_trip_is_named_and_a_rerun_repairs_it(
+    store: Store, release: Path
+) -> None:
+    _freshening(store, on=True)
+    _once(store, "delete_many", lambda: _publish_again(store, release))
+    with pytest.raises(StorageError, match=r"verify' names the version; re-run its import"):
+        collect_garbage(store, grace_seconds=GRACE)
+    assert verify_store(store) != []
+    _publish_again(store, release)  # the same files under the same name: writes what gc took
+    assert _export(store) == RELEASE
+    assert verify_store(store) == []
+    assert collect_garbage(store, grace_seconds=GRACE).removed == 0
