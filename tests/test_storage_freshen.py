@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from talaria_storage.backends.faults import RequestCountingBackend
 from talaria_storage.backends.filesystem import FilesystemBackend
+
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.storage.chunk_store import ChunkStore
 from talaria_storage.storage.codecs import NoneCodec
