@@ -68,7 +68,7 @@ WRITE_OPERATIONS = frozenset(
 )
 #: Backend methods that only read.
 READ_OPERATIONS = frozenset(
-    {"get", "get_range", "exists", "list", "stat", "read_versioned", "get_many", "exists_many"}
+    {"get", "get_range", "exists", "list", "stat", "read_versioned", "get_many", "exists_many", "stat_many"}
 )
 OPERATIONS = WRITE_OPERATIONS | READ_OPERATIONS
 
@@ -277,6 +277,10 @@ class FaultInjectingBackend(WrappingBackend):
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         wanted = tuple(keys)
         return self._call("exists_many", _batch_subject(wanted), lambda: self.inner.exists_many(wanted))
+
+    def stat_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo]:
+        wanted = tuple(keys)
+        return self._call("stat_many", _batch_subject(wanted), lambda: self.inner.stat_many(wanted))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         wanted = tuple(keys)

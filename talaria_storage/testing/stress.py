@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from talaria_storage.backends.faults import FaultInjectingBackend
 from talaria_storage.core.errors import InputFormatError
 from talaria_storage.core.keys import REFS
 from talaria_storage.sequences.collect import collect_garbage
@@ -62,9 +63,12 @@ class StoreSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     freshen_after: float = 1.0
 
-    def open(self) -> Store:
+    def open(self, pause_before_stat: float = 0.0) -> Store:
         os.environ.update(self.env)
-        store = Store(open_backend(self.location, dict(self.options)), threads=2, freshen_after=self.freshen_after)
+        backend = open_backend(self.location, dict(self.options))
+        if pause_before_stat:
+            backend = FaultInjectingBackend(backend, latency_seconds=pause_before_stat, operations={"stat_many"})
+        store = Store(backend, threads=2, freshen_after=self.freshen_after)
         store.initialise()
         return store
 
@@ -81,6 +85,10 @@ class StressPlan:
     kills: bool = False
     readers: int = 1
     seed: int = 0
+    #: How long the gc process waits before each sweep batch's stat (a slow link to the store):
+    #: it widens the window between gc's last mark and its delete, in which a writer that does
+    #: not freshen what it re-uses loses it, so the run can catch that race.
+    gc_pause_seconds: float = 0.3
 
 
 @dataclass
@@ -204,7 +212,7 @@ def _run_job(plan: StressPlan, store: Store, role: str, database: str, job: dict
 
 def _collector(plan: StressPlan) -> None:
     log = _Log(plan.workdir / "log-gc.jsonl")
-    store = plan.store.open()
+    store = plan.store.open(pause_before_stat=plan.gc_pause_seconds)
     deadline = time.time() + plan.seconds
     while time.time() < deadline:
         try:
