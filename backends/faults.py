@@ -417,6 +417,11 @@ class RequestCountingBackend(WrappingBackend):
         self._count("exists_many", batch=len(wanted))
         return self.inner.exists_many(wanted)
 
+    def stat_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo]:
+        wanted = tuple(keys)
+        self._count("stat_many", batch=len(wanted))
+        return self.inner.stat_many(wanted)
+
     def delete_many(self, keys: Iterable[str]) -> None:
         wanted = tuple(keys)
         self._count("delete_many", batch=len(wanted))

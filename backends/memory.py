@@ -102,15 +102,13 @@ class MemoryBackend(Backend):
 
     def touch(self, key: str) -> None:
         validate_key(key)
+        self.set_modified(key, time.time())
+
+    def set_modified(self, key: str, when: float) -> None:
+        """Pretend ``key`` was written at ``when`` (:meth:`touch`, and GC grace-period tests)."""
         with self._lock:
             entry = self._objects.get(key)
             if entry is None:
                 raise ObjectNotFound(key, self.location)
-            self._objects[key] = (entry[0], entry[1], time.time())
-
-    def set_modified(self, key: str, when: float) -> None:
-        """Test hook: pretend ``key`` was written at ``when`` (for GC grace-period tests)."""
-        with self._lock:
-            data, version, _ = self._objects[key]
-            self._objects[key] = (data, version, when)
+            self._objects[key] = (entry[0], entry[1], when)
 

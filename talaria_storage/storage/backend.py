@@ -236,8 +236,5 @@ class WrappingBackend(Backend):
     def touch(self, key: str) -> None:
         self.inner.touch(key)
 
-    def stat_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo]:
-        return self.inner.stat_many(keys)
-
     def close(self) -> None:
         self.inner.close()

@@ -212,6 +212,9 @@ class CachedBackend(WrappingBackend):
     def stat(self, key: str) -> ObjectInfo:
         return self.inner.stat(key)
 
+    def stat_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo]:
+        return self.inner.stat_many(keys)
+
     def put(self, key: str, data: bytes) -> None:
         self.cache.drop(key)
         self.inner.put(key, data)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from talaria_storage.backends.faults import FaultInjectingBackend
-from talaria_storage.core.errors import InputFormatError
+from talaria_storage.core.errors import InputFormatError, RefConflict
 from talaria_storage.core.keys import REFS
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import open_database
@@ -118,26 +118,23 @@ class StressReport:
 # -- inputs -------------------------------------------------------------------------------------
 
 
-def write_inputs(workdir: Path, seed: int = 0) -> dict[str, Path]:
+def write_inputs(workdir: Path, seed: int = 0) -> None:
     """Releases of one protein set that share most records (so imports re-use each other's
-    objects), a broken file, and a taxdump; returns {name: path}."""
+    objects), a broken file, and a taxdump, in ``workdir``."""
     rng = random.Random(seed)
     residues = "ACDEFGHIKLMNPQRSTVWY"
     base = ["".join(rng.choice(residues) for _ in range(rng.randint(60, 400))) for _ in range(300)]
-    paths: dict[str, Path] = {}
     workdir.mkdir(parents=True, exist_ok=True)
     for k in range(RELEASES):
         records = [(f"sp|Q{i:05d}|P{i}_STRESS", seq) for i, seq in enumerate(base) if (i + k) % 7]
         records += [(f"sp|N{k}{j:04d}|NEW{j}_R{k}", seq[::-1]) for j, seq in enumerate(base[: 20 * k])]
         path = workdir / f"release-{k}.fa"
         path.write_text("".join(f">{name} release {k}\n{seq}\n" for name, seq in records))
-        paths[path.name] = path
     (workdir / "broken.fa").write_bytes(BAD_INPUT)
     dump = workdir / "taxdump"
     dump.mkdir(exist_ok=True)
     (dump / "nodes.dmp").write_text("1\t|\t1\t|\tno rank\t|\n562\t|\t1\t|\tspecies\t|\n")
     (dump / "names.dmp").write_text("562\t|\tEscherichia coli\t|\t\t|\tscientific name\t|\n")
-    return paths
 
 
 def _digest(path: Path) -> str:
@@ -276,12 +273,10 @@ def _syncer(plan: StressPlan) -> None:
             try:
                 push(local, remote, ["shared"])
                 log("synced")
+            except RefConflict as exc:  # a writer moved HEAD during the push: sync says so; next turn retries
+                log("sync-retry", message=str(exc))
             except Exception as exc:  # noqa: BLE001
-                text = str(exc)
-                if "moved" in text or "re-run" in text:  # a HEAD moved meanwhile: sync says so, retried next turn
-                    log("sync-retry", message=text)
-                else:
-                    log("anomaly", message=f"sync push: {exc!r}", trace=traceback.format_exc())
+                log("anomaly", message=f"sync push: {exc!r}", trace=traceback.format_exc())
         time.sleep(0.3)
     local.close()
     remote.close()
