@@ -1020,7 +1020,7 @@ class ImportRun:
             h = SHA256Hash(digest)
             if h in self.completed:
                 continue  # stored and recorded by an interrupted run of this import
-            if not store.has_chunk(h):
+            if not store.reuse(h):  # a held one is freshened, so a gc beside this import spares it
                 store.store_chunk(data, compress=False)
                 with self._lock:
                     if is_pack:

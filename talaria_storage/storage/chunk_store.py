@@ -152,6 +152,11 @@ class ChunkStore(ChunkStorage):
         by_key = {self.key_for(h): h for h in hashes}
         return {by_key[key] for key in self.backend.exists_many(by_key)}
 
+    def reuse(self, hash: SHA256Hash) -> bool:
+        """:meth:`has_chunk` for a writer about to reference the chunk: an old one is freshened
+        first. A writer that skips writing what is held asks this, never ``has_chunk``."""
+        return self._reuse(self.key_for(hash))
+
     def freshen(self, hashes: Iterable[SHA256Hash]) -> set[SHA256Hash]:
         """The subset of ``hashes`` held here, each older than ``freshen_after`` touched first.
 
