@@ -23,10 +23,12 @@ which opens it on first use and closes it when the command ends; it raises
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -48,6 +50,7 @@ from talaria_storage.core.errors import (
     MissingExtra,
     StorageError,
 )
+from talaria_storage.sequences.dask_cluster import open_executor
 from talaria_storage.sequences.versions import parse_spec
 
 if TYPE_CHECKING:
@@ -228,3 +231,24 @@ def human_bytes(n: int) -> str:
 def database_spec(text: str) -> tuple[str, str | None]:
     """``NAME`` or ``NAME@VERSION`` (validated) -> (name, version or None)."""
     return parse_spec(text)
+
+
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        metavar="dask://HOST:PORT|local:N",
+        help="Run on a Dask cluster: a running scheduler, or N local worker processes "
+        "(needs talaria-storage[dask]). The result is the one this process would write.",
+    ),
+]
+
+
+@contextlib.contextmanager
+def executor_client(spec: str | None) -> Iterator[Any]:
+    """The Dask client ``spec`` names, or None (this process does the work)."""
+    if spec is None:
+        yield None
+        return
+    with open_executor(spec) as client:
+        yield client

@@ -25,10 +25,12 @@ import typer
 from talaria_storage.cli.common import (
     EXIT_FAILURE,
     DatabaseOption,
+    ExecutorOption,
     JsonOption,
     byte_progress_bar,
     database_spec,
     emit_json,
+    executor_client,
     human_bytes,
     state,
 )
@@ -40,6 +42,7 @@ from talaria_storage.io.talaria_metadata import write_metadata
 from talaria_storage.optimization.optimizer import auto_optimize
 from talaria_storage.reduction.profile import ReductionProfile
 from talaria_storage.sequences.canonical import digests
+from talaria_storage.sequences.dask_cluster import check_executor_spec
 from talaria_storage.sequences.database import open_database, record_formatter
 from talaria_storage.sequences.diff import diff_versions
 from talaria_storage.sequences.identifiers import accession_from_header
@@ -174,17 +177,20 @@ def import_files(
             "if it has one), e.g. 'GN=(\\S+)' for gene names.",
         ),
     ] = None,
+    executor: ExecutorOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Import files as a new version of a database and make it HEAD."""
     validate_name(database, "database name")
     if version is not None:
         validate_name(version, "version")
+    if executor is not None:
+        check_executor_spec(executor)  # a typo fails before the store is opened
     db = open_database(state(ctx).store(create=True), database)
-    with ImportProgress(files) as progress:
+    with ImportProgress(files) as progress, executor_client(executor) as client:
         result = db.import_files(
             files, version=version, taxonomy=taxonomy, taxon=taxon, progress=progress,
-            alphabet=alphabet.value, id_regex=id_regex,
+            alphabet=alphabet.value, id_regex=id_regex, executor=client,
         )
     optimized = auto_optimize(db.store)  # [optimization] auto_optimize: the default strategies, else None
     if json_output:

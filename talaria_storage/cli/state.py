@@ -102,12 +102,26 @@ def state_clean(
         bool,
         typer.Option("--all", help="Remove every state, however recent (their operations restart from scratch)."),
     ] = False,
+    operation: Annotated[
+        str | None,
+        typer.Option("--operation", metavar="ID", help="Remove this one state (an id 'state list' shows)."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Remove the state of interrupted operations that will not be resumed."""
     if all_states and older_than is not None:
         raise typer.BadParameter("give --older-than or --all, not both", param_hint="--all")
     store = state(ctx).store()
+    if operation is not None:
+        if all_states or older_than is not None:
+            raise typer.BadParameter("give --operation alone", param_hint="--operation")
+        found = store.states.get(operation) is not None
+        store.states.complete(operation)
+        if json_output:
+            emit_json({"location": store.location, "removed": [operation] if found else []})
+            return
+        typer.echo(f"removed {operation}" if found else f"no state {operation} in {store.location}")
+        return
     hours = 0.0 if all_states else (DEFAULT_CLEAN_HOURS if older_than is None else older_than)
     removed = store.states.expire(hours * 3600.0)  # 0 removes every state
     if json_output:

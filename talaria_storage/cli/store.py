@@ -12,14 +12,17 @@ from rich.text import Text
 
 from talaria_storage.cli.common import (
     EXIT_FAILURE,
+    ExecutorOption,
     JsonOption,
     database_spec,
     emit_json,
+    executor_client,
     human_bytes,
     state,
 )
 from talaria_storage.reduction.delta_check import DeltaDecodeCheck
 from talaria_storage.sequences.collect import collect_garbage
+from talaria_storage.sequences.dask_cluster import check_executor_spec
 from talaria_storage.sequences.database import open_database
 from talaria_storage.sequences.integrity import verify_store
 from talaria_storage.sequences.versions import VersionCatalog
@@ -162,11 +165,17 @@ def verify(
         int | None,
         typer.Option("--seed", metavar="N", help="Seed for --subset, to draw the same sample again."),
     ] = None,
+    executor: ExecutorOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Re-hash chunks and manifests and check every ref's objects exist; exit 1 if any is bad."""
+    if executor is not None:
+        check_executor_spec(executor)
     store = state(ctx).store()
-    problems = verify_store(store, subset=subset, seed=seed, delta_check=DeltaDecodeCheck(store))
+    with executor_client(executor) as client:
+        problems = verify_store(
+            store, subset=subset, seed=seed, delta_check=DeltaDecodeCheck(store), executor=client
+        )
     if json_output:
         emit_json(
             {

@@ -117,6 +117,10 @@ class InputFormatError(StorageError, ValueError):
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self) -> tuple[type[InputFormatError], tuple[str, int | None, str]]:
+        # Rebuilt from its fields, so it crosses processes (a Dask worker's error reaches the client).
+        return (type(self), (self.path, self.line, self.problem))
+
 
 class InvalidHash(StorageError, ValueError):
     """A hash string is not exactly 64 hexadecimal characters."""

@@ -125,10 +125,12 @@ from talaria_storage.sequences.manifest import ChunkEntry, Manifest, SourceFile
 from talaria_storage.sequences.order import decode_order
 from talaria_storage.sequences.record_chunk import ChunkReader, dictionary_text
 from talaria_storage.sequences.sequence_pack import PackReader
+from talaria_storage.sequences.sharded_import import ShardTask, check_executor, import_sharded
 from talaria_storage.sequences.stored_sequences import StoredSequences
 from talaria_storage.sequences.streams import DICTIONARY_STREAMS, ChunkCodec, LRUCache
 from talaria_storage.sequences.taxonomy import AccessionTaxonMap, Taxonomy
 from talaria_storage.sequences.versions import HEAD, VersionCatalog, VersionInfo, default_version
+from talaria_storage.sequences.worker_store import address_of
 from talaria_storage.storage.store import Store
 
 _log = logging.getLogger(__name__)
@@ -267,6 +269,8 @@ class SequenceDatabase:
         progress: Callable[[int], None] | None = None,
         alphabet: str = "iupac",
         id_regex: str | None = None,
+        executor: Any | None = None,
+        created: float | None = None,
     ) -> ImportResult:
         """Import files as a new version and make it HEAD; see the module docstring.
 
@@ -279,6 +283,10 @@ class SequenceDatabase:
         and ``.`` (naming file, line and column); ``"any"`` keeps every printable byte.
         ``id_regex``: a regular expression whose matches in each header (its first group, if
         it has one) are look-up keys too (:mod:`~talaria_storage.sequences.identifiers`).
+        ``executor``: a ``distributed.Client``; the files are parsed, packed and stored by its
+        workers, straight into this store, and the version is the one this process would
+        have written (:mod:`~talaria_storage.sequences.sharded_import`). ``created``: the
+        manifest's creation time (default now), for a release pipeline that pins it.
         """
         try:
             residue_bytes(alphabet)  # an unknown alphabet fails before anything is read
@@ -309,18 +317,30 @@ class SequenceDatabase:
 
         sources: list[SourceFile] = []
         files: list[dict[str, Any]] = []
+        address = address_of(self.store) if executor is not None else None
         state = self._start_state(files_in, version)
+        check_executor(self.store, state.operation_id, sharded=executor is not None, begun=bool(state.completed_chunks))
         stored = StoredSequences(self.store, self.index)
         if self.deduplication:
             stored.refresh()  # without it the map lends nothing (deduplication = false)
+        bases = self._dictionary_bases(expected_head)
         try:
             with ImportRun(
-                self.store, self.codec, self.chunking, processes=self._processes_for(files_in), threads=self.threads,
+                self.store, self.codec, self.chunking,
+                processes=0 if executor is not None else self._processes_for(files_in), threads=self.threads,
                 operation_id=state.operation_id, completed=state.completed_chunks, stored=stored,
-                dictionary_bases=self._dictionary_bases(expected_head),
-                alphabet=alphabet, declared=declared,
+                dictionary_bases=bases, alphabet=alphabet, declared=declared,
             ) as run:
-                for done in run.import_files(files_in, label, header_taxa, fallback, progress):
+                if address is None:
+                    imported = run.import_files(files_in, label, header_taxa, fallback, progress)
+                else:
+                    task = ShardTask(
+                        address, self.codec, self.chunking,
+                        self.threads, state.operation_id, label, header_taxa, fallback, alphabet, declared,
+                        state.completed_chunks, dict(stored.live), bases, DictionaryTexts(self.name),
+                    )
+                    imported = import_sharded(executor, run, task, files_in, progress)
+                for done in imported:
                     sources.append(done.source)
                     files.append({"name": done.source.name, "order": done.order.to_hex(),
                                   "order_size": done.order_size, "records": done.source.records,
@@ -337,7 +357,7 @@ class SequenceDatabase:
         manifest = Manifest(
             database=self.name,
             version=version,
-            created=time.time(),
+            created=time.time() if created is None else created,
             sources=tuple(sources),
             chunks=tuple(final),
             parent=expected_head,
@@ -362,7 +382,10 @@ class SequenceDatabase:
         else:
             raise StorageError(f"no free version name after {version}-99: give one with --version")
         version = manifest.version
-        stored.mark(manifest_hash, manifest)
+        if executor is None:
+            # A distributed import's new packs were mapped on its workers, not in this index:
+            # without the marker the next import maps them here (StoredSequences.refresh).
+            stored.mark(manifest_hash, manifest)
         self.store.states.complete(state.operation_id)
         return ImportResult(
             database=self.name, version=version, manifest=manifest_hash, records=manifest.records,
@@ -558,11 +581,12 @@ class SequenceDatabase:
         except StorageError:
             return None  # the import still works, its chunks just stand alone
 
-        def texts(digest: bytes) -> tuple[bytes, ...]:
-            reader, _ = self._reader(SHA256Hash(digest))
-            return tuple(reader.stream_text(sid) for sid in DICTIONARY_STREAMS)
+        return DictionaryBases(list(bases.values()), self.dictionary_texts, inherited=manifest.dictionary_chunks)
 
-        return DictionaryBases(list(bases.values()), texts, inherited=manifest.dictionary_chunks)
+    def dictionary_texts(self, digest: bytes) -> tuple[bytes, ...]:
+        """The streams of record chunk ``digest`` that a new chunk may be compressed against."""
+        reader, _ = self._reader(SHA256Hash(digest))
+        return tuple(reader.stream_text(sid) for sid in DICTIONARY_STREAMS)
 
     def _chunk(self, h: SHA256Hash) -> list[SequenceRecord]:
         cached = self._chunk_cache.get(h)
@@ -1244,6 +1268,17 @@ def parse(db: SequenceDatabase, version: str | None = None) -> Iterator[Any]:
     """A version's records as Biopython ``SeqRecord`` objects in file order, as ``Bio.SeqIO.parse``
     gives a file's: ``SeqIO.write(talaria_storage.parse(db), out, "fasta")``."""
     return db.to_seqrecords(version)
+
+
+@dataclass(frozen=True)
+class DictionaryTexts:
+    """Where a Dask worker reads the previous version's chunks a new chunk is compressed
+    against: database ``name`` of the store it has open (see :class:`DictionaryBases`)."""
+
+    name: str
+
+    def bind(self, store: Store) -> Callable[[bytes], tuple[bytes, ...]]:
+        return open_database(store, self.name).dictionary_texts
 
 
 def open_database(

@@ -76,7 +76,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import numpy as np
@@ -420,6 +420,15 @@ class DictionaryBases:
         self._made: dict[tuple[int, ...], ChunkDictionary] = {}
         self.sizes = {base.digest: base.size for base in bases}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to Dask workers without the reader, which reads through this process's store:
+        # a worker binds its own (rebind) before the import uses it.
+        return {**self.__dict__, "_texts": None, "_made": {}}
+
+    def rebind(self, texts: Callable[[bytes], tuple[bytes, ...]]) -> None:
+        """Read the bases' streams with ``texts`` from now on (a worker's own store)."""
+        self._texts = texts
+
     def same_as(self, taxa: Sequence[int]) -> dict[bytes, bytes]:
         """Previous chunks of exactly these taxa, by the SHA-256 each would have standing alone."""
         return self._same_as.get(frozenset(t for t in taxa if t), {})
@@ -505,6 +514,20 @@ class LookupRows:
             self._at.append(np.repeat(places.astype(np.uint64), counts))
             self._sequences.append(keys[np.cumsum(counts) - counts])  # each record's first key: its SHA-256
         self._keys, self._counts = [], []
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of the files ended so far: (fingerprints, places, each record's SHA-256 key)."""
+        def joined(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+        return joined(self.fingerprints), joined(self._at), joined(self._sequences)
+
+    def add_columns(self, fingerprints: np.ndarray, places: np.ndarray, sequences: np.ndarray) -> None:
+        """Rows :meth:`columns` gave for files imported elsewhere, after those ended here."""
+        if len(fingerprints):
+            self.fingerprints.append(fingerprints)
+            self._at.append(places)
+            self._sequences.append(sequences)
 
     def table(self, entries: Sequence[ChunkEntry]) -> tuple[np.ndarray, np.ndarray, int]:
         """(fingerprints, record ordinals, distinct sequences) of the whole import."""
@@ -659,8 +682,25 @@ class _FileInput:
         finally:
             self._stack.close()
 
-    def result(self, store: Store, order: OrderBuilder, records: int) -> FileResult:
+    def read(self) -> FileRead:
+        """What the manifest says of the file once it has been read whole."""
         self.close()
+        return FileRead(self.path, self.index, self.fmt, self.size, self.sha256, self.logical)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRead:
+    """An input file as read: where, its place among the import's files, format, sizes, SHA-256."""
+
+    path: str
+    index: int
+    fmt: str
+    size: int  # bytes on disk
+    sha256: str  # of the bytes on disk
+    logical: int  # decompressed bytes
+
+    def result(self, store: Store, order: OrderBuilder, records: int) -> FileResult:
+        """Store the file's record order; the file as its manifest entry describes it."""
         data = order.encode(records)
         order_hash = store.store_chunk(data, compress=False)
         source = SourceFile(
@@ -669,10 +709,29 @@ class _FileInput:
         return FileResult(source, order_hash, len(data), self.logical)
 
 
+@dataclass(slots=True)
+class ImportCarry:
+    """What one part of an import hands the next so that, run apart, the parts write the
+    objects one run over all files writes: the packer's dedup window and pack numbering,
+    the packs seen so far, the chunk entries before it, the dictionaries used."""
+
+    entries: int = 0
+    packs: int = 0
+    current: dict[bytes, int] = field(default_factory=dict)
+    previous: dict[bytes, int] = field(default_factory=dict)
+    reused: list[bytes] = field(default_factory=list)
+    reuse_recorded: int = 0
+    pack_digest: dict[int, bytes] = field(default_factory=dict)
+    dictionary_used: dict[bytes, None] = field(default_factory=dict)
+    reused_deep: bool = False
+
+
 def _pool_context() -> Any:
-    """Fork where it exists (see the module docstring); the platform default elsewhere."""
+    """Fork where it exists and is safe (see the module docstring); ``forkserver`` when the
+    program runs other threads (a Dask client's, a server's): a fork copies their locks held,
+    and a child that needs one waits for ever (it hung the Dask tests). Elsewhere the default."""
     if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
+        return multiprocessing.get_context("fork" if threading.active_count() == 1 else "forkserver")
     return multiprocessing.get_context()
 
 
@@ -694,6 +753,7 @@ class ImportRun:
         dictionary_bases: DictionaryBases | None = None,
         alphabet: str = "iupac",
         declared: re.Pattern[bytes] | None = None,
+        pool: Executor | None = None,
     ) -> None:
         self.alphabet = alphabet  # the residue bytes FASTA/FASTQ records may hold (formats.fasta.ALPHABETS)
         self.declared = declared  # --id-regex: its matches in each header are look-up keys too
@@ -715,12 +775,16 @@ class ImportRun:
         self._dictionary_used: dict[bytes, None] = {}  # dictionary chunks used, in order of first use
         self._reused_deep = False  # a chunk of the previous version that has a dictionary is reused
         self.entries: list[ChunkEntry | None] = []
+        self._entry_base = 0  # chunk entries that earlier parts of this import made (see carry)
         self.lookup = LookupRows()
         self.new_chunks = 0
         self.new_packs = 0
         self.new_bytes = 0
-        self._pool: Executor | None = None
-        if processes > 0:
+        # ``pool``: workers someone else runs (a Dask cluster, sharded_import) for the parse and
+        # encode tasks, ``processes`` of them; this run neither starts nor stops them.
+        self._pool: Executor | None = pool
+        self._owns_pool = pool is None and processes > 0
+        if self._owns_pool:
             self._pool = ProcessPoolExecutor(processes, mp_context=_pool_context())
             # Start the workers now, before this import starts threads (see the module docstring).
             self._pool.submit(int).result()
@@ -739,7 +803,7 @@ class ImportRun:
     def __exit__(self, *exc: object) -> None:
         failed = exc[0] is not None
         self._io.shutdown(wait=True, cancel_futures=failed)
-        if self._pool is not None:
+        if self._pool is not None and self._owns_pool:
             self._pool.shutdown(wait=True, cancel_futures=failed)
 
     # -- files
@@ -751,8 +815,10 @@ class ImportRun:
         header_taxa: bool,
         fallback: int,
         progress: Callable[[int], None] | None = None,
+        first_index: int = 0,
     ) -> list[FileResult]:
         """Chunk, pack, encode and store the files, in order; store each file's order object.
+        ``first_index``: the place of the first of ``paths`` among the import's files.
 
         With a pool, FASTA pieces are sent to the workers ahead of the
         records being chunked -- across file boundaries too, so that the
@@ -761,7 +827,7 @@ class ImportRun:
         """
         results: list[FileResult] = []
         ahead: deque[tuple[str, _FileInput, Any]] = deque()
-        feed = self._feed(paths, header_taxa, fallback, progress)
+        feed = self._feed(paths, header_taxa, fallback, progress, first_index)
         try:
             state: tuple[TaxonChunker, OrderBuilder] | None = None
             count = 0
@@ -782,11 +848,7 @@ class ImportRun:
                     for parsed in source.parse_here(label):
                         count += self._chunk(parsed, chunker, order, source.index, label)
                 else:  # "end"
-                    for planned in chunker.finish():
-                        self._dispatch(planned, source.index, order)
-                    self.lookup.end_file(order.runs(count))
-                    results.append(source.result(self.store, order, count))
-                    self.record_completed([results[-1].order])
+                    results.append(self._end_file(source.read(), chunker, order, count))
                     state = None
         finally:
             feed.close()
@@ -794,11 +856,42 @@ class ImportRun:
                 source.close(complete=False)  # only after a failure: the loop empties it otherwise
         return results
 
+    def _end_file(self, read: FileRead, chunker: TaxonChunker, order: OrderBuilder, count: int) -> FileResult:
+        """Dispatch a file's last chunks; store its record order and record it."""
+        for planned in chunker.finish():
+            self._dispatch(planned, read.index, order)
+        self.lookup.end_file(order.runs(count))
+        result = read.result(self.store, order, count)
+        self.record_completed([result.order])
+        return result
+
+    def carry(self) -> ImportCarry:
+        """The state the next part of this import starts from (call after :meth:`finish`)."""
+        packer = self.packer
+        return ImportCarry(
+            self._entry_base + len(self.entries), packer.packs, packer._current, packer._previous,
+            packer.reused, self._reuse_recorded, self._pack_digest, self._dictionary_used, self._reused_deep,
+        )
+
+    def take(self, carry: ImportCarry, *, holds_entries: bool = False) -> None:
+        """Continue the import an earlier part left as ``carry`` (before any file of this one);
+        ``holds_entries``: this run holds the earlier parts' chunk entries itself (it merges them)."""
+        packer = self.packer
+        packer.packs, packer._current, packer._previous = carry.packs, carry.current, carry.previous
+        packer.reused = carry.reused
+        packer._reused = {digest: REUSED + i for i, digest in enumerate(carry.reused)}
+        self._entry_base = 0 if holds_entries else carry.entries
+        self._reuse_recorded = carry.reuse_recorded
+        self._pack_digest = carry.pack_digest
+        self._dictionary_used = carry.dictionary_used
+        self._reused_deep = carry.reused_deep
+
     def _feed(
-        self, paths: Sequence[str], header_taxa: bool, fallback: int, progress: Callable[[int], None] | None
+        self, paths: Sequence[str], header_taxa: bool, fallback: int, progress: Callable[[int], None] | None,
+        first_index: int = 0,
     ) -> Generator[tuple[str, _FileInput, Any], None, None]:
         """(kind, file, item) in the order the main process consumes them; see import_files."""
-        for index, path in enumerate(paths):
+        for index, path in enumerate(paths, first_index):
             source = _FileInput(path, index, progress, self.alphabet, self.declared)
             try:
                 yield "start", source, None
@@ -925,7 +1018,7 @@ class ImportRun:
         )
         entry = len(self.entries)
         self.entries.append(None)
-        order.place(entry, planned.ordinals)
+        order.place(self._entry_base + entry, planned.ordinals)
         pending = _Pending(
             self._encoder.submit(encode_in_worker if self._pool is not None else encode_task, task),
             entry,

@@ -32,6 +32,7 @@ import random
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import Any
 
 from talaria_storage.core.errors import (
     BackendError,
@@ -45,11 +46,13 @@ from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.core.keys import CHUNKS, MANIFESTS, REDUCTIONS, TAXONOMY_DUMPS
 from talaria_storage.core.types import VerificationError, VerificationProblem
 from talaria_storage.sequences.versions import VersionCatalog
+from talaria_storage.sequences.worker_store import StoreAddress, address_of, worker_store
 from talaria_storage.storage.chunk_store import ChunkStore
 from talaria_storage.storage.reductions import DeltaCheck
 from talaria_storage.storage.store import Store
 
 _FIX = "pull it from a remote or re-import"
+VERIFY_BATCH = 2048  # objects per worker task: ~8 GB of chunks at most, a few seconds to minutes each
 
 
 def verify_store(
@@ -58,18 +61,28 @@ def verify_store(
     subset: float | None = None,
     seed: int | None = None,
     delta_check: DeltaCheck | None = None,
+    executor: Any | None = None,
 ) -> list[VerificationError]:
     """Check objects, references and (with ``delta_check``) deltas, see the module docstring;
     problems sorted by key.
 
     ``subset`` is a percentage, 0 < subset <= 100, of the objects to re-hash;
-    ``seed`` makes the sample reproducible.
+    ``seed`` makes the sample reproducible. ``executor``: a ``distributed.Client``
+    whose workers re-hash the objects (check 1), each reading its share of them
+    straight from the store; the other checks run here.
     """
     if subset is not None and not 0 < subset <= 100:
         raise ConfigError(f"verify subset must be a percentage in (0, 100], got {subset}")
+    address = address_of(store) if executor is not None else None
     chunk_names = sorted(info.hash for info in store.enumerate_chunks())
     manifest_names = sorted(info.hash for info in store.manifests.enumerate_chunks())
-    if subset is None:
+    if address is not None:
+        rng = random.Random(seed)
+        chunks, manifests = chunk_names, manifest_names
+        if subset is not None:
+            chunks, manifests = _sample(rng, chunk_names, subset), _sample(rng, manifest_names, subset)
+        problems = _verify_on(executor, address, chunks, manifests)
+    elif subset is None:
         problems = store.verify_all()
     else:
         rng = random.Random(seed)
@@ -94,6 +107,33 @@ def _verify_sample(chunks: ChunkStore, names: list[SHA256Hash]) -> list[Verifica
     with ThreadPoolExecutor(chunks.threads) as pool:
         found = pool.map(partial(_verify_object, chunks), names)
         return [p for p in found if p is not None]
+
+
+def _verify_on(
+    executor: Any, address: StoreAddress, chunks: list[SHA256Hash], manifests: list[SHA256Hash]
+) -> list[VerificationError]:
+    """Check 1 on the workers of ``executor``: batches of :data:`VERIFY_BATCH` objects."""
+    futures = [
+        executor.submit(verify_batch, address, namespace, [h.to_hex() for h in names[i : i + VERIFY_BATCH]], pure=False)
+        for namespace, names in ((CHUNKS, chunks), (MANIFESTS, manifests))
+        for i in range(0, len(names), VERIFY_BATCH)
+    ]
+    problems: list[VerificationError] = []
+    for future in futures:
+        try:
+            problems += future.result()
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Dask re-raises the worker's error (or KilledWorker) here
+            raise StorageError(f"verify on Dask failed: {type(exc).__name__}: {exc}") from None
+    return problems
+
+
+def verify_batch(address: StoreAddress, namespace: str, names: list[str]) -> list[VerificationError]:
+    """Worker task: re-hash objects of ``namespace`` (``chunks/`` or ``manifests/``) of the store."""
+    store = worker_store(address)
+    chunks = store if namespace == CHUNKS else store.manifests
+    return _verify_sample(chunks, [SHA256Hash.from_hex(h) for h in names])
 
 
 def _verify_object(chunks: ChunkStore, h: SHA256Hash) -> VerificationError | None:

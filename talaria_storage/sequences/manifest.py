@@ -174,7 +174,7 @@ class Manifest:
                 {"name": s.name, "size": s.size, "sha256": s.sha256, "format": s.format, "records": s.records}
                 for s in self.sources
             ],
-            "chunks": [_chunk_row(c) for c in self.chunks],
+            "chunks": [chunk_row(c) for c in self.chunks],
             "merkle_root": self.merkle_root.to_hex(),
             "extra": self.extra,
         }
@@ -209,7 +209,7 @@ class Manifest:
                 parent=SHA256Hash.from_hex(doc["parent"]) if doc.get("parent") else None,
                 taxonomy=SHA256Hash.from_hex(doc["taxonomy"]) if doc.get("taxonomy") else None,
                 sources=tuple(SourceFile(**s) for s in doc["sources"]),
-                chunks=tuple(_chunk_entry(row) for row in doc["chunks"]),
+                chunks=tuple(chunk_from_row(row) for row in doc["chunks"]),
                 extra=doc.get("extra", {}),
                 reused_packs=tuple((SHA256Hash.from_hex(h), int(size)) for h, size in doc.get("packs", [])),
                 dictionary_chunks=tuple(
@@ -226,7 +226,7 @@ class Manifest:
         return manifest
 
 
-def _chunk_row(c: ChunkEntry) -> list[Any]:
+def chunk_row(c: ChunkEntry) -> list[Any]:
     """A chunk list row: hash, taxa, records, residues, size, file index[, pack, pack size]."""
     row: list[Any] = [c.hash.to_hex(), list(c.taxa), c.records, c.residues, c.size, c.file_index]
     if c.pack is not None:
@@ -234,7 +234,7 @@ def _chunk_row(c: ChunkEntry) -> list[Any]:
     return row
 
 
-def _chunk_entry(row: list[Any]) -> ChunkEntry:
+def chunk_from_row(row: list[Any]) -> ChunkEntry:
     if len(row) not in (6, 8):
         raise ValueError(f"a chunk row has 6 or 8 fields, not {len(row)}")
     h, taxa, records, residues, size, file_index = row[:6]

@@ -32,6 +32,11 @@ Layout (every object written whole, never modified in place)::
                         concurrent writers of one state never overwrite each
                         other: a writer that loses a sequence number takes
                         the next one
+    state/<id>.note-<name>
+                        note: bytes an operation keeps for its own re-run
+                        (a distributed import's finished shards), written
+                        whole by :meth:`ProcessingStates.put_note`; removed
+                        with the state
 
 A segment is binary: ``b"TPS1"``, the header's nonce (8 bytes), the count
 (4 bytes, big-endian), the 32-byte digests, and the SHA-256 of all of that
@@ -88,6 +93,7 @@ _DIGEST_SIZE = 32
 MAX_SEGMENT_HASHES = 65536
 #: A resumed start merges the segments of a state that has more than this many.
 COMPACT_AFTER = 64
+NOTE = "note-"  # the key segment that marks a note (a segment key is all digits)
 
 _ID = re.compile(r"^(?P<operation>[a-z][a-z-]*?)-(?P<target>[0-9a-f]{16})-(?P<source>[0-9a-f]{8})$")
 
@@ -138,6 +144,10 @@ def _header_key(op_id: str) -> str:
 
 def _segment_key(op_id: str, seq: int) -> str:
     return f"{STATE}{op_id}.{seq:08d}"
+
+
+def _note_key(op_id: str, name: str) -> str:
+    return f"{STATE}{op_id}.{NOTE}{name}"
 
 
 def _split_key(key: str) -> tuple[str, int | None] | None:
@@ -372,6 +382,21 @@ class ProcessingStates:
             self._cursors.pop(operation_id, None)
         self.backend.delete(_header_key(operation_id))
         self.backend.delete_many(key for key, _ in self._segment_objects(operation_id))
+        self.backend.delete_many(info.key for info in self.backend.list(_note_key(operation_id, "")))
+
+    def put_note(self, operation_id: str, name: str, data: bytes) -> None:
+        """Keep ``data`` under ``name`` with the state, for the operation's own re-run; replaces a note
+        of that name. Names are key segments (letters, digits, ``._-``)."""
+        self.backend.put(_note_key(_check_id(operation_id), name), data)
+
+    def delete_note(self, operation_id: str, name: str) -> None:
+        self.backend.delete(_note_key(_check_id(operation_id), name))
+
+    def notes(self, operation_id: str) -> dict[str, bytes]:
+        """Every note of the state, by name (empty for an unknown or finished state)."""
+        prefix = _note_key(_check_id(operation_id), "")
+        found = self.backend.get_many(info.key for info in self.backend.list(prefix))
+        return {key[len(prefix):]: data for key, data in found.items()}
 
     def expire(self, older_than_seconds: float) -> list[str]:
         """Remove the states not updated for ``older_than_seconds`` (all of them when <= 0); returns their ids.
@@ -506,7 +531,7 @@ class ProcessingStates:
             segments = sorted(
                 (_split_key(info.key)[1], info.key, info)  # type: ignore[index]
                 for info in objects
-                if info.key != header_key
+                if info.key != header_key and _split_key(info.key) is not None
             )
             pairs = [(key, info) for _, key, info in segments]
             completed = self._merge(header, pairs)
@@ -549,8 +574,13 @@ class ProcessingStates:
 
 
 def _owner(key: str) -> str | None:
-    """The operation id a ``state/`` key belongs to (header or segment), or None for a foreign key."""
-    parts = _split_key(key) if key.startswith(STATE) else None
+    """The operation id a ``state/`` key belongs to (header, segment or note), or None for a foreign key."""
+    if not key.startswith(STATE):
+        return None
+    op_id, _, rest = key[len(STATE):].partition(".")
+    if rest.startswith(NOTE) and _ID.match(op_id):
+        return op_id
+    parts = _split_key(key)
     return None if parts is None else parts[0]
 
 
