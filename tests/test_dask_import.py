@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 distributed = pytest.importorskip("distributed", reason="the Dask tests need talaria-storage[dask]")
 
 from talaria_storage import open_store  # noqa: E402
+from talaria_storage.cli.main import app  # noqa: E402
 from talaria_storage.core.errors import InputFormatError, StorageError  # noqa: E402
 from talaria_storage.core.hashing import SHA256Hash  # noqa: E402
 from talaria_storage.sequences import database as database_module  # noqa: E402
@@ -311,3 +313,26 @@ def test_verify_on_workers_reports_what_verify_here_reports(
     here = verify_store(store)
     assert [p.key for p in here] == [store.key_for(victim)]
     assert verify_store(store, executor=client) == here
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_the_cli_imports_and_verifies_on_a_local_cluster(tmp_path: Path, proteomes: list[Path]) -> None:
+    store = str(tmp_path / "store")
+    imported = CliRunner().invoke(
+        app, ["--store", store, "import", "-d", "prot", "--version", "v1", "--executor", "local:1", *map(str, proteomes)]
+    )
+    assert imported.exit_code == 0, imported.output
+    assert "imported 1500 records into prot@v1" in imported.output
+    verified = CliRunner().invoke(app, ["--store", store, "verify", "--executor", "local:1"])
+    assert verified.exit_code == 0, verified.output
+    assert "ok: no problems" in verified.output
+
+
+def test_the_cli_refuses_an_unknown_executor_before_opening_the_store(tmp_path: Path, proteomes: list[Path]) -> None:
+    store = tmp_path / "store"
+    result = CliRunner().invoke(app, ["--store", str(store), "import", "-d", "prot", "--executor", "lcoal:2", str(proteomes[0])])
+    assert result.exit_code != 0
+    assert "executor 'lcoal:2' is neither dask://HOST:PORT nor local:N" in result.output
+    assert not store.exists()

@@ -423,3 +423,43 @@ def test_compact_merges_the_segments_without_losing_any_hash(backend: Backend) -
     assert len(segment_keys(backend, op_id)) == 1
     state = states.get(op_id)
     assert state is not None and state.completed_chunks == {h(i) for i in range(6)}
+
+
+# -- notes ------------------------------------------------------------------------------------------
+
+
+def test_a_note_is_read_back_by_name(states: ProcessingStates) -> None:
+    op_id = start(states)
+    states.put_note(op_id, "shard-000000-000002", b"summary")
+    states.put_note(op_id, "carry-000002", b"carry")
+    assert states.notes(op_id) == {"shard-000000-000002": b"summary", "carry-000002": b"carry"}
+
+
+def test_a_note_put_again_replaces_the_old_one(states: ProcessingStates) -> None:
+    op_id = start(states)
+    states.put_note(op_id, "carry", b"old")
+    states.put_note(op_id, "carry", b"new")
+    assert states.notes(op_id) == {"carry": b"new"}
+
+
+def test_notes_are_not_segments(states: ProcessingStates) -> None:
+    op_id = start(states)
+    states.record_completed(op_id, [h(1)])
+    states.put_note(op_id, "executor", b"dask")
+    (state,) = states.list()
+    assert state.completed_chunks == frozenset({h(1)})
+
+
+def test_completing_a_state_removes_its_notes(states: ProcessingStates, backend: Backend) -> None:
+    op_id = start(states)
+    states.put_note(op_id, "executor", b"dask")
+    states.complete(op_id)
+    assert states.notes(op_id) == {}
+    assert state_keys(backend) == set()
+
+
+def test_expiring_a_state_removes_its_notes(states: ProcessingStates, backend: Backend) -> None:
+    op_id = start(states)
+    states.put_note(op_id, "executor", b"dask")
+    assert states.expire(0) == [op_id]
+    assert state_keys(backend) == set()

@@ -54,7 +54,7 @@ def open_executor(spec: str, *, timeout: float = SCHEDULER_TIMEOUT) -> Iterator[
     if local:
         cluster = distributed.LocalCluster(
             n_workers=int(local.group(1)), threads_per_worker=1, processes=True,
-            host="127.0.0.1", dashboard_address=None,
+            host="127.0.0.1", dashboard_address="127.0.0.1:0",  # loopback only, any free port
         )
         with cluster, distributed.Client(cluster) as client:
             yield client
