@@ -64,7 +64,8 @@ T = TypeVar("T")
 
 #: Backend methods that change the store (a lost response can follow these).
 WRITE_OPERATIONS = frozenset(
-    {"put", "put_if_version", "put_if_absent", "compare_and_swap", "delete", "delete_many", "touch"}
+    {"put", "put_if_version", "put_if_absent", "compare_and_swap", "delete", "delete_many", "delete_unchanged",
+     "touch"}
 )
 #: Backend methods that only read.
 READ_OPERATIONS = frozenset(
@@ -286,6 +287,11 @@ class FaultInjectingBackend(WrappingBackend):
         wanted = tuple(keys)
         self._call("delete_many", _batch_subject(wanted), lambda: self.inner.delete_many(wanted))
 
+    def delete_unchanged(self, infos: Iterable[ObjectInfo]) -> list[ObjectInfo]:
+        wanted = tuple(infos)
+        subject = _batch_subject(tuple(info.key for info in wanted))
+        return self._call("delete_unchanged", subject, lambda: self.inner.delete_unchanged(wanted))
+
     def sweep_incomplete(self, older_than_seconds: float) -> int:
         # Maintenance, not a data path: never faulted.
         return self.inner.sweep_incomplete(older_than_seconds)
@@ -426,6 +432,11 @@ class RequestCountingBackend(WrappingBackend):
         wanted = tuple(keys)
         self._count("delete_many", batch=len(wanted))
         self.inner.delete_many(wanted)
+
+    def delete_unchanged(self, infos: Iterable[ObjectInfo]) -> list[ObjectInfo]:
+        wanted = tuple(infos)
+        self._count("delete_unchanged", batch=len(wanted))
+        return self.inner.delete_unchanged(wanted)
 
     def sweep_incomplete(self, older_than_seconds: float) -> int:
         self._count("sweep_incomplete")

@@ -11,6 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from talaria_storage.testing.emulators import (
+    AZURE_TEST_OPTIONS,
+    GCS_TEST_OPTIONS,
+    S3_TEST_ACCESS_KEY,
+    S3_TEST_OPTIONS,
+    S3_TEST_SECRET_KEY,
+)
 from talaria_storage.testing.stress import StoreSpec, StressPlan, run_stress
 
 SECONDS = 12.0
@@ -39,3 +46,41 @@ def test_writers_killed_at_random_complete_when_re_run(tmp_path: Path) -> None:
     report = run_stress(_plan(tmp_path, kills=True))
     assert report.anomalies == [], report.summary()
     assert report.kills > 0 and report.reruns_completed > 0
+
+
+# -- the same on the cloud emulators, shorter: each request is a round trip to a local server ----
+
+CLOUD_SECONDS = 6.0
+
+
+def _cloud(tmp_path: Path, store: StoreSpec) -> None:
+    plan = StressPlan(
+        store=store,
+        mirror=StoreSpec(f"file://{tmp_path / 'mirror'}"),
+        workdir=tmp_path / "work",
+        seconds=CLOUD_SECONDS,
+        grace_seconds=GRACE,
+        kills=True,
+    )
+    report = run_stress(plan)
+    assert report.anomalies == [], report.summary()
+    assert report.published > 0 and report.reads > 0 and report.collections > 0
+
+
+def test_the_stress_run_on_s3_has_no_anomaly(tmp_path: Path, s3_endpoint: str, s3_bucket: str) -> None:
+    _cloud(tmp_path, StoreSpec(
+        f"s3://{s3_bucket}/store", {"endpoint_url": s3_endpoint, **S3_TEST_OPTIONS},
+        {"AWS_ACCESS_KEY_ID": S3_TEST_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_TEST_SECRET_KEY},
+    ))
+
+
+def test_the_stress_run_on_gcs_has_no_anomaly(tmp_path: Path, gcs_endpoint: str, gcs_bucket: str) -> None:
+    _cloud(tmp_path, StoreSpec(f"gs://{gcs_bucket}/store", {"endpoint_url": gcs_endpoint, **GCS_TEST_OPTIONS}))
+
+
+def test_the_stress_run_on_azure_has_no_anomaly(
+    tmp_path: Path, azurite_connection_string: str, azure_container: str
+) -> None:
+    _cloud(tmp_path, StoreSpec(
+        f"az://{azure_container}/store", {"connection_string": azurite_connection_string, **AZURE_TEST_OPTIONS}
+    ))

@@ -17,15 +17,13 @@ import importlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from talaria_storage.core.errors import ConfigError, MissingExtra, StorageError
 
-if TYPE_CHECKING:
-    from concurrent.futures import Future
-
 _LOCAL = re.compile(r"^local:(\d+)$")
 SCHEDULER_TIMEOUT = 10.0  # seconds to wait for a scheduler to answer
+LARGE_ARGUMENT = 64 << 10  # bytes from which a sub-task's argument is sent to a worker directly
 
 
 def _distributed() -> Any:
@@ -76,20 +74,40 @@ class ClusterPool:
 
     ``submit`` has the signature of :meth:`concurrent.futures.Executor.submit`,
     so an :class:`~talaria_storage.sequences.importing.ImportRun` sends its
-    parse and encode tasks here as it would to its own process pool. Every
-    task is marked impure: two equal pieces are still two tasks.
+    parse and encode tasks here as it would to its own process pool. Their
+    large arguments (pieces of input, chunks to encode) go straight to a
+    peer worker (``scatter(direct=True)``), and results come straight back,
+    never through the scheduler, which would otherwise forward every byte
+    of the input twice. Every task is impure: two equal pieces are two tasks.
     """
 
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = self.client.submit(fn, *args, pure=False, **kwargs)
-        return future
+    def submit(self, fn: Any, /, *args: Any) -> _PeerFuture:
+        sent = [self.client.scatter(a, direct=True, hash=False) if _large(a) else a for a in args]
+        return _PeerFuture(self.client, self.client.submit(fn, *sent, pure=False))
 
     def workers(self) -> int:
         """Worker threads the cluster has now (at least 1)."""
         return max(1, sum(self.client.nthreads().values()))
+
+
+def _large(value: Any) -> bool:
+    """Worth sending apart from the task: bytes, or a tuple of columns (an encode task)."""
+    if isinstance(value, bytes | bytearray):
+        return len(value) > LARGE_ARGUMENT
+    return isinstance(value, tuple) and sum(len(v) for v in value if isinstance(v, bytes)) > LARGE_ARGUMENT
+
+
+class _PeerFuture:
+    """A sub-task's future whose result is fetched from the worker that holds it."""
+
+    def __init__(self, client: Any, future: Any) -> None:
+        self.client, self.future = client, future
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self.client.gather(self.future, direct=True)
 
 
 @contextmanager

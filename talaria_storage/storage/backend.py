@@ -184,6 +184,18 @@ class Backend(ABC):
                 continue
         return found
 
+    def delete_unchanged(self, infos: Iterable[ObjectInfo]) -> list[ObjectInfo]:
+        """Delete each object ``infos`` describe unless it was modified after ``info.modified``
+        (a writer freshened it since the caller's stat); the ones deleted.
+
+        This default deletes them all: the caller's stat was one round trip ago, and that round
+        trip is the window a writer has. A backend whose delete takes a precondition on the
+        object's version (GCS generation, Azure ETag) closes it: a touch always wins.
+        """
+        todo = list(infos)
+        self.delete_many(info.key for info in todo)
+        return todo
+
     def delete_many(self, keys: Iterable[str]) -> None:
         """Delete several keys (missing ones are ignored)."""
         for key in keys:

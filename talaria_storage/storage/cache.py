@@ -247,6 +247,12 @@ class CachedBackend(WrappingBackend):
             self.cache.drop(key)
         self.inner.delete_many(wanted)
 
+    def delete_unchanged(self, infos: Iterable[ObjectInfo]) -> list[ObjectInfo]:
+        wanted = list(infos)
+        for info in wanted:
+            self.cache.drop(info.key)
+        return self.inner.delete_unchanged(wanted)
+
     def sweep_incomplete(self, older_than_seconds: float) -> int:
         return self.inner.sweep_incomplete(older_than_seconds)
 

@@ -124,6 +124,32 @@ class BackendConformance:
             backend.touch(CHUNK_KEY)
         assert not backend.exists(CHUNK_KEY)
 
+    # -- conditional delete (gc's sweep) --------------------------------------------------------
+
+    def test_delete_unchanged_deletes_what_nobody_touched(self, backend: Backend) -> None:
+        backend.put(CHUNK_KEY, b"orphan")
+        backend.put("chunks/other", b"orphan too")
+        infos = list(backend.stat_many([CHUNK_KEY, "chunks/other"]).values())
+        assert sorted(info.key for info in backend.delete_unchanged(infos)) == sorted([CHUNK_KEY, "chunks/other"])
+        assert not backend.exists(CHUNK_KEY) and not backend.exists("chunks/other")
+
+    def test_delete_unchanged_skips_an_object_already_gone(self, backend: Backend) -> None:
+        backend.put(CHUNK_KEY, b"orphan")
+        info = backend.stat(CHUNK_KEY)
+        backend.delete(CHUNK_KEY)
+        backend.delete_unchanged([info])  # nothing to delete: no error
+        assert not backend.exists(CHUNK_KEY)
+
+    def test_delete_unchanged_spares_an_object_touched_after_its_stat(self, backend: Backend) -> None:
+        if not getattr(backend, "CONDITIONAL_DELETE", False):
+            pytest.skip(f"{type(backend).__name__} deletes without a precondition (the window is one round trip)")
+        backend.put(CHUNK_KEY, b"re-used object")
+        info = backend.stat(CHUNK_KEY)
+        time.sleep(1.1)  # the services keep whole seconds
+        backend.touch(CHUNK_KEY)
+        assert backend.delete_unchanged([info]) == []
+        assert backend.get(CHUNK_KEY) == b"re-used object"
+
     # -- ranges ---------------------------------------------------------------------------------
 
     def test_get_range_returns_the_requested_slice(self, backend: Backend) -> None:
