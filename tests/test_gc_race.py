@@ -116,3 +116,20 @@ def test_a_version_published_inside_the_delete_round_trip_is_named_and_a_rerun_r
     assert _export(store) == RELEASE
     assert verify_store(store) == []
     assert collect_garbage(store, grace_seconds=GRACE).removed == 0
+
+
+def test_an_object_a_writer_stores_again_after_the_sweep_is_no_loss(store: Store, release: Path) -> None:
+    _freshening(store, on=True)
+    backend = store.backend
+    original = backend.delete_many
+
+    def then_publish(keys: object) -> None:
+        original(keys)  # type: ignore[arg-type]
+        backend.delete_many = original  # type: ignore[method-assign]
+        _publish_again(store, release)  # finds the objects gone and writes them again
+
+    backend.delete_many = then_publish  # type: ignore[method-assign]
+    result = collect_garbage(store, grace_seconds=GRACE)  # the third mark finds them there: no error
+    assert result.removed > 0
+    assert _export(store) == RELEASE
+    assert verify_store(store) == []
