@@ -161,6 +161,8 @@ def check_executor(store: Store, operation_id: str, *, sharded: bool, begun: boo
     the other's: each would redo the work and leave the other's notes behind.
     ``local:N`` and ``dask://`` are one kind (both run shards on Dask).
     """
+    if not sharded and not begun:
+        return  # nothing done yet that another kind could have begun (and no request to ask)
     notes = store.states.notes(operation_id)
     began_sharded = notes.get(EXECUTOR_NOTE) == SHARDED
     if (begun or began_sharded) and began_sharded != sharded:
@@ -205,7 +207,7 @@ def import_sharded(
         carry = decode_carry(notes[CARRY_NOTE.format(position)])
         run.take(carry, holds_entries=True)
     for first, count in plan_shards(paths, position):
-        shard = list(paths[first : first + count])
+        shard = [os.path.abspath(p) for p in paths[first : first + count]]  # workers have another cwd
         summary = _result(executor.submit(import_shard, task, shard, first, carry, pure=False), shard)
         assert summary.carry is not None  # a worker's summary has its carry
         states.put_note(op, CARRY_NOTE.format(first + count), encode_carry(summary.carry))
