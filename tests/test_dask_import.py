@@ -22,17 +22,17 @@ from typer.testing import CliRunner
 
 distributed = pytest.importorskip("distributed", reason="the Dask tests need talaria-storage[dask]")
 
-from talaria_storage import open_store  # noqa: E402
-from talaria_storage.cli.main import app  # noqa: E402
-from talaria_storage.core.errors import InputFormatError, StorageError  # noqa: E402
-from talaria_storage.core.hashing import SHA256Hash  # noqa: E402
-from talaria_storage.sequences import database as database_module  # noqa: E402
-from talaria_storage.sequences import sharded_import  # noqa: E402
-from talaria_storage.sequences.dask_cluster import open_executor  # noqa: E402
-from talaria_storage.sequences.database import open_database  # noqa: E402
-from talaria_storage.sequences.integrity import verify_store  # noqa: E402
-from talaria_storage.sequences.worker_store import StoreAddress, address_of  # noqa: E402
-from talaria_storage.testing.emulators import (  # noqa: E402
+from talaria_storage import open_store
+from talaria_storage.cli.main import app
+from talaria_storage.core.errors import InputFormatError, StorageError
+from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.sequences import database as database_module
+from talaria_storage.sequences import sharded_import
+from talaria_storage.sequences.dask_cluster import open_executor
+from talaria_storage.sequences.database import open_database
+from talaria_storage.sequences.integrity import verify_store
+from talaria_storage.sequences.worker_store import StoreAddress, address_of
+from talaria_storage.testing.emulators import (
     S3_TEST_ACCESS_KEY,
     S3_TEST_REGION,
     S3_TEST_SECRET_KEY,
@@ -253,17 +253,21 @@ def test_a_malformed_file_on_a_worker_is_named_with_its_line(tmp_path: Path, cli
     assert db.versions() == []
 
 
+def workers_open(monkeypatch: pytest.MonkeyPatch, other: StoreAddress) -> None:
+    """The workers are sent ``other``'s location and settings, with the client's store.json digest."""
+
+    def address_the_workers_see(store: Any) -> StoreAddress:
+        return StoreAddress(other.config, address_of(store).meta, other.location)
+
+    monkeypatch.setattr(database_module, "address_of", address_the_workers_see)
+
+
 def test_a_worker_that_finds_another_store_stops_and_nothing_is_published(
     tmp_path: Path, client: Any, proteomes: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = open_database(open_store(tmp_path / "client-store"), "prot")
     elsewhere = open_store(tmp_path / "workers-store")
-    wrong = address_of(elsewhere)
-
-    def address_the_workers_see(store: Any) -> StoreAddress:
-        return StoreAddress(wrong.config, address_of(store).meta, store.location)
-
-    monkeypatch.setattr(database_module, "address_of", address_the_workers_see)
+    workers_open(monkeypatch, address_of(elsewhere))
     with pytest.raises(StorageError, match="finds another store at .* than the client's"):
         db.import_files(proteomes, version="v1", executor=client)
     assert db.versions() == []
@@ -275,13 +279,8 @@ def test_a_worker_that_cannot_open_the_store_names_it(
     tmp_path: Path, client: Any, proteomes: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = open_database(open_store(tmp_path / "client-store"), "prot")
-    missing = address_of(open_store(tmp_path / "gone"))
+    workers_open(monkeypatch, address_of(open_store(tmp_path / "gone")))
     (tmp_path / "gone" / "store.json").unlink()
-
-    def address_the_workers_see(store: Any) -> StoreAddress:
-        return StoreAddress(missing.config, address_of(store).meta, missing.location)
-
-    monkeypatch.setattr(database_module, "address_of", address_the_workers_see)
     with pytest.raises(StorageError, match="a Dask worker cannot open the store .*gone"):
         db.import_files(proteomes, version="v1", executor=client)
     assert db.versions() == []
@@ -307,7 +306,7 @@ def test_verify_on_workers_reports_what_verify_here_reports(
 ) -> None:
     store = open_store(tmp_path / "store")
     open_database(store, "prot").import_files(proteomes, version="v1")
-    victim = sorted(info.hash for info in store.enumerate_chunks())[0]
+    victim = min(info.hash for info in store.enumerate_chunks())
     (path,) = (tmp_path / "store").rglob(victim.to_hex() + "*")
     path.write_bytes(path.read_bytes()[:-1] + bytes([path.read_bytes()[-1] ^ 1]))
     here = verify_store(store)
