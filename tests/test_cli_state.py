@@ -139,3 +139,20 @@ def test_list_on_a_location_without_a_store_is_a_one_line_error(tmp_path: Path) 
     result = cli("--store", str(tmp_path / "empty"), "state", "list")
     assert result.exit_code == EXIT_FAILURE
     assert result.stderr.startswith("error: no store at") and len(result.stderr.splitlines()) == 1
+
+
+def test_clean_operation_removes_that_one_state_with_its_notes(store_dir: Path) -> None:
+    kept, dropped = start(store_dir, "v1", completed=2), start(store_dir, "v2", completed=3)
+    ProcessingStates(FilesystemBackend(store_dir)).put_note(dropped, "executor", b"dask")
+    result = cli("--store", str(store_dir), "state", "clean", "--operation", dropped)
+    assert result.exit_code == 0, result.output
+    assert f"removed {dropped}" in result.output
+    remaining = list((store_dir / "state").iterdir())
+    assert remaining and all(path.name.startswith(kept) for path in remaining)
+
+
+def test_clean_operation_with_all_is_a_usage_error(store_dir: Path) -> None:
+    op_id = start(store_dir, "v1")
+    result = cli("--store", str(store_dir), "state", "clean", "--operation", op_id, "--all")
+    assert result.exit_code == EXIT_USAGE
+    assert "give --operation alone" in result.output
