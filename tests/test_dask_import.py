@@ -105,22 +105,15 @@ def s3_config(tmp_path: Path, endpoint: str, bucket: str) -> Path:
 # --------------------------------------------------------------------------- byte identity
 
 
-@pytest.mark.usefixtures("one_shard_per_file")
+@pytest.mark.parametrize("shard_bytes", [1, sharded_import.SHARD_BYTES], ids=["a-shard-per-file", "one-shard"])
 def test_dask_import_writes_the_single_process_manifest_on_the_filesystem(
-    tmp_path: Path, client: Any, proteomes: list[Path]
+    tmp_path: Path, client: Any, proteomes: list[Path], shard_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(sharded_import, "SHARD_BYTES", shard_bytes)  # the plan is made in this process
     db = open_database(open_store(tmp_path / "dask"), "prot")
     result = db.import_files(proteomes, version="v1", created=CREATED, executor=client)
     assert result.manifest == single_process(tmp_path, proteomes)
     assert verify_store(db.store) == []
-
-
-def test_files_grouped_into_one_shard_give_the_same_manifest(
-    tmp_path: Path, client: Any, proteomes: list[Path]
-) -> None:
-    db = open_database(open_store(tmp_path / "dask"), "prot")
-    result = db.import_files(proteomes, version="v1", created=CREATED, executor=client)
-    assert result.manifest == single_process(tmp_path, proteomes)
 
 
 @pytest.mark.usefixtures("one_shard_per_file")
