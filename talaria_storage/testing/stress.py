@@ -317,6 +317,10 @@ def run_stress(plan: StressPlan) -> StressReport:
         proc = procs[f"writer-{role}"]
         if not proc.is_alive():
             continue
+        log = plan.workdir / f"log-{role}-{incarnations[role]}.jsonl"
+        aim = time.time() + 2.0  # most kills land mid-import: wait (briefly) for one to be running
+        while time.time() < aim and _unfinished_task(log, pending[role]) is None:
+            time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
         proc.join()
         kills += 1
