@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from talaria_storage.core.errors import ConfigError, ObjectNotFound
+from talaria_storage.core.errors import ConfigError, ObjectNotFound, PreconditionFailed
 from talaria_storage.core.keys import validate_key
 
 if TYPE_CHECKING:
@@ -195,6 +195,33 @@ def stat_in_parallel(backend: Backend, keys: Iterable[str], workers: int) -> dic
 
     todo = list(keys)
     return {key: info for key, info in zip(todo, parallel_map(one, todo, workers)) if info is not None}
+
+
+def delete_unchanged_in_parallel(
+    infos: Iterable[ObjectInfo],
+    read: Callable[[str], tuple[float, Any]],
+    delete_at: Callable[[str, Any], None],
+    workers: int,
+) -> list[ObjectInfo]:
+    """:meth:`Backend.delete_unchanged` for a service whose delete takes a version precondition.
+
+    ``read(key)`` gives the object's modification time and version token now; an object
+    newer than its ``info`` (freshened since the caller's stat) is spared; ``delete_at(key,
+    token)`` deletes it only at that version, so a touch between the read and the delete
+    (which makes a new version) wins. The ones deleted, in order.
+    """
+
+    def one(info: ObjectInfo) -> ObjectInfo | None:
+        try:
+            modified, token = read(info.key)
+            if modified > info.modified + 1e-3:
+                return None
+            delete_at(info.key, token)
+        except (ObjectNotFound, PreconditionFailed):
+            return None
+        return info
+
+    return [info for info in parallel_map(one, list(infos), workers) if info is not None]
 
 
 def reconcile_lost_race(backend: Backend, key: str, data: bytes) -> Versioned | None:

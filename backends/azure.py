@@ -68,6 +68,7 @@ from ._common import (
     MIB,
     KeyPrefix,
     check_options,
+    delete_unchanged_in_parallel,
     first_line,
     parallel_map,
     public_url,
@@ -440,27 +441,20 @@ class AzureBackend(Backend):
         except ObjectNotFound:
             return
 
-    #: Deletes carry a precondition on the object's version: a touch after gc's stat wins.
     CONDITIONAL_DELETE: ClassVar[bool] = True
 
     def delete_unchanged(self, infos: Iterable[ObjectInfo]) -> list[ObjectInfo]:
-        done = parallel_map(self._delete_unchanged, list(infos), self._concurrency)
-        return [info for info in done if info is not None]
+        # On the ETag: a touch sets metadata, which makes a new one.
+        return delete_unchanged_in_parallel(infos, self._etag, self._delete_at, self._concurrency)
 
-    def _delete_unchanged(self, info: ObjectInfo) -> ObjectInfo | None:
-        """Delete on the ETag read now, if the blob is not newer than ``info``: a touch (new
-        metadata, so a new ETag) between the read and the delete fails the precondition."""
-        blob = self._blob(info.key)
-        try:
-            with self._errors(info.key):
-                props = blob.get_blob_properties()
-            if props.last_modified.timestamp() > info.modified + 1e-3:
-                return None  # freshened since the caller's stat
-            with self._errors(info.key):
-                blob.delete_blob(etag=props.etag, match_condition=MatchConditions.IfNotModified)
-        except (ObjectNotFound, PreconditionFailed):
-            return None
-        return info
+    def _etag(self, key: str) -> tuple[float, str]:
+        with self._errors(key):
+            props = self._blob(key).get_blob_properties()
+        return props.last_modified.timestamp(), props.etag
+
+    def _delete_at(self, key: str, etag: str) -> None:
+        with self._errors(key):
+            self._blob(key).delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         validate_prefix(prefix)

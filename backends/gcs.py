@@ -63,6 +63,7 @@ from ._common import (
     MIB,
     KeyPrefix,
     check_options,
+    delete_unchanged_in_parallel,
     first_line,
     parallel_map,
     public_url,
@@ -432,29 +433,21 @@ class GCSBackend(Backend):
         except ObjectNotFound:
             return
 
-    #: Deletes carry a precondition on the object's version: a touch after gc's stat wins.
     CONDITIONAL_DELETE: ClassVar[bool] = True
 
     def delete_unchanged(self, infos: Iterable[ObjectInfo]) -> list[ObjectInfo]:
-        done = parallel_map(self._delete_unchanged, list(infos), self._concurrency)
-        return [info for info in done if info is not None]
+        # On the generation: a touch is a rewrite, so it makes a new one.
+        return delete_unchanged_in_parallel(infos, self._generation, self._delete_at, self._concurrency)
 
-    def _delete_unchanged(self, info: ObjectInfo) -> ObjectInfo | None:
-        """Delete on the generation read now, if it is not newer than ``info``: a touch (a
-        rewrite, so a new generation) between the read and the delete fails the precondition."""
-        blob = self._blob(info.key)
-        try:
-            with self._errors(info.key):
-                blob.reload(timeout=self._timeout, retry=self._retry)
-            if blob.updated is not None and blob.updated.timestamp() > info.modified + 1e-3:
-                return None  # freshened since the caller's stat
-            with self._errors(info.key):
-                blob.delete(if_generation_match=blob.generation, timeout=self._timeout, retry=self._retry)
-        except ObjectNotFound:
-            return None
-        except PreconditionFailed:
-            return None  # touched between the read and the delete
-        return info
+    def _generation(self, key: str) -> tuple[float, int]:
+        blob = self._blob(key)
+        with self._errors(key):
+            blob.reload(timeout=self._timeout, retry=self._retry)
+        return (blob.updated.timestamp() if blob.updated is not None else 0.0), blob.generation
+
+    def _delete_at(self, key: str, generation: int) -> None:
+        with self._errors(key):
+            self._blob(key).delete(if_generation_match=generation, timeout=self._timeout, retry=self._retry)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         validate_prefix(prefix)

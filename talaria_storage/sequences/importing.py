@@ -280,6 +280,18 @@ class SequencePacker:
         self.packs += 1
         return own, new, locations
 
+    def window(self) -> tuple[dict[bytes, int], dict[bytes, int]]:
+        """The dedup window: (newer, older generation), key -> location."""
+        return self._current, self._previous
+
+    def resume(
+        self, packs: int, current: dict[bytes, int], previous: dict[bytes, int], reused: list[bytes]
+    ) -> None:
+        """Continue where another packer of this import left off (its :meth:`window`, counts, reuse)."""
+        self.packs, self._current, self._previous = packs, current, previous
+        self.reused = reused
+        self._reused = {digest: REUSED + i for i, digest in enumerate(reused)}
+
     def _in_store(self, keys: Sequence[bytes]) -> dict[bytes, tuple[bytes, int]]:
         """Where earlier versions hold the keys this import has not met (one batched index read)."""
         if self._stored is None or not self._stored.live:
@@ -868,18 +880,16 @@ class ImportRun:
     def carry(self) -> ImportCarry:
         """The state the next part of this import starts from (call after :meth:`finish`)."""
         packer = self.packer
+        current, previous = packer.window()
         return ImportCarry(
-            self._entry_base + len(self.entries), packer.packs, packer._current, packer._previous,
+            self._entry_base + len(self.entries), packer.packs, current, previous,
             packer.reused, self._reuse_recorded, self._pack_digest, self._dictionary_used, self._reused_deep,
         )
 
     def take(self, carry: ImportCarry, *, holds_entries: bool = False) -> None:
         """Continue the import an earlier part left as ``carry`` (before any file of this one);
         ``holds_entries``: this run holds the earlier parts' chunk entries itself (it merges them)."""
-        packer = self.packer
-        packer.packs, packer._current, packer._previous = carry.packs, carry.current, carry.previous
-        packer.reused = carry.reused
-        packer._reused = {digest: REUSED + i for i, digest in enumerate(carry.reused)}
+        self.packer.resume(carry.packs, carry.current, carry.previous, carry.reused)
         self._entry_base = 0 if holds_entries else carry.entries
         self._reuse_recorded = carry.reuse_recorded
         self._pack_digest = carry.pack_digest

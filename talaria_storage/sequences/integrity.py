@@ -76,18 +76,17 @@ def verify_store(
     address = address_of(store) if executor is not None else None
     chunk_names = sorted(info.hash for info in store.enumerate_chunks())
     manifest_names = sorted(info.hash for info in store.manifests.enumerate_chunks())
-    if address is not None:
-        rng = random.Random(seed)
-        chunks, manifests = chunk_names, manifest_names
-        if subset is not None:
-            chunks, manifests = _sample(rng, chunk_names, subset), _sample(rng, manifest_names, subset)
-        problems = _verify_on(executor, address, chunks, manifests)
-    elif subset is None:
+    if subset is None and address is None:
         problems = store.verify_all()
     else:
-        rng = random.Random(seed)
-        problems = _verify_sample(store, _sample(rng, chunk_names, subset))
-        problems += _verify_sample(store.manifests, _sample(rng, manifest_names, subset))
+        chunks, manifests = chunk_names, manifest_names
+        if subset is not None:
+            rng = random.Random(seed)
+            chunks, manifests = _sample(rng, chunk_names, subset), _sample(rng, manifest_names, subset)
+        if address is not None:
+            problems = _verify_on(executor, address, chunks, manifests)
+        else:
+            problems = _verify_sample(store, chunks) + _verify_sample(store.manifests, manifests)
     reported = {p.key for p in problems}
     problems += _check_references(store, set(chunk_names), set(manifest_names), reported)
     if delta_check is not None:

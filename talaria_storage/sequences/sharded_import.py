@@ -74,6 +74,7 @@ if TYPE_CHECKING:
 EXECUTOR_NOTE = "executor"  # names what ran the import's first attempt (see check_executor)
 SHARDED = b"dask"
 SHARD_NOTE = "shard-{:06d}-{:06d}"  # first file, files
+SHARD_AT = "shard-{:06d}-"  # the start of the name of the shard that begins at this file
 CARRY_NOTE = "carry-{:06d}"  # the carry after this many files
 #: Input bytes (on disk) from which a run of files is cut into a shard of its own. A shard is
 #: one task and the unit a re-run resumes at; its files pipeline into each other on the cluster.
@@ -163,8 +164,7 @@ def check_executor(store: Store, operation_id: str, *, sharded: bool, begun: boo
     """
     if not sharded and not begun:
         return  # nothing done yet that another kind could have begun (and no request to ask)
-    notes = store.states.notes(operation_id)
-    began_sharded = notes.get(EXECUTOR_NOTE) == SHARDED
+    began_sharded = store.states.note(operation_id, EXECUTOR_NOTE) == SHARDED
     if (begun or began_sharded) and began_sharded != sharded:
         before, now = ("a Dask executor", "without one") if began_sharded else ("no executor", "with a Dask executor")
         raise StorageError(
@@ -193,7 +193,7 @@ def import_sharded(
     carry, position = ImportCarry(), 0
     finished: list[tuple[str, int]] = []  # (note, files after it) of the shards a killed run finished
     while True:
-        name = next((n for n in notes if n.startswith(SHARD_NOTE.format(position, 0)[:13])), None)
+        name = next((n for n in notes if n.startswith(SHARD_AT.format(position))), None)
         if name is None or position + int(name.rsplit("-", 1)[1]) > len(paths):
             break
         position += int(name.rsplit("-", 1)[1])

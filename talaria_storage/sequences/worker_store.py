@@ -92,6 +92,6 @@ def worker_sequences(address: StoreAddress, live: dict[bytes, int]) -> StoredSeq
         if stored is None:
             stored = StoredSequences(store, MemoryIndex())
             stored.refresh()
+            stored.live = dict(live)  # what the client saw: a version published since lends nothing
             _maps[key] = stored
-    stored.live = dict(live)
     return stored

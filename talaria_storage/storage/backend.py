@@ -24,6 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 from talaria_storage.core.errors import ObjectNotFound, PreconditionFailed
 
@@ -183,6 +184,9 @@ class Backend(ABC):
             except ObjectNotFound:
                 continue
         return found
+
+    #: Whether :meth:`delete_unchanged` deletes on a version precondition (GCS, Azure).
+    CONDITIONAL_DELETE: ClassVar[bool] = False
 
     def delete_unchanged(self, infos: Iterable[ObjectInfo]) -> list[ObjectInfo]:
         """Delete each object ``infos`` describe unless it was modified after ``info.modified``

@@ -381,13 +381,22 @@ class ProcessingStates:
         with self._lock:
             self._cursors.pop(operation_id, None)
         self.backend.delete(_header_key(operation_id))
-        self.backend.delete_many(key for key, _ in self._segment_objects(operation_id))
-        self.backend.delete_many(info.key for info in self.backend.list(_note_key(operation_id, "")))
+        # One listing gives its segments and its notes.
+        self.backend.delete_many(
+            info.key for info in self.backend.list(f"{STATE}{operation_id}.") if _owner(info.key) == operation_id
+        )
 
     def put_note(self, operation_id: str, name: str, data: bytes) -> None:
         """Keep ``data`` under ``name`` with the state, for the operation's own re-run; replaces a note
         of that name. Names are key segments (letters, digits, ``._-``)."""
         self.backend.put(_note_key(_check_id(operation_id), name), data)
+
+    def note(self, operation_id: str, name: str) -> bytes | None:
+        """The note ``name`` of the state, or None."""
+        try:
+            return self.backend.get(_note_key(_check_id(operation_id), name))
+        except ObjectNotFound:
+            return None
 
     def delete_note(self, operation_id: str, name: str) -> None:
         self.backend.delete(_note_key(_check_id(operation_id), name))
