@@ -24,9 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from talaria_storage.core.errors import ConfigError, ObjectNotFound, PreconditionFailed
 from talaria_storage.core.keys import validate_key
+from talaria_storage.storage.backend import ObjectInfo, touched_since
 
 if TYPE_CHECKING:
-    from talaria_storage.storage.backend import Backend, ObjectInfo, Versioned
+    from talaria_storage.storage.backend import Backend, Versioned
     from talaria_storage.storage.registry import Location
 
 T = TypeVar("T")
@@ -214,7 +215,7 @@ def delete_unchanged_in_parallel(
     def one(info: ObjectInfo) -> ObjectInfo | None:
         try:
             modified, token = read(info.key)
-            if modified > info.modified + 1e-3:
+            if touched_since(info, ObjectInfo(info.key, info.size, modified)):
                 return None
             delete_at(info.key, token)
         except (ObjectNotFound, PreconditionFailed):

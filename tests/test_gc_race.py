@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,6 +20,7 @@ from talaria_storage import open_database, open_store
 from talaria_storage.core.errors import InputFormatError, StorageError
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.integrity import verify_store
+from talaria_storage.storage import chunk_store
 from talaria_storage.storage.store import Store
 
 RELEASE = b"".join(b">r%d OX=562\n%s\n" % (i, b"MKVLAT" * (20 + i)) for i in range(50))
@@ -90,6 +92,25 @@ def test_a_version_published_while_gc_lists_keeps_its_objects(store: Store, rele
 def test_a_version_published_just_before_the_sweep_keeps_its_freshened_objects(store: Store, release: Path) -> None:
     _freshening(store, on=True)
     _once(store, "stat_many", lambda: _publish_again(store, release))
+    result = collect_garbage(store, grace_seconds=GRACE)
+    assert result.spared_young > 0
+    assert _export(store) == RELEASE
+    assert verify_store(store) == []
+
+
+def test_a_sweep_that_outlasts_the_grace_period_still_spares_what_a_writer_freshened_at_its_start(
+    store: Store, release: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big store's sweep can take longer than grace - freshen_after: by its last batch an object
+    freshened at its first looks old again. It is spared because its time moved past the listing's."""
+    _freshening(store, on=True)
+
+    def publish_then_sweep_for_two_hours() -> None:
+        _publish_again(store, release)
+        later = time.time() + 2 * GRACE
+        monkeypatch.setattr(chunk_store, "time", SimpleNamespace(time=lambda: later))
+
+    _once(store, "stat_many", publish_then_sweep_for_two_hours)
     result = collect_garbage(store, grace_seconds=GRACE)
     assert result.spared_young > 0
     assert _export(store) == RELEASE

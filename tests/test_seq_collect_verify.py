@@ -192,6 +192,18 @@ def test_a_negative_grace_period_is_refused(store: Store) -> None:
         collect_garbage(store, grace_seconds=-1)
 
 
+def test_a_grace_period_not_longer_than_freshen_after_is_warned_about(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    collect_garbage(store, grace_seconds=store.freshen_after)
+    assert "is not longer than freshen_after_seconds" in caplog.text
+
+
+def test_the_default_grace_period_gives_no_warning(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    collect_garbage(store)
+    assert caplog.text == ""
+
+
 # ------------------------------------------------------------------------------- verify
 
 

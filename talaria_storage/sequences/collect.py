@@ -32,8 +32,8 @@ Sweep, beside live writers (docs/concurrency.md):
    store was listed keeps its objects;
 3. delete in batches, each stat'ed again first: an object a writer
    re-used meanwhile was freshened (:meth:`ChunkStore.freshen`, at every
-   dedup hit and at every publish) and is young again, so it is spared
-   (:meth:`ChunkStore.sweep`);
+   dedup hit and at every publish): its time has moved past the one the
+   listing saw, so it is spared (:meth:`ChunkStore.sweep`);
 4. mark a third time: should a writer have freshened an object and
    published its ref inside one batch's stat-to-delete round trip, the
    object is named in a :class:`StorageError` with the fix (re-run that
@@ -44,15 +44,20 @@ Then the backend's :meth:`Store.sweep_incomplete` removes what killed writes
 left behind (temporary files, multipart uploads) older than the same grace
 period.
 
-A writer re-uses an object only after freshening it, and freshens only
-objects older than ``Store.freshen_after``; so the grace period is safe
-beside live writers when it is longer than ``freshen_after`` plus a writer's
-longest pause between re-using an object and publishing (the default grace,
-3,600 s, against the default ``freshen_after``, 600 s).
+The grace period is safe beside live writers when it is longer than
+``Store.freshen_after``: an object unreferenced and older than the grace
+period at the listing is older than ``freshen_after`` at any publish after
+it, so that publish touches it, and step 3 sees its time moved past the
+listing's -- however long the sweep has run since. A grace period longer
+than ``freshen_after`` plus a writer's longest pause between re-using an
+object and publishing also spares the writer a refused publish ("objects are
+missing", whose re-run completes). The defaults are 3,600 s against 600 s; a
+shorter grace period is warned about (gc goes on: with no writer it is safe).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from talaria_storage.core.errors import ConfigError, StorageError
@@ -60,6 +65,8 @@ from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.core.types import GCResult
 from talaria_storage.sequences.versions import VersionCatalog
 from talaria_storage.storage.store import Store
+
+_log = logging.getLogger(__name__)
 
 
 def collect_garbage(
@@ -77,6 +84,12 @@ def collect_garbage(
     """
     if grace_seconds < 0:
         raise ConfigError(f"gc grace period must be >= 0 seconds, got {grace_seconds}")
+    if not dry_run and grace_seconds <= store.freshen_after:
+        _log.warning(
+            "gc grace %gs is not longer than freshen_after_seconds (%gs) of %s: beside a live writer gc may "
+            "take objects it re-uses; safe only while nothing else writes (docs/concurrency.md)",
+            grace_seconds, store.freshen_after, store.location,
+        )
     check_manifest_refs(store)
     catalog = VersionCatalog(store)
     roots = set(extra_roots)

@@ -38,6 +38,16 @@ class ObjectInfo:
     modified: float
 
 
+def touched_since(listed: ObjectInfo, now: ObjectInfo) -> bool:
+    """Whether ``now`` (a later stat of the object ``listed`` describes) shows a touch since.
+
+    Every backend's stat reports an untouched object no later than its listing did (HTTP
+    dates are whole seconds where an S3 listing carries milliseconds: earlier, never later;
+    the backend suite checks it), so any later time is a touch.
+    """
+    return now.modified > listed.modified + 1e-3
+
+
 @dataclass(frozen=True, slots=True)
 class Versioned:
     """An object's bytes together with the version token a conditional write expects."""

@@ -55,7 +55,7 @@ from talaria_storage.core.types import (
     VerificationProblem,
 )
 from talaria_storage.storage import frame
-from talaria_storage.storage.backend import Backend, ObjectInfo
+from talaria_storage.storage.backend import Backend, ObjectInfo, touched_since
 from talaria_storage.storage.codecs import Codec, NoneCodec, ZstdCodec
 
 T = TypeVar("T")
@@ -246,8 +246,9 @@ class ChunkStore(ChunkStorage):
         """Delete ``plan``'s candidates, but none in ``live`` (a mark taken after the listing).
 
         Each batch of :data:`GC_BATCH` is stat'ed again just before its delete,
-        and an object a writer has freshened since the listing (younger than
-        the grace period now) is spared. The delete itself is conditional where
+        and an object a writer has freshened since the listing (its time moved
+        past the listing's, or it is younger than the grace period) is spared.
+        The delete itself is conditional where
         the backend can make it so (:meth:`Backend.delete_unchanged`: GCS, Azure),
         which closes the window; elsewhere the window left to a writer is one
         batch's stat-to-delete round trip, and :func:`collect_garbage` reports
@@ -269,10 +270,13 @@ class ChunkStore(ChunkStorage):
                 current = now.get(info.key)
                 if current is None:
                     continue  # gone already (another gc)
-                if grace_seconds > 0 and current.modified > cutoff:
-                    young += 1  # freshened by a writer since it was listed
+                # Freshened by a writer since it was listed. Told by the listing's time, not by
+                # the grace period: a sweep that outlasts grace - freshen_after would otherwise
+                # see an object a writer freshened (and published) at its start grown old again.
+                if touched_since(info, current) or (grace_seconds > 0 and current.modified > cutoff):
+                    young += 1
                 else:
-                    doomed.append((current, h))
+                    doomed.append((info, h))
             # A backend with conditional deletes spares what a writer touches even now.
             gone = {info.key for info in self.backend.delete_unchanged([info for info, _ in doomed])}
             young += len(doomed) - len(gone)

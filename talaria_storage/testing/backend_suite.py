@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from talaria_storage.core.errors import InvalidKey, ObjectNotFound, PreconditionFailed
-from talaria_storage.storage.backend import Backend
+from talaria_storage.storage.backend import Backend, touched_since
 
 BAD_KEYS = [
     "../escape",
@@ -123,6 +123,13 @@ class BackendConformance:
         with pytest.raises(ObjectNotFound):
             backend.touch(CHUNK_KEY)
         assert not backend.exists(CHUNK_KEY)
+
+    def test_a_stat_never_reports_an_untouched_object_later_than_its_listing(self, backend: Backend) -> None:
+        """gc tells a writer's touch by a stat's time past the listing's (``touched_since``)."""
+        backend.put(CHUNK_KEY, b"orphan")
+        [listed] = list(backend.list("chunks/"))
+        assert not touched_since(listed, backend.stat(CHUNK_KEY))
+        assert not touched_since(listed, backend.stat_many([CHUNK_KEY])[CHUNK_KEY])
 
     # -- conditional delete (gc's sweep) --------------------------------------------------------
 
