@@ -8,6 +8,7 @@ to its workers or its client on the way.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import signal
@@ -30,6 +31,7 @@ from talaria_storage.cli.main import app
 from talaria_storage.core.errors import InputFormatError, StorageError
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.sequences import database as database_module
+from talaria_storage.sequences import importing
 from talaria_storage.sequences import sharded_import
 from talaria_storage.sequences.dask_cluster import open_executor
 from talaria_storage.sequences.database import open_database
@@ -96,6 +98,12 @@ def single_process(tmp_path: Path, files: list[Path], name: str = "single") -> S
     return db.import_files(files, version="v1", created=CREATED).manifest
 
 
+def export_bytes(db: Any) -> bytes:
+    out = io.BytesIO()
+    db.export(out)
+    return out.getvalue()
+
+
 def s3_config(tmp_path: Path, endpoint: str, bucket: str) -> Path:
     path = tmp_path / "s3.toml"
     path.write_text(
@@ -144,6 +152,64 @@ def test_a_second_version_reuses_the_first_versions_packs_as_a_single_process_wo
     result = db.import_files(proteomes, version="v2", created=CREATED + 1, executor=client)
     assert result.reused_packs > 0  # the workers found the first version's sequences
     assert result.manifest == expected.manifest
+
+
+# --------------------------------------------------------------------------- one large file in byte ranges
+
+
+@pytest.fixture
+def large_file(tmp_path: Path, proteomes: list[Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The four proteomes as one file, cut into segments of 16 KB (the plan and the single-process
+    import are made in this process; the workers get the size with the task)."""
+    monkeypatch.setattr(importing, "SEGMENT_BYTES", 16 << 10)
+    joined = tmp_path / "input" / "all.fasta"
+    joined.write_bytes(b"".join(p.read_bytes() for p in proteomes))
+    return joined
+
+
+def test_a_large_file_is_cut_into_byte_range_shards_at_record_boundaries(large_file: Path) -> None:
+    shards = sharded_import.plan_shards([str(large_file)], importing.SEGMENT_BYTES)
+    data = large_file.read_bytes()
+    assert len(shards) > 10 and [s.last for s in shards].count(True) == 1 and shards[-1].last
+    assert all(s.span is not None and data[s.span.start : s.span.start + 1] == b">" for s in shards)
+    assert [s.span.end for s in shards[:-1] if s.span] == [s.span.start for s in shards[1:] if s.span]
+
+
+def test_byte_range_shards_write_the_single_process_manifest(
+    tmp_path: Path, client: Any, large_file: Path, proteomes: list[Path]
+) -> None:
+    counting = InterruptedClient(client, stop_at=-1)
+    db = open_database(open_store(tmp_path / "dask"), "prot")
+    result = db.import_files([large_file, proteomes[0]], version="v1", created=CREATED, executor=counting)
+    assert counting.shards > 10  # one per segment, then the small file
+    assert result.manifest == single_process(tmp_path, [large_file, proteomes[0]])
+    assert export_bytes(db) == large_file.read_bytes() + proteomes[0].read_bytes()
+    assert verify_store(db.store) == []
+
+
+def test_an_interrupted_client_resumes_in_the_middle_of_a_large_file(
+    tmp_path: Path, client: Any, large_file: Path
+) -> None:
+    db = open_database(open_store(tmp_path / "dask"), "prot")
+    with pytest.raises(KeyboardInterrupt):
+        db.import_files([large_file], version="v1", created=CREATED, executor=InterruptedClient(client, 5))
+    counting = InterruptedClient(client, stop_at=-1)
+    result = db.import_files([large_file], version="v1", created=CREATED, executor=counting)
+    assert counting.shards == len(sharded_import.plan_shards([str(large_file)], importing.SEGMENT_BYTES)) - 5
+    assert result.manifest == single_process(tmp_path, [large_file])
+
+
+def test_a_malformed_record_in_a_later_segment_is_named_with_its_line_in_the_file(
+    tmp_path: Path, client: Any, large_file: Path
+) -> None:
+    lines = large_file.read_bytes().split(b"\n")
+    bad_line = len(lines) - 3
+    lines[bad_line - 1] = b"AC1DE"
+    large_file.write_bytes(b"\n".join(lines))
+    db = open_database(open_store(tmp_path / "dask"), "prot")
+    with pytest.raises(InputFormatError, match=rf"all\.fasta:{bad_line}\b"):
+        db.import_files([large_file], version="v1", executor=client)
+    assert db.versions() == []
 
 
 # --------------------------------------------------------------------------- failures on the way

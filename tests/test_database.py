@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import random
 import re
@@ -13,7 +14,7 @@ from talaria_storage.backends.memory import MemoryBackend
 
 from talaria_storage import open_database
 from talaria_storage.core.errors import HashMismatch, InputFormatError, StorageError
-from talaria_storage.formats.fasta import open_input
+from talaria_storage.formats.fasta import open_input, segment_starts
 from talaria_storage.index.local_index import open_index
 from talaria_storage.sequences import importing
 from talaria_storage.sequences.canonical import digests, sequence_hash
@@ -413,6 +414,61 @@ def test_the_same_input_gives_the_same_objects_in_two_stores_with_or_without_wor
     assert m0.chunks == m1.chunks
     assert any(len(ChunkReader(stores[0].get_chunk(e.hash)).pack_hashes()) > 1 for e in m0.chunks)
     assert _objects(stores[0]) == _objects(stores[1])
+
+
+def _segmented_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A file of about 20 segments of 8 KB (a large file, scaled down)."""
+    monkeypatch.setattr(importing, "SEGMENT_BYTES", 8 << 10)
+    path = tmp_path / "in.fa"
+    path.write_bytes(b"".join(_proteins(300, 5, 9) + _proteins(300, 6, 7) + _proteins(100, 5, 9, prefix="again")))
+    return path
+
+
+def test_a_file_larger_than_a_segment_is_chunked_segment_by_segment_and_exports_byte_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _segmented_input(tmp_path, monkeypatch)
+    whole = SequenceDatabase(_store(), "db", chunking=SMALL_CHUNKS, processes=0)
+    monkeypatch.setattr(importing, "SEGMENT_BYTES", 1 << 30)
+    whole_manifest = VersionCatalog(whole.store).load(whole.import_files([path], version="v1").manifest)
+    monkeypatch.undo()
+    path = _segmented_input(tmp_path, monkeypatch)
+    db = SequenceDatabase(_store(), "db", chunking=SMALL_CHUNKS, processes=0)
+    manifest = VersionCatalog(db.store).load(db.import_files([path], version="v1").manifest)
+    assert manifest.chunks != whole_manifest.chunks  # a new chunker at every segment
+    out = io.BytesIO()
+    db.export(out)
+    assert out.getvalue() == path.read_bytes()
+
+
+def test_a_segmented_file_gives_the_same_objects_with_or_without_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _segmented_input(tmp_path, monkeypatch)
+    stores = [_store(), _store()]
+    for store, processes in zip(stores, (0, 2)):
+        SequenceDatabase(store, "db", chunking=SMALL_CHUNKS, processes=processes).import_files([path], version="v1")
+    assert _objects(stores[0]) == _objects(stores[1])
+
+
+def test_a_bad_record_in_a_later_segment_is_reported_at_its_line_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importing, "SEGMENT_BYTES", 4096)
+    lines = [b">s%d OX=1\nMKVLA\n" % i for i in range(2000)]
+    lines[1500] = b">bad OX=1\nMK\x01VLA\n"
+    path = tmp_path / "in.fa"
+    path.write_bytes(b"".join(lines))
+    db = SequenceDatabase(_store(), "db", processes=0)
+    with pytest.raises(InputFormatError) as caught:
+        db.import_files([path], version="v1")
+    assert caught.value.line == 3002
+
+
+def test_a_compressed_file_is_one_segment(tmp_path: Path) -> None:
+    path = tmp_path / "in.fa.gz"
+    path.write_bytes(gzip.compress(b"".join(_proteins(2000, 5, 9)), mtime=0))
+    assert segment_starts(path, 1024) == [0]
 
 
 def test_a_bad_record_is_reported_at_its_line_when_workers_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -601,6 +601,41 @@ def open_input(source: Source, name: str | None = None) -> Iterator[BinaryIO]:
             raw.close()
 
 
+def segment_starts(path: str | os.PathLike[str], every: int) -> list[int]:
+    """Where a plain FASTA file's segments of about ``every`` bytes start: the first record at
+    or after each multiple of ``every`` (``[0]`` for a compressed or smaller file).
+
+    An import chunks each segment apart (``sequences.importing``), so a range of
+    segments can be imported on its own -- a byte-range shard on a cluster -- and
+    give the objects a whole-file import gives. The starts depend on the bytes
+    alone: every caller finds the same ones. A record longer than a segment
+    (a chromosome) makes its segment longer; a compressed file cannot be
+    entered in the middle and is one segment.
+    """
+    size = os.path.getsize(path)
+    starts = [0]
+    if size <= every:
+        return starts
+    with open(path, "rb") as raw:
+        if compression_of(raw.read(8)) != "none":
+            return starts
+        while True:
+            at = max(len(starts) * every, starts[-1] + 1) - 1  # the newline before a '>' counts
+            raw.seek(at)
+            found = -1
+            tail = b""
+            while found < 0:
+                block = raw.read(1 << 20)
+                if not block:
+                    return starts
+                hit = (tail + block).find(b"\n>")
+                if hit >= 0:
+                    found = at - len(tail) + hit + 1
+                tail = block[-1:]
+                at += len(block)
+            starts.append(found)
+
+
 def sniff_format(source: Source, name: str | None = None) -> str:
     """Guess the record format of a (possibly compressed) input from its first bytes.
 

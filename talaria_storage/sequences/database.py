@@ -338,6 +338,7 @@ class SequenceDatabase:
                         address, self.codec, self.chunking,
                         self.threads, state.operation_id, label, header_taxa, fallback, alphabet, declared,
                         state.completed_chunks, dict(stored.live), bases, DictionaryTexts(self.name),
+                        segment_bytes=run.segment_bytes,
                     )
                     imported = import_sharded(executor, run, task, files_in, progress)
                 for done in imported:

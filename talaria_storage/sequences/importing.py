@@ -12,7 +12,13 @@ over its files in order. Per file:
    FASTQ, and every input when there is no pool, is parsed in the main
    process.
 2. **Chunk** -- records go through :class:`TaxonChunker` in input order, in
-   the main process (its decisions depend on everything before them).
+   the main process (its decisions depend on everything before them). A
+   plain FASTA file larger than ``SEGMENT_BYTES`` is chunked in segments
+   (:func:`~talaria_storage.formats.fasta.segment_starts`): a new chunker at
+   the first record past each 256 MB, so that a byte range of segments can
+   be imported on its own (a Dask shard, :mod:`.sharded_import`) into the
+   objects the whole file gives. It also bounds the chunker's buffer per
+   file. Files up to 256 MB are one segment.
 3. **Pack** -- for each chunk, in the order the chunker emits them,
    :class:`SequencePacker` decides where each record's residues live: a
    residue string met for the first time takes the next slot of the chunk's
@@ -67,6 +73,7 @@ import contextlib
 import ctypes
 import hashlib
 import io
+import itertools
 import multiprocessing
 import os
 import re
@@ -91,6 +98,7 @@ from talaria_storage.formats.fasta import (
     open_input,
     read_fasta,
     read_fastq,
+    segment_starts,
     sniff_format,
 )
 from talaria_storage.formats.genbank import Flavour, read_flatfile, to_stored
@@ -103,7 +111,7 @@ from talaria_storage.sequences.chunking import (
 )
 from talaria_storage.sequences.identifiers import record_fingerprints
 from talaria_storage.sequences.manifest import ChunkEntry, SourceFile
-from talaria_storage.sequences.order import OrderBuilder
+from talaria_storage.sequences.order import OrderBuilder, encode_order
 from talaria_storage.sequences.record_chunk import (
     MAX_DICTIONARY_DEPTH,
     ChunkDictionary,
@@ -122,6 +130,9 @@ if TYPE_CHECKING:
 
 POOL_THRESHOLD = 2 << 20  # bytes of input on disk from which a process pool pays off
 PIECE_SIZE = 2 << 20  # decompressed bytes per parse task
+#: A plain FASTA file is chunked in segments of about this many bytes (see the module docstring).
+#: Changing it changes the objects an import of a larger file writes.
+SEGMENT_BYTES = 256 << 20
 DEDUP_WINDOW = 1 << 17  # dedup keys per generation (two generations are kept)
 REUSED = 1 << 31  # first pack ordinal of packs reused from earlier versions (see SequencePacker)
 
@@ -615,26 +626,73 @@ def _malloc_trim() -> Callable[[], object]:
 release_free_memory = _malloc_trim()
 
 
+@dataclass(frozen=True, slots=True)
+class FileSpan:
+    """One segment of a file read on its own (a byte-range shard): bytes ``start`` to ``end``,
+    beginning at line ``line``."""
+
+    start: int
+    end: int
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """What importing a :class:`FileSpan` gave: the runs of its records' order, its record count,
+    and the line the next segment starts at. The parts of a file join into its order object."""
+
+    index: int  # the file's place among the import's files
+    runs: list[tuple[int, int, int]]
+    records: int
+    next_line: int
+
+
+class _Limited:
+    """The next ``size`` bytes of a stream, as a stream (one segment's)."""
+
+    def __init__(self, stream: BinaryIO, size: int | None) -> None:
+        self.stream = stream
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        if self.left is None:
+            return self.stream.read(n)
+        data = self.stream.read(self.left if n < 0 else min(n, self.left))
+        self.left -= len(data)
+        return data
+
+
 class _FileInput:
     """One input file as it is read: its format, raw size and SHA-256, decompressed size.
 
     Opened on creation; :meth:`fasta_pieces` or :meth:`parse_here` reads it
     once; :meth:`result` (after reading) stores the order object and
-    describes the file for the manifest.
+    describes the file for the manifest. With a ``span``, only that segment
+    is read (its size and SHA-256 are not the file's: :class:`FilePart`).
     """
 
     def __init__(
         self, path: str, index: int, progress: Callable[[int], None] | None, alphabet: str = "iupac",
-        declared: re.Pattern[bytes] | None = None,
+        declared: re.Pattern[bytes] | None = None, segment_bytes: int = SEGMENT_BYTES, span: FileSpan | None = None,
     ) -> None:
         self.path = path
         self.index = index
         self.alphabet = alphabet
         self.declared = declared
+        self.span = span
         self.fmt = sniff_format(path)
         self._stack = contextlib.ExitStack()
         raw = self._stack.enter_context(open(path, "rb"))  # noqa: SIM115 - closed by close()
-        self._reader = _HashingReader(raw, progress=progress)
+        # The lengths of the segments read, the last None (to the end of the file).
+        self.segments: list[int | None] = [None]
+        if span is not None:
+            raw.seek(span.start)
+            self.segments = [span.end - span.start]
+        elif self.fmt == "fasta":
+            starts = segment_starts(path, segment_bytes)
+            self.segments = [b - a for a, b in itertools.pairwise(starts)] + [None]
+        self.next_line = span.line if span is not None else 1
+        self._reader = _HashingReader(raw, hashed=span is None, progress=progress)
         self._counter: _HashingReader | None = None
         self._stream: BinaryIO | None = None
         if self.fmt != "empty":
@@ -645,13 +703,20 @@ class _FileInput:
         self.sha256 = ""
         self._closed = False
 
-    def fasta_pieces(self) -> Iterator[tuple[bytes, int]]:
-        """(piece of whole records, its first line number)."""
+    @property
+    def segmented(self) -> bool:
+        """Read in segments, or a segment alone: its pieces are cut whatever the pool."""
+        return self.span is not None or len(self.segments) > 1
+
+    def fasta_pieces(self) -> Iterator[tuple[bytes, int] | None]:
+        """(piece of whole records, its first line number); None where a segment ends."""
         assert self._stream is not None
-        line = 1
-        for piece in _complete_blocks(self._stream, PIECE_SIZE, b"\n>"):
-            yield piece, line
-            line += piece.count(b"\n")
+        for number, size in enumerate(self.segments):
+            if number:
+                yield None
+            for piece in _complete_blocks(_Limited(self._stream, size), PIECE_SIZE, b"\n>"):  # type: ignore[arg-type]
+                yield piece, self.next_line
+                self.next_line += piece.count(b"\n")
 
     def parse_here(self, label: Labeller) -> Iterator[Parsed]:
         """Parse in this process, in batches of about ``PIECE_SIZE`` bytes."""
@@ -678,12 +743,12 @@ class _FileInput:
 
     def close(self, complete: bool = True) -> None:
         """Close the file; with ``complete``, first read what is left, so that size and
-        SHA-256 cover the whole file (an import that failed skips that)."""
+        SHA-256 cover the whole file (an import that failed skips that, and so does a span)."""
         if self._closed:
             return
         self._closed = True
         try:
-            if complete:
+            if complete and self.span is None:
                 if self._counter is not None:
                     self._counter.finish()
                     self.logical = self._counter.size
@@ -711,9 +776,10 @@ class FileRead:
     sha256: str  # of the bytes on disk
     logical: int  # decompressed bytes
 
-    def result(self, store: Store, order: OrderBuilder, records: int) -> FileResult:
-        """Store the file's record order; the file as its manifest entry describes it."""
-        data = order.encode(records)
+    def result(self, store: Store, runs: Sequence[tuple[int, int, int]], records: int) -> FileResult:
+        """Store the file's record order (its segments' ``runs``, in input order); the file as
+        its manifest entry describes it."""
+        data = encode_order(records, runs)
         order_hash = store.store_chunk(data, compress=False)
         source = SourceFile(
             os.path.basename(self.path), self.size, self.sha256, "fasta" if self.fmt == "empty" else self.fmt, records
@@ -766,8 +832,10 @@ class ImportRun:
         alphabet: str = "iupac",
         declared: re.Pattern[bytes] | None = None,
         pool: Executor | None = None,
+        segment_bytes: int | None = None,
     ) -> None:
-        self.alphabet = alphabet  # the residue bytes FASTA/FASTQ records may hold (formats.fasta.ALPHABETS)
+        self.alphabet = alphabet
+        self.segment_bytes = SEGMENT_BYTES if segment_bytes is None else segment_bytes  # the residue bytes FASTA/FASTQ records may hold (formats.fasta.ALPHABETS)
         self.declared = declared  # --id-regex: its matches in each header are look-up keys too
         self.store = store
         # Resumable state (StatefulStorage): objects an interrupted run of the same import
@@ -789,6 +857,7 @@ class ImportRun:
         self.entries: list[ChunkEntry | None] = []
         self._entry_base = 0  # chunk entries that earlier parts of this import made (see carry)
         self.lookup = LookupRows()
+        self.part: FilePart | None = None  # after import_files with a span: what it read
         self.new_chunks = 0
         self.new_packs = 0
         self.new_bytes = 0
@@ -828,9 +897,12 @@ class ImportRun:
         fallback: int,
         progress: Callable[[int], None] | None = None,
         first_index: int = 0,
+        span: FileSpan | None = None,
     ) -> list[FileResult]:
         """Chunk, pack, encode and store the files, in order; store each file's order object.
         ``first_index``: the place of the first of ``paths`` among the import's files.
+        ``span``: read only that segment of the one file given; no file result then, but
+        :attr:`part`.
 
         With a pool, FASTA pieces are sent to the workers ahead of the
         records being chunked -- across file boundaries too, so that the
@@ -839,41 +911,50 @@ class ImportRun:
         """
         results: list[FileResult] = []
         ahead: deque[tuple[str, _FileInput, Any]] = deque()
-        feed = self._feed(paths, header_taxa, fallback, progress, first_index)
+        feed = self._feed(paths, header_taxa, fallback, progress, first_index, span)
         try:
-            state: tuple[TaxonChunker, OrderBuilder] | None = None
-            count = 0
+            chunker, order = TaxonChunker(self.chunking), OrderBuilder()
+            runs: list[tuple[int, int, int]] = []  # the file's, segment after segment
+            count = records = 0  # in the segment, in the segments before it
             while True:
                 self._top_up(ahead, feed)
                 if not ahead:
                     break
                 kind, source, item = ahead.popleft()
                 if kind == "start":
-                    state = (TaxonChunker(self.chunking), OrderBuilder())
-                    count = 0
-                    continue
-                assert state is not None
-                chunker, order = state
-                if kind == "parsed":
+                    chunker, order, runs, count, records = TaxonChunker(self.chunking), OrderBuilder(), [], 0, 0
+                elif kind == "parsed":
                     count += self._chunk(_parsed(source.path, item.result()), chunker, order, source.index, label)
                 elif kind == "inline":
                     for parsed in source.parse_here(label):
                         count += self._chunk(parsed, chunker, order, source.index, label)
-                else:  # "end"
-                    results.append(self._end_file(source.read(), chunker, order, count))
-                    state = None
+                else:  # "segment" or "end": the segment's chunks are complete
+                    runs += self._end_segment(chunker, order, count, source.index)
+                    chunker, order, records, count = TaxonChunker(self.chunking), OrderBuilder(), records + count, 0
+                    if kind == "end" and source.span is not None:
+                        self.part = FilePart(source.index, runs, records, source.next_line)
+                        source.close(complete=False)
+                    elif kind == "end":
+                        results.append(self.end_file(source.read(), runs, records))
         finally:
             feed.close()
             for _, source, _ in ahead:
                 source.close(complete=False)  # only after a failure: the loop empties it otherwise
         return results
 
-    def _end_file(self, read: FileRead, chunker: TaxonChunker, order: OrderBuilder, count: int) -> FileResult:
-        """Dispatch a file's last chunks; store its record order and record it."""
+    def _end_segment(
+        self, chunker: TaxonChunker, order: OrderBuilder, count: int, file_index: int
+    ) -> list[tuple[int, int, int]]:
+        """Dispatch a segment's last chunks; the runs of its records' order."""
         for planned in chunker.finish():
-            self._dispatch(planned, read.index, order)
-        self.lookup.end_file(order.runs(count))
-        result = read.result(self.store, order, count)
+            self._dispatch(planned, file_index, order)
+        runs = order.runs(count)
+        self.lookup.end_file(runs)
+        return runs
+
+    def end_file(self, read: FileRead, runs: Sequence[tuple[int, int, int]], records: int) -> FileResult:
+        """Store a file's record order and record it: its manifest entry."""
+        result = read.result(self.store, runs, records)
         self.record_completed([result.order])
         return result
 
@@ -898,19 +979,24 @@ class ImportRun:
 
     def _feed(
         self, paths: Sequence[str], header_taxa: bool, fallback: int, progress: Callable[[int], None] | None,
-        first_index: int = 0,
+        first_index: int = 0, span: FileSpan | None = None,
     ) -> Generator[tuple[str, _FileInput, Any], None, None]:
         """(kind, file, item) in the order the main process consumes them; see import_files."""
         for index, path in enumerate(paths, first_index):
-            source = _FileInput(path, index, progress, self.alphabet, self.declared)
+            source = _FileInput(path, index, progress, self.alphabet, self.declared, self.segment_bytes, span)
             try:
                 yield "start", source, None
-                if source.fmt == "fasta" and self._pool is not None:
-                    for piece, line in source.fasta_pieces():
-                        future = self._pool.submit(
-                            parse_fasta_piece, path, piece, line, header_taxa, fallback, self.alphabet, self.declared
-                        )
-                        yield "parsed", source, future
+                if source.fmt == "fasta" and (self._pool is not None or source.segmented):
+                    for cut in source.fasta_pieces():
+                        if cut is None:
+                            yield "segment", source, None
+                            continue
+                        piece, line = cut
+                        arguments = (path, piece, line, header_taxa, fallback, self.alphabet, self.declared)
+                        if self._pool is None:  # segments are cut as pieces, and parsed here
+                            yield "parsed", source, _Ready(parse_fasta_piece(*arguments))
+                        else:
+                            yield "parsed", source, self._pool.submit(parse_fasta_piece, *arguments)
                     source.close()
                 elif source.fmt != "empty":
                     yield "inline", source, None  # parsed by the main process when its turn comes
@@ -1140,6 +1226,16 @@ class ImportRun:
         """Record stored objects in the import's processing state (one small write), if it has one."""
         if self.operation_id is not None and hashes:
             self.store.states.record_completed(self.operation_id, hashes)
+
+
+class _Ready:
+    """A result computed here, shaped as the future a pool would have given."""
+
+    def __init__(self, value: Parsed | ParseFailure) -> None:
+        self.value = value
+
+    def result(self) -> Parsed | ParseFailure:
+        return self.value
 
 
 def _split(joined: bytes, count: int) -> list[bytes]:

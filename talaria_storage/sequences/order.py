@@ -49,6 +49,14 @@ def _compress(records: int, runs: Iterable[tuple[int, int, int]], count: int) ->
     return MAGIC + bytes([VERSION]) + zstandard.ZstdCompressor(compression_params=_PARAMS).compress(bytes(body))
 
 
+def encode_order(records: int, runs: Sequence[tuple[int, int, int]]) -> bytes:
+    """The order object of a file of ``records`` records placed as ``runs``, in input order:
+    (chunk entry, first index, records). A file imported in segments joins theirs."""
+    if sum(length for _, _, length in runs) != records:
+        raise StorageError(f"record order incomplete: runs place {sum(r[2] for r in runs)} of {records} records")
+    return _compress(records, runs, len(runs))
+
+
 class OrderBuilder:
     """Builds one file's runs while its records are placed in chunks, in any order.
 

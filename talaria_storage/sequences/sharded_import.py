@@ -2,7 +2,10 @@
 
 :meth:`SequenceDatabase.import_files` with an ``executor`` (a ``distributed.Client``,
 see :mod:`talaria_storage.sequences.dask_cluster`) splits its input into
-shards, the input files in order. Shard ``j`` is one task,
+shards, the input files in order: runs of whole files, and each segment of
+a plain FASTA file larger than a segment
+(:data:`~talaria_storage.sequences.importing.SEGMENT_BYTES`, 256 MB), a byte
+range cut at a record boundary. Shard ``j`` is one task,
 :func:`import_shard`, on some worker, which runs the import's own
 :class:`~talaria_storage.sequences.importing.ImportRun` over the file with
 the **cluster as its pool**: the worker reads and decompresses the file and
@@ -31,6 +34,15 @@ stays on one worker per shard -- reading, cutting, chunking, packing,
 writing -- bounds the speed; ``docs/distributed.md`` measures it and models
 it for many hosts.
 
+**A large file in byte ranges.** A single-process import chunks a large
+plain FASTA file in segments too (a new chunker at each), so a segment's
+chunks depend only on its bytes and on the carry: a worker seeks to the
+segment, imports it, and returns the runs of its records' order, its
+record count and the line the next segment starts at (a :class:`FilePart`).
+The client joins the parts' runs into the file's order object once its last
+segment is in, and takes the file's SHA-256 from a thread of its own that
+reads the file while the shards run (no worker reads the whole file).
+
 **Resumable.** After each shard the client keeps its summary, and the carry
 that follows it, as notes of the import's processing state
 (:meth:`~talaria_storage.storage.processing.ProcessingStates.put_note`),
@@ -42,11 +54,13 @@ and arrays, never pickles: a shared bucket is no place for code).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import struct
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -54,12 +68,17 @@ import numpy as np
 
 from talaria_storage.core.errors import StorageError
 from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.formats.fasta import segment_starts
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.dask_cluster import cluster_pool
 from talaria_storage.sequences.importing import (
     DEDUP_WINDOW,
+    SEGMENT_BYTES,
     DictionaryBases,
+    FilePart,
+    FileRead,
     FileResult,
+    FileSpan,
     ImportCarry,
     ImportRun,
     Labeller,
@@ -73,9 +92,7 @@ if TYPE_CHECKING:
 
 EXECUTOR_NOTE = "executor"  # names what ran the import's first attempt (see check_executor)
 SHARDED = b"dask"
-SHARD_NOTE = "shard-{:06d}-{:06d}"  # first file, files
-SHARD_AT = "shard-{:06d}-"  # the start of the name of the shard that begins at this file
-CARRY_NOTE = "carry-{:06d}"  # the carry after this many files
+CARRY_NOTE = "carry-{}"  # the carry after the shard of this name
 #: Input bytes (on disk) from which a run of files is cut into a shard of its own. A shard is
 #: one task and the unit a re-run resumes at; its files pipeline into each other on the cluster.
 SHARD_BYTES = 256 << 20
@@ -108,6 +125,31 @@ class ShardTask:
     dictionary_bases: DictionaryBases | None = None
     dictionary_texts: DictionaryReader | None = None  # how a worker reads them from its store
     window: int = DEDUP_WINDOW
+    segment_bytes: int = SEGMENT_BYTES  # the client's: its plan and the workers' chunking agree
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One task of the plan: files ``first`` to ``first + count - 1`` whole, or (``span``) one
+    segment of file ``first``; ``last``: that segment ends the file."""
+
+    first: int
+    count: int = 1
+    segment: int | None = None
+    span: FileSpan | None = None  # its line is filled in when the shard is sent
+    last: bool = False
+
+    @property
+    def name(self) -> str:
+        """Its notes' name: ``shard-<first file>-<files>`` or ``shard-<file>.<segment>``."""
+        if self.segment is None:
+            return f"shard-{self.first:06d}-{self.count:06d}"
+        return f"shard-{self.first:06d}.{self.segment:06d}"
+
+    @property
+    def size(self) -> int:
+        """Its input bytes, for the progress bar (whole files are counted by their results)."""
+        return self.span.end - self.span.start if self.span is not None else 0
 
 
 @dataclass
@@ -123,14 +165,17 @@ class ShardSummary:
     new_packs: int
     new_bytes: int
     carry: ImportCarry | None  # None when read back from a note (the carry is a note of its own)
+    part: FilePart | None = None  # a segment shard's part of its file
 
 
 # --------------------------------------------------------------------------- worker tasks
 
 
-def import_shard(task: ShardTask, paths: list[str], first: int, carry: ImportCarry) -> ShardSummary:
-    """Worker task: import one shard, files ``first``... of the import, continuing from ``carry``;
-    its parse and encode tasks go to the whole cluster."""
+def import_shard(
+    task: ShardTask, paths: list[str], first: int, carry: ImportCarry, span: FileSpan | None = None
+) -> ShardSummary:
+    """Worker task: import one shard, files ``first``... of the import (or ``span`` of that one
+    file), continuing from ``carry``; its parse and encode tasks go to the whole cluster."""
     store = worker_store(task.store)
     stored = worker_sequences(task.store, task.live)
     if task.dictionary_bases is not None and task.dictionary_texts is not None:
@@ -140,13 +185,15 @@ def import_shard(task: ShardTask, paths: list[str], first: int, carry: ImportCar
         operation_id=task.operation_id, completed=task.completed, stored=stored,
         dictionary_bases=task.dictionary_bases, alphabet=task.alphabet, declared=task.declared,
         pool=pool,  # type: ignore[arg-type] - it has the one method ImportRun calls, submit
+        segment_bytes=task.segment_bytes,
     ) as run:
         run.take(carry)
-        results = run.import_files(paths, task.label, task.header_taxa, task.fallback, first_index=first)
+        results = run.import_files(paths, task.label, task.header_taxa, task.fallback, first_index=first, span=span)
         entries = run.finish()
         fingerprints, places, sequences = run.lookup.columns()
         return ShardSummary(
-            results, entries, fingerprints, places, sequences, run.new_chunks, run.new_packs, run.new_bytes, run.carry()
+            results, entries, fingerprints, places, sequences, run.new_chunks, run.new_packs, run.new_bytes,
+            run.carry(), run.part,
         )
 
 
@@ -189,50 +236,114 @@ def import_sharded(
     """
     states, op = run.store.states, task.operation_id
     notes = states.notes(op)
-    results: list[FileResult] = []
-    carry, position = ImportCarry(), 0
-    finished: list[tuple[str, int]] = []  # (note, files after it) of the shards a killed run finished
-    while True:
-        name = next((n for n in notes if n.startswith(SHARD_AT.format(position))), None)
-        if name is None or position + int(name.rsplit("-", 1)[1]) > len(paths):
-            break
-        position += int(name.rsplit("-", 1)[1])
-        finished.append((name, position))
-    while finished and CARRY_NOTE.format(finished[-1][1]) not in notes:
-        finished.pop()  # killed between a summary and the next carry: that shard runs again
-    position = finished[-1][1] if finished else 0
-    for name, _ in finished:
-        results += _merge(run, decode_summary(notes[name]))
-    if finished:
-        carry = decode_carry(notes[CARRY_NOTE.format(position)])
-        run.take(carry, holds_entries=True)
-    for first, count in plan_shards(paths, position):
-        shard = [os.path.abspath(p) for p in paths[first : first + count]]  # workers have another cwd
-        summary = _result(executor.submit(import_shard, task, shard, first, carry, pure=False), shard)
-        assert summary.carry is not None  # a worker's summary has its carry
-        states.put_note(op, CARRY_NOTE.format(first + count), encode_carry(summary.carry))
-        states.put_note(op, SHARD_NOTE.format(first, count), encode_summary(summary))
-        if first:
-            states.delete_note(op, CARRY_NOTE.format(first))
-        results += _merge(run, summary)
-        carry = summary.carry
-        run.take(carry, holds_entries=True)
-        if progress is not None:
-            progress(sum(f.source.size for f in summary.files))
-    return results
+    plan = plan_shards(paths, task.segment_bytes)
+    done = 0  # shards a killed run finished: each has its summary, and the carry after it
+    while done < len(plan) and plan[done].name in notes:
+        done += 1
+    while done and CARRY_NOTE.format(plan[done - 1].name) not in notes:
+        done -= 1  # killed between a summary and the next carry: that shard runs again
+    files = _SplitFiles(run, paths, plan)
+    try:
+        results: list[FileResult] = []
+        carry = ImportCarry()
+        for shard in plan[:done]:
+            results += files.merge(shard, decode_summary(notes[shard.name]))
+        if done:
+            carry = decode_carry(notes[CARRY_NOTE.format(plan[done - 1].name)])
+            run.take(carry, holds_entries=True)
+        for index, shard in enumerate(plan[done:], done):
+            shard_paths = [os.path.abspath(p) for p in paths[shard.first : shard.first + shard.count]]  # workers have another cwd
+            span = files.span(shard)
+            summary = _result(
+                executor.submit(import_shard, task, shard_paths, shard.first, carry, span, pure=False), shard_paths
+            )
+            assert summary.carry is not None  # a worker's summary has its carry
+            states.put_note(op, CARRY_NOTE.format(shard.name), encode_carry(summary.carry))
+            states.put_note(op, shard.name, encode_summary(summary))
+            if index:
+                states.delete_note(op, CARRY_NOTE.format(plan[index - 1].name))
+            results += files.merge(shard, summary)
+            carry = summary.carry
+            run.take(carry, holds_entries=True)
+            if progress is not None:
+                progress(shard.size or sum(f.source.size for f in summary.files))
+        return results
+    finally:
+        files.close()
 
 
-def plan_shards(paths: Sequence[str], start: int = 0) -> list[tuple[int, int]]:
-    """(first file, files) of each shard of ``paths[start:]``: runs of at least :data:`SHARD_BYTES`."""
-    shards: list[tuple[int, int]] = []
-    first, size = start, 0
-    for index in range(start, len(paths)):
-        size += os.path.getsize(paths[index])
+class _SplitFiles:
+    """The client's side of the files cut into segment shards: the parts merged so far, and
+    each file's SHA-256, read by a thread of the client while the shards run."""
+
+    def __init__(self, run: ImportRun, paths: Sequence[str], plan: Sequence[Shard]) -> None:
+        self.run = run
+        self.paths = paths
+        self.parts: dict[int, list[FilePart]] = {}
+        split = sorted({shard.first for shard in plan if shard.segment is not None})
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="talaria-sha256") if split else None
+        self._sha256 = {i: self._hasher.submit(_sha256_of, paths[i]) for i in split} if self._hasher else {}
+
+    def span(self, shard: Shard) -> FileSpan | None:
+        """The shard's byte range, starting at the line after its file's earlier parts."""
+        if shard.span is None:
+            return None
+        earlier = self.parts.get(shard.first, [])
+        return FileSpan(shard.span.start, shard.span.end, earlier[-1].next_line if earlier else 1)
+
+    def merge(self, shard: Shard, summary: ShardSummary) -> list[FileResult]:
+        """Take one shard's summary into the client's import, in file order (its carry apart):
+        the files it completed."""
+        _merge(self.run, summary)
+        if summary.part is None:
+            return summary.files
+        parts = self.parts.setdefault(shard.first, [])
+        parts.append(summary.part)
+        if not shard.last:
+            return []
+        path = self.paths[shard.first]
+        size = os.path.getsize(path)
+        read = FileRead(path, shard.first, "fasta", size, self._sha256[shard.first].result(), size)
+        runs = [r for part in parts for r in part.runs]
+        return [self.run.end_file(read, runs, sum(part.records for part in parts))]
+
+    def close(self) -> None:
+        if self._hasher is not None:
+            self._hasher.shutdown(wait=False, cancel_futures=True)
+
+
+def _sha256_of(path: str) -> str:
+    """A file's SHA-256 (hashlib releases the GIL while it hashes a block)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(4 << 20):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def plan_shards(paths: Sequence[str], segment_bytes: int = SEGMENT_BYTES) -> list[Shard]:
+    """The shards of ``paths``: runs of whole files of at least :data:`SHARD_BYTES`, and each
+    segment of a file of several (:func:`~talaria_storage.formats.fasta.segment_starts`)."""
+    shards: list[Shard] = []
+    first, size = 0, 0
+    for index, path in enumerate(paths):
+        starts = segment_starts(path, segment_bytes)
+        if len(starts) > 1:
+            if first < index:
+                shards.append(Shard(first, index - first))
+            ends = [*starts[1:], os.path.getsize(path)]
+            shards += [
+                Shard(index, 1, k, FileSpan(a, b, 0), last=k == len(starts) - 1)
+                for k, (a, b) in enumerate(zip(starts, ends))
+            ]
+            first, size = index + 1, 0
+            continue
+        size += os.path.getsize(path)
         if size >= SHARD_BYTES:
-            shards.append((first, index + 1 - first))
+            shards.append(Shard(first, index + 1 - first))
             first, size = index + 1, 0
     if first < len(paths):
-        shards.append((first, len(paths) - first))
+        shards.append(Shard(first, len(paths) - first))
     return shards
 
 
@@ -334,25 +445,38 @@ def encode_summary(summary: ShardSummary) -> bytes:
         "entries": [chunk_row(e) for e in summary.entries],
         "counters": [summary.new_chunks, summary.new_packs, summary.new_bytes],
     }
-    arrays = (summary.fingerprints, summary.places, summary.sequences)
+    part = summary.part
+    runs = np.zeros(0, dtype=np.uint64)
+    if part is not None:
+        doc["part"] = {"index": part.index, "records": part.records, "next_line": part.next_line}
+        runs = np.array(part.runs, dtype=np.uint64).reshape(-1)
+    arrays = (summary.fingerprints, summary.places, summary.sequences, runs)
     return _pack(doc, [np.ascontiguousarray(a, dtype=np.uint64).tobytes() for a in arrays])
 
 
 def decode_summary(data: bytes) -> ShardSummary:
     doc, blobs = _unpack(data)
-    fingerprints, places, sequences = (np.frombuffer(b, dtype=np.uint64) for b in blobs)
+    fingerprints, places, sequences, runs = (np.frombuffer(b, dtype=np.uint64) for b in blobs)
     files = [
         FileResult(SourceFile(**f["source"]), SHA256Hash.from_hex(f["order"]), f["order_size"], f["logical"])
         for f in doc["files"]
     ]
     new_chunks, new_packs, new_bytes = doc["counters"]
+    part = None
+    if "part" in doc:
+        flat = runs.tolist()
+        part = FilePart(
+            doc["part"]["index"], [tuple(flat[i : i + 3]) for i in range(0, len(flat), 3)],  # type: ignore[misc]
+            doc["part"]["records"], doc["part"]["next_line"],
+        )
     return ShardSummary(
         files, [chunk_from_row(row) for row in doc["entries"]], fingerprints, places, sequences,
-        new_chunks, new_packs, new_bytes, None,
+        new_chunks, new_packs, new_bytes, None, part,
     )
 
 
 __all__ = [
+    "Shard",
     "ShardSummary",
     "ShardTask",
     "check_executor",
