@@ -471,6 +471,12 @@ def test_a_compressed_file_is_one_segment(tmp_path: Path) -> None:
     assert segment_starts(path, 1024) == [0]
 
 
+def test_a_fastq_file_is_one_segment_though_its_quality_lines_may_start_with_a_marker(tmp_path: Path) -> None:
+    path = tmp_path / "in.fq"
+    path.write_bytes(b"".join(b"@r%d\nACGT\n+\n>>>>\n" % i for i in range(2000)))
+    assert segment_starts(path, 1024) == [0]
+
+
 def test_a_bad_record_is_reported_at_its_line_when_workers_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importing, "PIECE_SIZE", 4096)  # many pieces, so the line is counted across them
     lines = [b">s%d OX=1\nMKVLA\n" % i for i in range(2000)]

@@ -603,7 +603,8 @@ def open_input(source: Source, name: str | None = None) -> Iterator[BinaryIO]:
 
 def segment_starts(path: str | os.PathLike[str], every: int) -> list[int]:
     """Where a plain FASTA file's segments of about ``every`` bytes start: the first record at
-    or after each multiple of ``every`` (``[0]`` for a compressed or smaller file).
+    or after each multiple of ``every`` (``[0]`` for a smaller, compressed or other file: in
+    FASTQ or GenBank text a line may start with ``>`` inside a record).
 
     An import chunks each segment apart (``sequences.importing``), so a range of
     segments can be imported on its own -- a byte-range shard on a cluster -- and
@@ -614,7 +615,7 @@ def segment_starts(path: str | os.PathLike[str], every: int) -> list[int]:
     """
     size = os.path.getsize(path)
     starts = [0]
-    if size <= every:
+    if size <= every or sniff_format(path) != "fasta":
         return starts
     with open(path, "rb") as raw:
         if compression_of(raw.read(8)) != "none":
