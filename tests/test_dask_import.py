@@ -31,8 +31,7 @@ from talaria_storage.cli.main import app
 from talaria_storage.core.errors import InputFormatError, StorageError
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.sequences import database as database_module
-from talaria_storage.sequences import importing
-from talaria_storage.sequences import sharded_import
+from talaria_storage.sequences import importing, sharded_import
 from talaria_storage.sequences.dask_cluster import open_executor
 from talaria_storage.sequences.database import open_database
 from talaria_storage.sequences.integrity import verify_store
