@@ -55,6 +55,16 @@ def test_a_looked_up_record_carries_its_taxon(tmp_path: Path) -> None:
     assert record == tuple(record) and record.to_seqrecord().dbxrefs == ["taxon:9606"]
 
 
+def test_an_iterated_record_carries_its_taxon_too(tmp_path: Path) -> None:
+    path = tmp_path / "in.fa"
+    path.write_bytes(FASTA)
+    db = SequenceDatabase(Store(MemoryBackend()), "db")
+    db.import_files([path], version="v1")
+    by_id = {record.id: record.taxon_id for record in db}
+    assert by_id["sp|P69905|HBA_HUMAN"] == 9606 and by_id == {r.id: r.taxon_id for r in db.snapshot()}
+    assert [r.dbxrefs for r in db.to_seqrecords()][0] == ["taxon:9606"]
+
+
 def test_seqrecords_write_as_biopython_writes_the_original_records(tmp_path: Path) -> None:
     db = _db(tmp_path, FASTA)
     original = list(SeqIO.parse(io.StringIO(FASTA.decode()), "fasta"))

@@ -628,8 +628,12 @@ class SequenceDatabase:
         reader, _ = self._reader(manifest.chunks[ci].hash)
         return reader.header(ri)
 
-    def records(self, *, version: str | None = None, file_index: int | None = None) -> Iterator[SequenceRecord]:
-        """Records in original order (every file in import order, or one file)."""
+    def records(
+        self, *, version: str | None = None, file_index: int | None = None, with_taxa: bool = False
+    ) -> Iterator[SequenceRecord]:
+        """Records in original order (every file in import order, or one file). ``with_taxa``:
+        each carries ``taxon_id``, as a looked-up record does (iteration does; export, which
+        writes bytes only, does not pay for it)."""
         _, manifest = self.manifest(version)
         files = manifest.extra.get("files", [])
         chosen = range(len(files)) if file_index is None else [file_index]
@@ -638,11 +642,16 @@ class SequenceDatabase:
                 raise IndexError(f"{self.name}@{manifest.version} has {len(files)} file(s); no file {i}")
             runs = decode_order(self.store.get_chunk(SHA256Hash.from_hex(files[i]["order"])))
             for ci, first, length in runs:
-                records = self._chunk(manifest.chunks[ci].hash)
-                yield from records[first : first + length]
+                h = manifest.chunks[ci].hash
+                records = self._chunk(h)
+                if with_taxa:
+                    taxa = self._reader(h)[0].taxids()
+                    yield from (labelled(records[ri], taxa[ri]) for ri in range(first, first + length))
+                else:
+                    yield from records[first : first + length]
 
     def __iter__(self) -> Iterator[SequenceRecord]:
-        return self.records()
+        return self.records(with_taxa=True)
 
     def _walk(
         self, manifest: Manifest
@@ -906,7 +915,7 @@ class SequenceDatabase:
 
     def to_seqrecords(self, version: str | None = None) -> Iterator[Any]:
         """Every record as a Biopython ``SeqRecord``, in file order (``SeqIO.write`` takes them)."""
-        return (record.to_seqrecord() for record in self.records(version=version))
+        return (record.to_seqrecord() for record in self.records(version=version, with_taxa=True))
 
     # ------------------------------------------------------------------------------ stats
 
@@ -1139,7 +1148,7 @@ class DatabaseSnapshot:
         return self.manifest.records
 
     def __iter__(self) -> Iterator[SequenceRecord]:
-        return self.database.records(version=self.manifest.version)
+        return self.database.records(version=self.manifest.version, with_taxa=True)
 
     def keys(self) -> Iterator[str]:
         """Every record's id (first word of its header) in file order; reads headers only."""
