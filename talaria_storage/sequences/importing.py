@@ -834,8 +834,10 @@ class ImportRun:
         pool: Executor | None = None,
         segment_bytes: int | None = None,
     ) -> None:
-        self.alphabet = alphabet
-        self.segment_bytes = SEGMENT_BYTES if segment_bytes is None else segment_bytes  # the residue bytes FASTA/FASTQ records may hold (formats.fasta.ALPHABETS)
+        self.alphabet = alphabet  # the residue bytes FASTA/FASTQ records may hold (formats.fasta.ALPHABETS)
+        # A plain FASTA file is chunked in segments of this size (read when the run is made, so a
+        # test or benchmark may set SEGMENT_BYTES; a Dask worker is given the client's).
+        self.segment_bytes = SEGMENT_BYTES if segment_bytes is None else segment_bytes
         self.declared = declared  # --id-regex: its matches in each header are look-up keys too
         self.store = store
         # Resumable state (StatefulStorage): objects an interrupted run of the same import
