@@ -18,6 +18,7 @@ import pytest
 
 from talaria_storage import open_database, open_store
 from talaria_storage.core.errors import InputFormatError, StorageError
+from talaria_storage.sequences import database as database_module
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.integrity import verify_store
 from talaria_storage.storage import chunk_store
@@ -153,4 +154,30 @@ def test_an_object_a_writer_stores_again_after_the_sweep_is_no_loss(store: Store
     result = collect_garbage(store, grace_seconds=GRACE)  # the third mark finds them there: no error
     assert result.removed > 0
     assert _export(store) == RELEASE
+    assert verify_store(store) == []
+
+
+def test_a_chunk_a_writer_stores_again_and_records_in_its_unfinished_state_is_no_loss(
+    store: Store, release: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The third mark takes a state's objects into both namespaces (a root may be either): a chunk
+    written again under chunks/ is not looked for under manifests/ (the emulator runs' false alarm)."""
+    _freshening(store, on=True)
+    backend = store.backend
+    original = backend.delete_many
+
+    def killed(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt("killed after its objects were written, before it published")
+
+    def then_import_without_publishing(keys: object) -> None:
+        original(keys)  # type: ignore[arg-type]
+        backend.delete_many = original  # type: ignore[method-assign]
+        with monkeypatch.context() as patch:
+            patch.setattr(database_module.ImportRun, "finish", killed)
+            with pytest.raises(KeyboardInterrupt):
+                _publish_again(store, release)  # writes what gc took again, records it in its state
+
+    backend.delete_many = then_import_without_publishing  # type: ignore[method-assign]
+    result = collect_garbage(store, grace_seconds=GRACE)
+    assert result.removed > 0 and store.states.live_objects()
     assert verify_store(store) == []

@@ -131,13 +131,14 @@ def _check_nothing_live_was_swept(
     """Raise naming the objects a writer re-used and published inside a sweep's last round trip,
     and that are still missing."""
     chunks, manifests = _mark(catalog, roots, marks)
-    removed = {h for result in swept for h in result.removed_hashes}
+    swept_chunks, swept_manifests = swept
     store = catalog.store
     # One that is there again was written again by a writer that found it gone (its publish
-    # checks every object): nothing is lost.
+    # checks every object): nothing is lost. Each namespace against its own removals: a state
+    # root is marked in both (it may be either), and a chunk it names is never in manifests/.
     lost = sorted(
-        [h for h in removed & chunks if not store.has_chunk(h)]
-        + [h for h in removed & manifests if not store.manifests.has_chunk(h)]
+        [h for h in set(swept_chunks.removed_hashes) & chunks if not store.has_chunk(h)]
+        + [h for h in set(swept_manifests.removed_hashes) & manifests if not store.manifests.has_chunk(h)]
     )
     if lost:
         raise StorageError(
