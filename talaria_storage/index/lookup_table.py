@@ -47,15 +47,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
+import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Any
 
-import numpy as np
 import zstandard
 
 from talaria_storage.core.errors import ChunkNotFound, CompressionError, HashMismatch, StorageError
@@ -148,12 +148,20 @@ def partition_header(width: int, value_width: int, rows: int, first: int) -> byt
     return _HEAD.pack(_MAGIC, FORMAT, width, value_width, rows, first)
 
 
-def _from_planes(data: memoryview, rows: int, width: int) -> np.ndarray:
-    """``rows`` unsigned integers from ``width`` byte planes (most significant plane first)."""
-    planes = np.frombuffer(data, dtype=np.uint8, count=rows * width).reshape(width, rows)
-    out = np.zeros(rows, dtype=np.uint64)
-    for plane in planes:
-        out = (out << np.uint64(8)) | plane
+def _from_planes(data: memoryview, rows: int, width: int) -> array:
+    """``rows`` unsigned integers from ``width`` byte planes (most significant plane first).
+
+    Without numpy, on purpose: a look-up in a fresh process would otherwise import it
+    (~70 ms) to decode one partition. Each plane is dropped into its byte of the
+    little-endian 8-byte words by one strided slice assignment, which runs in C: a
+    partition of 16,384 rows decodes in about a millisecond.
+    """
+    words = bytearray(rows * 8)
+    for plane in range(width):
+        words[width - 1 - plane :: 8] = data[plane * rows : (plane + 1) * rows]
+    out = array("Q", words)
+    if sys.byteorder == "big":
+        out.byteswap()
     return out
 
 
@@ -167,11 +175,11 @@ def decode_partition(data: bytes) -> tuple[array, array]:
     if len(data) != _HEAD.size + rows * (width + value_width):
         raise ValueError(f"{len(data)} bytes do not hold {rows} rows of {width}+{value_width} bytes")
     body = memoryview(data)[_HEAD.size :]
-    fingerprints = np.cumsum(_from_planes(body, rows, width), dtype=np.uint64) + np.uint64(first)
-    values = _from_planes(body[rows * width :], rows, value_width)
-    # Kept as plain arrays: a look-up is one bisect on them, which is ~10x cheaper on an array
-    # than np.searchsorted is on a numpy array (a few microseconds of call overhead each).
-    return array("Q", fingerprints.tobytes()), array("Q", values.tobytes())
+    # Fingerprints are delta-coded from ``first``: their running sum. Kept as plain arrays: a
+    # look-up is one bisect on them, ~10x cheaper than np.searchsorted on a numpy array.
+    fingerprints = array("Q", accumulate(_from_planes(body, rows, width), initial=first))
+    del fingerprints[0]
+    return fingerprints, _from_planes(body[rows * width :], rows, value_width)
 
 
 class LookupTable:

@@ -7,10 +7,10 @@ this half sorts and cuts the hundreds of thousands of rows of an import.
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.lazy_module import LazyModule
 from talaria_storage.index.lookup_table import (
     PARTITION_ROWS,
     LookupIndexRef,
@@ -24,6 +24,11 @@ from talaria_storage.index.lookup_table import (
     partition_header,
     value_bytes,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = LazyModule("numpy")  # imported on first use: a look-up never needs it (core.lazy_module)
 
 
 def _planes(values: np.ndarray, width: int) -> bytes:

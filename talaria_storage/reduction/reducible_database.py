@@ -9,17 +9,23 @@ sequences layer, because that layer sits below the reduction engine.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from talaria_storage.reduction.building import (
-    Progress,
-    ReductionResult,
-    reduce_database,
-    selection_parameters,
-)
-from talaria_storage.reduction.profile import ReductionProfile
+from talaria_storage.core.lazy_module import LazyModule
 from talaria_storage.sequences.database import SequenceDatabase
 from talaria_storage.sequences.database import open_database as open_sequence_database
 from talaria_storage.storage.store import Store
+
+if TYPE_CHECKING:
+    from talaria_storage.reduction import building
+    from talaria_storage.reduction import profile as reduction_profile
+    from talaria_storage.reduction.building import Progress, ReductionResult
+    from talaria_storage.reduction.profile import ReductionProfile
+else:
+    # The reduction engine (numpy, edlib, the selection's pool) loads when a database is first
+    # reduced or read through a profile, not when it is opened for a look-up (core.lazy_module).
+    building = LazyModule("talaria_storage.reduction.building")
+    reduction_profile = LazyModule("talaria_storage.reduction.profile")
 
 
 class ReducibleDatabase(SequenceDatabase):
@@ -40,14 +46,14 @@ class ReducibleDatabase(SequenceDatabase):
         progress: Progress | None = None,
     ) -> ReductionResult:
         """Reduce ``version`` (HEAD) to ``profile``: ``identity`` (default 0.9) or ``ratio``, not both."""
-        parameters = selection_parameters(identity, ratio, coverage, taxonomy_aware)
-        return reduce_database(
+        parameters = building.selection_parameters(identity, ratio, coverage, taxonomy_aware)
+        return building.reduce_database(
             self, profile, parameters, version=version, rank=rank, update=update, processes=processes, progress=progress
         )
 
     def reduction(self, profile: str) -> ReductionProfile:
         """The published profile ``profile``; :class:`ProfileNotFound` naming the known ones otherwise."""
-        return ReductionProfile(self, profile)
+        return reduction_profile.ReductionProfile(self, profile)
 
     def reductions(self) -> list[str]:
         """Names of this database's profiles."""

@@ -72,13 +72,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import edlib
-import numpy as np
 
 from talaria_storage.core.errors import ConfigError
 from talaria_storage.core.hashing import is_hash_hex
+from talaria_storage.core.lazy_module import LazyModule
 from talaria_storage.sequences.kmer_filter import (
     CandidatePairs,
     EncodedSequences,
@@ -90,6 +90,11 @@ from talaria_storage.sequences.kmer_filter import (
     sample_words,
     word_filter_for,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = LazyModule("numpy")  # imported on first use: a look-up never needs it (core.lazy_module)
 
 Assignment = Literal["first", "best"]
 Progress = Callable[[str, int, int], None]

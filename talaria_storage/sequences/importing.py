@@ -86,10 +86,9 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-import numpy as np
-
 from talaria_storage.core.errors import InputFormatError
 from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.lazy_module import LazyModule
 from talaria_storage.formats.fasta import (
     FastqRecord,
     Layout,
@@ -125,8 +124,12 @@ from talaria_storage.sequences.taxonomy import taxon_from_header
 from talaria_storage.storage.codecs import DEFAULT_ZSTD_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from talaria_storage.sequences.stored_sequences import StoredSequences
     from talaria_storage.storage.store import Store
+else:
+    np = LazyModule("numpy")  # imported on first use: a look-up never needs it (core.lazy_module)
 
 POOL_THRESHOLD = 2 << 20  # bytes of input on disk from which a process pool pays off
 PIECE_SIZE = 2 << 20  # decompressed bytes per parse task

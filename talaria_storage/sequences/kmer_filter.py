@@ -41,8 +41,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+from talaria_storage.core.lazy_module import LazyModule
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = LazyModule("numpy")  # imported on first use: a look-up never needs it (core.lazy_module)
 
 # Murphy, Wallqvist & Levy's 10-letter protein alphabet (Protein Eng. 13:149, 2000): residues
 # that substitute for one another share a letter, so a word survives a conservative
@@ -53,9 +59,10 @@ REDUCED_PROTEIN_GROUPS: tuple[bytes, ...] = (
 )
 
 _NUCLEOTIDE_LETTERS = b"ACGTUN"
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX = np.uint64(0xBF58476D1CE4E5B9)
-_GROUP_MIX = np.uint64(0x94D049BB133111EB)
+# Plain integers, made numpy's uint64 where used: a numpy scalar here would import numpy with the module.
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX = 0xBF58476D1CE4E5B9
+_GROUP_MIX = 0x94D049BB133111EB
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +197,7 @@ def sample_words(
     positions = np.repeat(np.arange(first, last, dtype=np.int32), lengths)[:count]
     valid = np.arange(count, dtype=np.int64) + k <= np.repeat(local_ends, lengths)[:count]
     if groups is not None:
-        words = words * _GROUP_MIX + groups[positions].astype(np.uint64)
+        words = words * np.uint64(_GROUP_MIX) + groups[positions].astype(np.uint64)
     hashes = _mix64(words)
     hashes[~valid] = np.uint64(np.iinfo(np.uint64).max)
     chosen = valid & (hashes == _window_max(_window_min(hashes, window), window, count))
@@ -199,9 +206,9 @@ def sample_words(
 
 def _mix64(values: np.ndarray) -> np.ndarray:
     """A 64-bit mixing hash (splitmix64's finaliser), so minimizers are spread over word space."""
-    x = values * _GOLDEN
+    x = values * np.uint64(_GOLDEN)
     x ^= x >> np.uint64(30)
-    x *= _MIX
+    x *= np.uint64(_MIX)
     x ^= x >> np.uint64(27)
     return x
 

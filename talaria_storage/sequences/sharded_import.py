@@ -64,10 +64,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from talaria_storage.core.errors import StorageError
 from talaria_storage.core.hashing import SHA256Hash
+from talaria_storage.core.lazy_module import LazyModule
 from talaria_storage.formats.fasta import segment_starts
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.dask_cluster import cluster_pool
@@ -88,7 +87,11 @@ from talaria_storage.sequences.streams import ChunkCodec
 from talaria_storage.sequences.worker_store import StoreAddress, worker_sequences, worker_store
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from talaria_storage.storage.store import Store
+else:
+    np = LazyModule("numpy")  # imported on first use: a look-up never needs it (core.lazy_module)
 
 EXECUTOR_NOTE = "executor"  # names what ran the import's first attempt (see check_executor)
 SHARDED = b"dask"

@@ -32,10 +32,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import numpy as np
 import zstandard
 
+from talaria_storage.core.lazy_module import LazyModule
 from talaria_storage.sequences.kmer_filter import (
     WordFilter,
     encode_sequences,
@@ -43,6 +44,11 @@ from talaria_storage.sequences.kmer_filter import (
     looks_nucleotide,
     sample_words,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = LazyModule("numpy")  # imported on first use: a look-up never needs it (core.lazy_module)
 
 LONG_MATCH_GAIN = 0.03
 """Try a new layout only when whole-pack matching makes the residues at least this much smaller."""
