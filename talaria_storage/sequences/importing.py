@@ -935,11 +935,13 @@ class ImportRun:
                         count += self._chunk(parsed, chunker, order, source.index, label)
                 else:  # "segment" or "end": the segment's chunks are complete
                     runs += self._end_segment(chunker, order, count, source.index)
-                    chunker, order, records, count = TaxonChunker(self.chunking), OrderBuilder(), records + count, 0
-                    if kind == "end" and source.span is not None:
+                    records, count = records + count, 0
+                    if kind == "segment":
+                        chunker, order = TaxonChunker(self.chunking), OrderBuilder()
+                    elif source.span is not None:
                         self.part = FilePart(source.index, runs, records, source.next_line)
                         source.close(complete=False)
-                    elif kind == "end":
+                    else:
                         results.append(self.end_file(source.read(), runs, records))
         finally:
             feed.close()

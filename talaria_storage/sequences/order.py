@@ -150,11 +150,6 @@ class OrderBuilder:
         self._check(records)
         return list(zip(self._chunks, self._firsts, self._lengths))
 
-    def encode(self, records: int) -> bytes:
-        """The order object (see the module docstring), written from the arrays."""
-        self._check(records)
-        return _compress(records, zip(self._chunks, self._firsts, self._lengths), len(self._chunks))
-
 
 def decode_order(data: bytes) -> list[tuple[int, int, int]]:
     """The runs of an order object."""
