@@ -36,15 +36,12 @@ from talaria_storage.cli.common import (
 )
 from talaria_storage.core.errors import StorageError
 from talaria_storage.core.keys import validate_name
+from talaria_storage.core.lazy_module import LazyModule
 from talaria_storage.formats.fasta import FastqRecord, write_records
 from talaria_storage.formats.genbank import MARK
-from talaria_storage.io.talaria_metadata import write_metadata
-from talaria_storage.optimization.optimizer import auto_optimize
-from talaria_storage.reduction.profile import ReductionProfile
 from talaria_storage.sequences.canonical import digests
 from talaria_storage.sequences.dask_cluster import check_executor_spec
 from talaria_storage.sequences.database import open_database, record_formatter
-from talaria_storage.sequences.diff import diff_versions
 from talaria_storage.sequences.identifiers import accession_from_header
 from talaria_storage.sequences.seqcol import version_digests
 from talaria_storage.sequences.taxonomy_store import TaxonomyCatalog
@@ -52,6 +49,17 @@ from talaria_storage.sequences.versions import VersionCatalog
 
 if TYPE_CHECKING:
     from talaria_storage.formats.fasta import SequenceRecord
+    from talaria_storage.io import talaria_metadata
+    from talaria_storage.optimization import optimizer
+    from talaria_storage.reduction import profile as reduction_profile
+    from talaria_storage.sequences import diff as version_diff
+else:
+    # Imported on first use: ``get``, ``list`` and ``export`` without a profile need none of them,
+    # and the reduction engine is a third of a fresh process's start-up (core.lazy_module).
+    talaria_metadata = LazyModule("talaria_storage.io.talaria_metadata")
+    optimizer = LazyModule("talaria_storage.optimization.optimizer")
+    reduction_profile = LazyModule("talaria_storage.reduction.profile")
+    version_diff = LazyModule("talaria_storage.sequences.diff")
 
 _RANGE = re.compile(r"(\d+)-(\d+)")
 
@@ -192,7 +200,7 @@ def import_files(
             files, version=version, taxonomy=taxonomy, taxon=taxon, progress=progress,
             alphabet=alphabet.value, id_regex=id_regex, executor=client,
         )
-    optimized = auto_optimize(db.store)  # [optimization] auto_optimize: the default strategies, else None
+    optimized = optimizer.auto_optimize(db.store)  # [optimization] auto_optimize: the default strategies, else None
     if json_output:
         emit_json(
             {
@@ -365,14 +373,14 @@ def _export_profile(
     if not references and metadata is None:
         raise typer.BadParameter("--profile needs --references and/or --metadata DIR", param_hint="--profile")
     name, version = database_spec(database)
-    reduction = ReductionProfile(open_database(state(ctx).store(), name), profile)
+    reduction = reduction_profile.ReductionProfile(open_database(state(ctx).store(), name), profile)
     if version is not None and version != reduction.version:
         raise StorageError(
             f"profile '{profile}' of '{name}' reduced version {reduction.version}, not {version}: "
             f"name the database without @VERSION, or re-run reduce on {version}"
         )
     if metadata is not None:
-        files = write_metadata(reduction, metadata)
+        files = talaria_metadata.write_metadata(reduction, metadata)
         typer.echo(
             f"wrote {files.children:,} children of {files.references:,} references to {files.deltas} and {files.ref2children}",
             err=references and output is None,
@@ -602,7 +610,7 @@ def diff(
         )
 
     db = open_database(state(ctx).store(), name_a)
-    result = diff_versions(db, version_a, version_b)
+    result = version_diff.diff_versions(db, version_a, version_b)
     if json_output:
         data = result.to_dict()
         if not details:

@@ -8,54 +8,95 @@ handling: :mod:`talaria_storage.cli.common`.
 
 Adding a command: write it in the module of its group (or a new module),
 on that module's own ``typer.Typer``, using only :mod:`~talaria_storage.cli.common`
-and the layers below; then mount the module's app here. A top-level command
-module's app has no name (``app.add_typer(store.commands)`` merges its
-commands into the top level); a group's app is mounted under its name.
+and the layers below; then name it in :data:`COMMANDS`. A top-level command
+module's app has no name, and each of its commands is listed there under its
+own name; a group's app is listed under the group's name.
+
+Command modules are imported when their command runs (or ``--help`` lists
+them), not when the app starts: ``talaria-storage get`` in a fresh process
+imported every module -- the reduction engine, batch jobs, sync, the
+optimizer -- which was about a third of its start-up
+(``benchmarks/bench_lookups.py``, "first look-up"). That is click's
+documented "lazily loading subcommands" pattern; typer has no form of its
+own for it.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
 
-from talaria_storage.cli import (
-    chunk,
-    database,
-    index,
-    optimize,
-    reduce,
-    run,
-    serve,
-    state,
-    store,
-    sync,
-    taxonomy,
-)
 from talaria_storage.cli.common import CliState, ErrorReportingGroup
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # command or group name: (module under talaria_storage.cli, the module's typer app), in help order
+    "init": ("store", "commands"),
+    "stats": ("store", "commands"),
+    "verify": ("store", "commands"),
+    "gc": ("store", "commands"),
+    "import": ("database", "commands"),
+    "export": ("database", "commands"),
+    "get": ("database", "commands"),
+    "list": ("database", "commands"),
+    "diff": ("database", "commands"),
+    "run": ("run", "commands"),
+    "optimize": ("optimize", "commands"),
+    "serve": ("serve", "commands"),
+    "chunk": ("chunk", "chunk_app"),
+    "taxonomy": ("taxonomy", "taxonomy_app"),
+    "index": ("index", "index_app"),
+    "sync": ("sync", "sync_app"),
+    "reduce": ("reduce", "reduce_app"),
+    "state": ("state", "state_app"),
+}
+"""Every command of the top level, and where it is defined (see the module docstring)."""
+_GROUP_APPS = {"chunk_app", "taxonomy_app", "index_app", "sync_app", "reduce_app", "state_app"}
+
+
+def load_command(name: str) -> Any:
+    """The click command (or group) ``name`` of :data:`COMMANDS`, its module imported now."""
+    module, attribute = COMMANDS[name]
+    sub_app = getattr(importlib.import_module(f"talaria_storage.cli.{module}"), attribute)
+    # get_group, not get_command: a group of one command (index) stays a group, and no
+    # completion options are added to a sub-app, as app.add_typer did before.
+    group = typer.main.get_group(sub_app)
+    if attribute in _GROUP_APPS:
+        group.name = name
+        return group
+    found = group.commands.get(name)  # a top-level module: its commands are merged into the top level
+    if found is None:
+        raise LookupError(f"talaria_storage.cli.{module} defines no command {name!r}; fix COMMANDS in cli/main.py")
+    return found
+
+
+class LazyCommandGroup(ErrorReportingGroup):
+    """The top-level group: lists :data:`COMMANDS` and imports a command's module when it is asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        found = self.commands.get(cmd_name)
+        if found is None:
+            found = self.commands[cmd_name] = load_command(cmd_name)
+        return found
+
 
 app = typer.Typer(
     name="talaria-storage",
-    cls=ErrorReportingGroup,
+    cls=LazyCommandGroup,
     help="Content-addressed storage for biological sequence databases.",
     epilog="Exit codes: 0 success, 1 operation failed or problems found, 2 usage or configuration error.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-app.add_typer(store.commands)
-app.add_typer(database.commands)
-app.add_typer(run.commands)
-app.add_typer(optimize.commands)
-app.add_typer(serve.commands)
-app.add_typer(chunk.chunk_app, name="chunk")
-app.add_typer(taxonomy.taxonomy_app, name="taxonomy")
-app.add_typer(index.index_app, name="index")
-app.add_typer(sync.sync_app, name="sync")
-app.add_typer(reduce.reduce_app, name="reduce")
-app.add_typer(state.state_app, name="state")
 
 
 @app.callback()
