@@ -262,7 +262,7 @@ def test_resuming_a_single_process_import_on_dask_is_refused(
     def killed(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt("killed after the objects were written")
 
-    monkeypatch.setattr(database_module.ImportRun, "finish", killed)
+    monkeypatch.setattr(importing.ImportRun, "finish", killed)
     with pytest.raises(KeyboardInterrupt):
         db.import_files(proteomes, version="v1")
     monkeypatch.undo()

@@ -18,7 +18,7 @@ import pytest
 
 from talaria_storage import open_database, open_store
 from talaria_storage.core.errors import InputFormatError, StorageError
-from talaria_storage.sequences import database as database_module
+from talaria_storage.sequences import importing
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.integrity import verify_store
 from talaria_storage.storage import chunk_store
@@ -173,7 +173,7 @@ def test_a_chunk_a_writer_stores_again_and_records_in_its_unfinished_state_is_no
         original(keys)  # type: ignore[arg-type]
         backend.delete_many = original  # type: ignore[method-assign]
         with monkeypatch.context() as patch:
-            patch.setattr(database_module.ImportRun, "finish", killed)
+            patch.setattr(importing.ImportRun, "finish", killed)
             with pytest.raises(KeyboardInterrupt):
                 _publish_again(store, release)  # writes what gc took again, records it in its state
 

@@ -84,9 +84,8 @@ from talaria_storage.optimization.rewrite import (
 )
 from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.collect import collect_garbage
-from talaria_storage.sequences.importing import configured_codec
 from talaria_storage.sequences.sequence_pack import PackReader, encode_pack
-from talaria_storage.sequences.streams import ChunkCodec
+from talaria_storage.sequences.streams import ChunkCodec, configured_codec
 from talaria_storage.storage import frame
 from talaria_storage.storage.codecs import Codec, NoneCodec, ZstdCodec
 from talaria_storage.storage.store import Store

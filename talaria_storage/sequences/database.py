@@ -42,7 +42,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import multiprocessing
 import os
 import re
 import struct
@@ -54,7 +53,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from talaria_storage.config.open_store import open_store
 from talaria_storage.config.settings import StorageConfig
@@ -69,6 +68,7 @@ from talaria_storage.core.errors import (
 )
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.core.keys import ref_key
+from talaria_storage.core.lazy_module import LazyModule
 from talaria_storage.core.types import OperationType, ProcessingState, SourceInfo
 from talaria_storage.formats.fasta import (
     FastaRecord,
@@ -113,25 +113,32 @@ from talaria_storage.sequences.identifiers import (
     probe_names,
     record_names,
 )
-from talaria_storage.sequences.importing import (
-    POOL_THRESHOLD,
-    DictionaryBase,
-    DictionaryBases,
-    ImportRun,
-    configured_codec,
-    header_labeller,
-)
 from talaria_storage.sequences.manifest import ChunkEntry, Manifest, SourceFile
 from talaria_storage.sequences.order import decode_order
 from talaria_storage.sequences.record_chunk import ChunkReader, dictionary_text
 from talaria_storage.sequences.sequence_pack import PackReader
-from talaria_storage.sequences.sharded_import import ShardTask, check_executor, import_sharded
 from talaria_storage.sequences.stored_sequences import StoredSequences
-from talaria_storage.sequences.streams import DICTIONARY_STREAMS, ChunkCodec, LRUCache
+from talaria_storage.sequences.streams import (
+    DICTIONARY_STREAMS,
+    ChunkCodec,
+    LRUCache,
+    configured_codec,
+)
 from talaria_storage.sequences.taxonomy import AccessionTaxonMap, Taxonomy
 from talaria_storage.sequences.versions import HEAD, VersionCatalog, VersionInfo, default_version
 from talaria_storage.sequences.worker_store import address_of
 from talaria_storage.storage.store import Store
+
+if TYPE_CHECKING:
+    import multiprocessing
+
+    from talaria_storage.sequences import importing, sharded_import
+else:
+    # Imported on first use (core.lazy_module): the import pipeline and its process pool are
+    # about 30 ms of a fresh process's start-up, and a look-up never runs them.
+    importing = LazyModule("talaria_storage.sequences.importing")
+    sharded_import = LazyModule("talaria_storage.sequences.sharded_import")
+    multiprocessing = LazyModule("multiprocessing")
 
 _log = logging.getLogger(__name__)
 
@@ -304,7 +311,7 @@ class SequenceDatabase:
         header_taxa = taxonomy == "header"
         label: Callable[[bytes], int]
         if header_taxa:
-            label = header_labeller(fallback)
+            label = importing.header_labeller(fallback)
         elif taxonomy == "none":
             def label(header: bytes) -> int:
                 return fallback
@@ -319,13 +326,13 @@ class SequenceDatabase:
         files: list[dict[str, Any]] = []
         address = address_of(self.store) if executor is not None else None
         state = self._start_state(files_in, version)
-        check_executor(self.store, state.operation_id, sharded=executor is not None, begun=bool(state.completed_chunks))
+        sharded_import.check_executor(self.store, state.operation_id, sharded=executor is not None, begun=bool(state.completed_chunks))
         stored = StoredSequences(self.store, self.index)
         if self.deduplication:
             stored.refresh()  # without it the map lends nothing (deduplication = false)
         bases = self._dictionary_bases(expected_head)
         try:
-            with ImportRun(
+            with importing.ImportRun(
                 self.store, self.codec, self.chunking,
                 processes=0 if executor is not None else self._processes_for(files_in), threads=self.threads,
                 operation_id=state.operation_id, completed=state.completed_chunks, stored=stored,
@@ -334,13 +341,13 @@ class SequenceDatabase:
                 if address is None:
                     imported = run.import_files(files_in, label, header_taxa, fallback, progress)
                 else:
-                    task = ShardTask(
+                    task = sharded_import.ShardTask(
                         address, self.codec, self.chunking,
                         self.threads, state.operation_id, label, header_taxa, fallback, alphabet, declared,
                         state.completed_chunks, dict(stored.live), bases, DictionaryTexts(self.name),
                         segment_bytes=run.segment_bytes,
                     )
-                    imported = import_sharded(executor, run, task, files_in, progress)
+                    imported = sharded_import.import_sharded(executor, run, task, files_in, progress)
                 for done in imported:
                     sources.append(done.source)
                     files.append({"name": done.source.name, "order": done.order.to_hex(),
@@ -398,7 +405,7 @@ class SequenceDatabase:
         )
 
     def _store_lookup_table(
-        self, run: ImportRun, entries: list[ChunkEntry], parent: SHA256Hash | None
+        self, run: importing.ImportRun, entries: list[ChunkEntry], parent: SHA256Hash | None
     ) -> tuple[LookupIndexRef, int]:
         """Store the import's look-up index (before the manifest that names it, as every object),
         layered over ``parent``'s where that saves rows, and record its objects in the import's
@@ -447,7 +454,7 @@ class SequenceDatabase:
         except OSError:
             return 0  # the import itself reports the unreadable file
         # Past ~4 workers the main process (chunking, packing) is the bottleneck.
-        return min(cpus, MAX_PROCESSES) if size >= POOL_THRESHOLD else 0
+        return min(cpus, MAX_PROCESSES) if size >= importing.POOL_THRESHOLD else 0
 
     def close(self) -> None:
         """Close the store, if :func:`open_database` opened it for this database; else nothing."""
@@ -562,18 +569,18 @@ class SequenceDatabase:
         self._readers.put(key, text, len(text))
         return text
 
-    def _dictionary_bases(self, head: SHA256Hash | None) -> DictionaryBases | None:
+    def _dictionary_bases(self, head: SHA256Hash | None) -> importing.DictionaryBases | None:
         """The previous version's record chunks, for the next one's (see
         :class:`DictionaryBases`); None without a previous version or when it cannot be read."""
         if head is None:
             return None
         try:
             manifest = self._load(head)
-            bases: dict[SHA256Hash, DictionaryBase] = {}
+            bases: dict[SHA256Hash, importing.DictionaryBase] = {}
             for entry in manifest.chunks:
                 if entry.hash not in bases:
                     reader, _ = self._reader(entry.hash)
-                    bases[entry.hash] = DictionaryBase(
+                    bases[entry.hash] = importing.DictionaryBase(
                         entry.hash.digest, frozenset(entry.taxa),
                         sum(reader.stream_size(sid) + 1 for sid in DICTIONARY_STREAMS), entry.size,
                         reader.dictionary_depth(),
@@ -582,7 +589,7 @@ class SequenceDatabase:
         except StorageError:
             return None  # the import still works, its chunks just stand alone
 
-        return DictionaryBases(list(bases.values()), self.dictionary_texts, inherited=manifest.dictionary_chunks)
+        return importing.DictionaryBases(list(bases.values()), self.dictionary_texts, inherited=manifest.dictionary_chunks)
 
     def dictionary_texts(self, digest: bytes) -> tuple[bytes, ...]:
         """The streams of record chunk ``digest`` that a new chunk may be compressed against."""

@@ -121,7 +121,6 @@ from talaria_storage.sequences.record_chunk import (
 from talaria_storage.sequences.sequence_pack import encode_pack_joined
 from talaria_storage.sequences.streams import ChunkCodec
 from talaria_storage.sequences.taxonomy import taxon_from_header
-from talaria_storage.storage.codecs import DEFAULT_ZSTD_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL
 
 if TYPE_CHECKING:
     import numpy as np
@@ -1254,43 +1253,3 @@ def _parsed(path: str, result: Parsed | ParseFailure) -> Parsed:
     if isinstance(result, ParseFailure):
         raise InputFormatError(path, result.line, result.problem)
     return result
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def configured_codec(compression: str, level: int | None) -> ChunkCodec:
-    """The sequence codec ``[storage] compression`` and ``compression_level`` ask for.
-
-    Record chunks and sequence packs compress themselves, stream by stream
-    (their frames are codec ``none``), with levels chosen by measurement for
-    each kind of stream (see :class:`ChunkCodec`: residues 2, headers and
-    small streams 9, nucleotides 3, redundant gene sets 17). Those are the
-    levels at the default ``compression_level`` (3); another level moves
-    every one of them by the same step, clamped to zstd's 1-22, so level 1
-    imports faster and larger, level 19 slower and smaller, and the streams
-    keep their measured order. The streams hold zstd blocks only, so
-    ``compression = "lz4"``, ``"snappy"`` or ``"none"`` cannot apply inside
-    them: the sequence codec overrides it with its default levels (the
-    other objects -- manifests, reduction and taxonomy objects -- use the
-    configured codec), and ``stats`` shows the levels each version used.
-    """
-    if compression != "zstd" or level is None:
-        return ChunkCodec()
-    step = level - DEFAULT_ZSTD_LEVEL
-    if step == 0:
-        return ChunkCodec()
-    base = ChunkCodec()
-
-    def moved(value: int) -> int:
-        return max(ZSTD_MIN_LEVEL, min(ZSTD_MAX_LEVEL, value + step))
-
-    return ChunkCodec(
-        level=moved(base.level),
-        meta_level=moved(base.meta_level),
-        block_size=base.block_size,
-        pack_nucleotides=base.pack_nucleotides,
-        long_distance=base.long_distance,
-        nucleotide_level=moved(base.nucleotide_level),
-        redundant_level=moved(base.redundant_level),
-    )
