@@ -48,7 +48,10 @@ the key; CD-HIT: its ``.clstr`` cluster). Recall = full-DB (query, target)
 pairs found after expansion / full-DB pairs. Also: the DB size as a
 fraction of the full DB (sequences and residues), ``blastp`` seconds as a
 ratio to the full search, and the expanded pairs the full search did not
-report.
+report. ``--recall --sensitivity`` adds rows: the ``--ratio 0.5`` references
+searched at DIAMOND's ``--mid-sensitive``, ``--sensitive`` and ``--sensitive
+-k 100``, each beside the full DB searched at the same mode for its time
+(recall is always against the full DB at the defaults).
 
 **Membership check**: a sample of 300 members of each clustering (ours and
 CD-HIT's) is aligned to its reference again with BLOSUM62 (Biopython's
@@ -60,7 +63,7 @@ Each figure is one run (the machine is shared: treat time differences under
 ~15 % as noise). ``--quick`` runs only mmseqs2_example at 0.9 and the recall
 at 0.9 (a smoke run of about two minutes).
 
-Run:  cd benchmarks && ../.venv/bin/python bench_reduce.py [--quick | --recall] [--tmp DIR]
+Run:  cd benchmarks && ../.venv/bin/python bench_reduce.py [--quick | --recall [--sensitivity]] [--tmp DIR]
 """
 
 from __future__ import annotations
@@ -486,15 +489,17 @@ class Search:
     skipped: str | None = None
 
 
-def diamond(db_fasta: Path, query: Path, work: Path, label: str) -> tuple[float, float, set[tuple[str, str]]]:
-    """makedb and blastp seconds, and the (query, target) pairs found."""
+def diamond(
+    db_fasta: Path, query: Path, work: Path, label: str, extra: Sequence[str] = ()
+) -> tuple[float, float, set[tuple[str, str]]]:
+    """makedb and blastp seconds, and the (query, target) pairs found; ``extra``: more blastp options."""
     tag = re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
     db = work / f"diamond-{tag}"
     hits = work / f"hits-{tag}.tsv"
     makedb = run(["diamond", "makedb", "--in", db_fasta, "-d", db], work / f"makedb-{tag}.log")
     blastp = run(
         ["diamond", "blastp", "-q", query, "-d", db, "-o", hits, "--threads", str(THREADS),
-         "--outfmt", "6", "qseqid", "sseqid"],
+         "--outfmt", "6", "qseqid", "sseqid", *extra],
         work / f"blastp-{tag}.log",
     )
     pairs = set()
@@ -510,14 +515,18 @@ def fasta_size(fasta: Path) -> tuple[int, int]:
     return len(records), sum(len(seq) for _, seq in records)
 
 
-def search_full(data: Dataset, query: Path, work: Path) -> Search:
-    makedb, blastp, pairs = diamond(data.fasta, query, work, "full")
+def search_full(data: Dataset, query: Path, work: Path, extra: Sequence[str] = ()) -> Search:
+    how = f" ({' '.join(extra)})" if extra else ""
+    makedb, blastp, pairs = diamond(data.fasta, query, work, "full" + how, extra)
     sequences, residues = fasta_size(data.fasta)
-    return Search("full DB", sequences, residues, makedb, blastp, len(pairs), pairs)
+    return Search("full DB" + how, sequences, residues, makedb, blastp, len(pairs), pairs)
 
 
-def search_ours(data: Dataset, ours: Ours, query: Path, work: Path, how: str = "") -> Search:
+def search_ours(
+    data: Dataset, ours: Ours, query: Path, work: Path, how: str = "", extra: Sequence[str] = ()
+) -> Search:
     c = ours.clustering
+    how += f" ({' '.join(extra)})" if extra else ""
     label = f"talaria_storage references at {c.identity:.2f}{how}"
     fasta = work / f"ours-{c.identity:.2f}.fa"
     rep_record: dict[str, str] = {}  # record id written -> reference key
@@ -526,7 +535,7 @@ def search_ours(data: Dataset, ours: Ours, query: Path, work: Path, how: str = "
             record = data.records_of[key.sha256][0]
             rep_record[record] = key.sha256
             out.write(b">" + record.encode() + b"\n" + data.residues[key.sha256] + b"\n")
-    makedb, blastp, raw = diamond(fasta, query, work, label)
+    makedb, blastp, raw = diamond(fasta, query, work, label, extra)
     expanded: set[tuple[str, str]] = set()
     for q, s in raw:
         reference = SequenceKey(rep_record[s])
@@ -630,7 +639,12 @@ def recall_table(full: Search, searches: list[Search]) -> str:
 # -- main ---------------------------------------------------------------------------------------
 
 
-def recall_only(protein: Path, work: Path) -> None:
+#: DIAMOND modes ``--sensitivity`` adds: the --ratio 0.5 references searched more sensitively, and the
+#: full DB at the same mode for its cost (recall is always against the full DB at the defaults).
+SENSITIVITY_MODES = (("--mid-sensitive",), ("--sensitive",), ("--sensitive", "-k", "100"))
+
+
+def recall_only(protein: Path, work: Path, sensitivity: bool = False) -> None:
     """The issue's loop: the full DB's hits against the 50 % references' hits expanded, and kept fractions."""
     db_fa = work / "mmseqs2_example_DB.fa"
     write_decompressed([protein / "mmseqs2_example_DB.fasta.gz"], db_fa)
@@ -643,12 +657,16 @@ def recall_only(protein: Path, work: Path) -> None:
         print(f"skipped: {reason}")
         return
     full = search_full(example, query_fa, work)
+    by_ratio = run_ours(example, SelectionParameters.for_ratio(0.5, coverage=COVERAGE))
     searches = [
         search_ours(example, run_ours(example, SelectionParameters(identity=0.5, coverage=COVERAGE)), query_fa, work),
-        search_ours(example, run_ours(example, SelectionParameters.for_ratio(0.5, coverage=COVERAGE)), query_fa, work,
-                    " (--ratio 0.5)"),
+        search_ours(example, by_ratio, query_fa, work, " (--ratio 0.5)"),
         search_linclust(db_fa, work, 0.5, query_fa),
     ]
+    if sensitivity:
+        for extra in SENSITIVITY_MODES:
+            searches.append(search_ours(example, by_ratio, query_fa, work, " (--ratio 0.5)", extra))
+            searches.append(search_full(example, query_fa, work, extra))
     _, cdhit_out = run_cdhit(db_fa, work, 0.5)
     if cdhit_out is not None:
         searches.append(search_cdhit(0.5, cdhit_out, query_fa, work))
@@ -659,6 +677,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="only mmseqs2_example at 0.9 and the recall at 0.9")
     parser.add_argument("--recall", action="store_true", help="only the recall loop (mmseqs2_example at 0.5)")
+    parser.add_argument(
+        "--sensitivity", action="store_true",
+        help="with --recall: also search the --ratio 0.5 references and the full DB at DIAMOND's more sensitive modes",
+    )
     parser.add_argument("--tmp", type=Path, default=None, help="folder for the temporary files (default: system)")
     parser.add_argument(
         "--cluster-timeout", type=float, default=180.0, metavar="S",
@@ -678,7 +700,7 @@ def main() -> None:
             f"parsing and hashing the FASTA (see notes). Measured at {provenance()}.\n"
         )
         if args.recall:
-            recall_only(protein, work)
+            recall_only(protein, work, args.sensitivity)
             return
         if not args.quick:
             uniprot_fa = work / "uniprot15.fa"

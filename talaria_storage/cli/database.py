@@ -54,8 +54,8 @@ if TYPE_CHECKING:
     from talaria_storage.reduction import profile as reduction_profile
     from talaria_storage.sequences import diff as version_diff
 else:
-    # Imported on first use: ``get``, ``list`` and ``export`` without a profile need none of them,
-    # and the reduction engine is a third of a fresh process's start-up (core.lazy_module).
+    # Imported on first use (core.lazy_module): ``get``, ``list`` and ``export`` without a profile
+    # need none of them, and through the first three a fresh ``get`` imported the whole reduction engine.
     talaria_metadata = LazyModule("talaria_storage.io.talaria_metadata")
     optimizer = LazyModule("talaria_storage.optimization.optimizer")
     reduction_profile = LazyModule("talaria_storage.reduction.profile")

@@ -53,8 +53,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reduce": ("reduce", "reduce_app"),
     "state": ("state", "state_app"),
 }
-"""Every command of the top level, and where it is defined (see the module docstring)."""
-_GROUP_APPS = {"chunk_app", "taxonomy_app", "index_app", "sync_app", "reduce_app", "state_app"}
+"""Every command of the top level, and where it is defined (see the module docstring). A module's
+app named ``commands`` holds top-level commands; any other is a group, mounted under its name."""
 
 
 def load_command(name: str) -> Any:
@@ -64,7 +64,7 @@ def load_command(name: str) -> Any:
     # get_group, not get_command: a group of one command (index) stays a group, and no
     # completion options are added to a sub-app, as app.add_typer did before.
     group = typer.main.get_group(sub_app)
-    if attribute in _GROUP_APPS:
+    if attribute != "commands":
         group.name = name
         return group
     found = group.commands.get(name)  # a top-level module: its commands are merged into the top level

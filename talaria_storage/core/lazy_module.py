@@ -4,10 +4,10 @@ Why: a fresh process that opens a store and looks up one record -- what a
 CLI user and a pipeline step feel -- imported numpy and the whole reduction
 engine it never touches, about a third of its start-up time
 (``benchmarks/bench_lookups.py``, "first look-up"). The modules that need
-numpy (import, reduction, the look-up table's writer) and the API's
-reduction methods name their heavy dependency through a :class:`LazyModule`,
-at module level as any import, and it is imported on the first attribute
-read.
+numpy (import, reduction, the look-up table's writer), the API's
+reduction methods, the database's import pipeline and the CLI's command
+modules name their heavy dependency through a :class:`LazyModule`, at module
+level as any import, and it is imported on the first attribute read.
 
 The standard library's ``importlib.util.LazyLoader`` does the same, but on
 Python 3.11 it is not safe when two threads touch the module first at once
