@@ -279,6 +279,8 @@ def configured_codec(compression: str, level: int | None) -> ChunkCodec:
         nucleotide_level=moved(base.nucleotide_level),
         redundant_level=moved(base.redundant_level),
     )
+
+
 Blocks = list[tuple[int, int, bytes]]  # (encoding, raw size, stored bytes) per block
 
 
