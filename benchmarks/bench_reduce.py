@@ -515,8 +515,13 @@ def fasta_size(fasta: Path) -> tuple[int, int]:
     return len(records), sum(len(seq) for _, seq in records)
 
 
+def mode_label(extra: Sequence[str]) -> str:
+    """How a row names the blastp options it added (none: the defaults)."""
+    return f" ({' '.join(extra)})" if extra else ""
+
+
 def search_full(data: Dataset, query: Path, work: Path, extra: Sequence[str] = ()) -> Search:
-    how = f" ({' '.join(extra)})" if extra else ""
+    how = mode_label(extra)
     makedb, blastp, pairs = diamond(data.fasta, query, work, "full" + how, extra)
     sequences, residues = fasta_size(data.fasta)
     return Search("full DB" + how, sequences, residues, makedb, blastp, len(pairs), pairs)
@@ -526,7 +531,7 @@ def search_ours(
     data: Dataset, ours: Ours, query: Path, work: Path, how: str = "", extra: Sequence[str] = ()
 ) -> Search:
     c = ours.clustering
-    how += f" ({' '.join(extra)})" if extra else ""
+    how += mode_label(extra)
     label = f"talaria_storage references at {c.identity:.2f}{how}"
     fasta = work / f"ours-{c.identity:.2f}.fa"
     rep_record: dict[str, str] = {}  # record id written -> reference key

@@ -57,18 +57,31 @@ COMMANDS: dict[str, tuple[str, str]] = {
 app named ``commands`` holds top-level commands; any other is a group, mounted under its name."""
 
 
-def load_command(name: str) -> Any:
-    """The click command (or group) ``name`` of :data:`COMMANDS`, its module imported now."""
-    module, attribute = COMMANDS[name]
+def module_commands(module: str, attribute: str) -> dict[str, Any]:
+    """The click commands of one module's app, under their top-level names, the module imported now.
+
+    An app named ``commands`` gives each of its commands (they are merged into the top level);
+    any other app is one group, under the name :data:`COMMANDS` gives it.
+    """
     sub_app = getattr(importlib.import_module(f"talaria_storage.cli.{module}"), attribute)
     # get_group, not get_command: a group of one command (index) stays a group, and no
     # completion options are added to a sub-app, as app.add_typer did before.
     group = typer.main.get_group(sub_app)
-    if attribute != "commands":
-        group.name = name
-        return group
-    found = group.commands.get(name)  # a top-level module: its commands are merged into the top level
+    if attribute == "commands":
+        return dict(group.commands)
+    group.name = next(name for name, where in COMMANDS.items() if where == (module, attribute))
+    return {group.name: group}
+
+
+def load_command(name: str, loaded: dict[str, Any] | None = None) -> Any:
+    """The click command (or group) ``name`` of :data:`COMMANDS`. ``loaded``: the commands made
+    so far, to which every command of the module is added, so a module is converted once."""
+    loaded = {} if loaded is None else loaded
+    if name not in loaded:
+        loaded.update(module_commands(*COMMANDS[name]))
+    found = loaded.get(name)
     if found is None:
+        module = COMMANDS[name][0]
         raise LookupError(f"talaria_storage.cli.{module} defines no command {name!r}; fix COMMANDS in cli/main.py")
     return found
 
@@ -80,12 +93,7 @@ class LazyCommandGroup(ErrorReportingGroup):
         return list(COMMANDS)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        if cmd_name not in COMMANDS:
-            return None
-        found = self.commands.get(cmd_name)
-        if found is None:
-            found = self.commands[cmd_name] = load_command(cmd_name)
-        return found
+        return load_command(cmd_name, self.commands) if cmd_name in COMMANDS else None
 
 
 app = typer.Typer(
