@@ -56,3 +56,13 @@ def test_get_in_a_fresh_process_imports_no_other_command_module(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(">sp|P69905|HBA_HUMAN")
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_command_converted_alone_has_the_options_its_whole_app_gives_it() -> None:
+    for name, (module, attribute) in COMMANDS.items():
+        if attribute != "commands":
+            continue
+        group = typer.main.get_group(getattr(importlib.import_module(f"talaria_storage.cli.{module}"), attribute))
+        alone, in_app = load_command(name), group.commands[name]
+        assert [p.opts for p in alone.params] == [p.opts for p in in_app.params], name
+        assert alone.help == in_app.help, name

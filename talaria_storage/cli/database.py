@@ -43,8 +43,6 @@ from talaria_storage.sequences.canonical import digests
 from talaria_storage.sequences.dask_cluster import check_executor_spec
 from talaria_storage.sequences.database import open_database, record_formatter
 from talaria_storage.sequences.identifiers import accession_from_header
-from talaria_storage.sequences.seqcol import version_digests
-from talaria_storage.sequences.taxonomy_store import TaxonomyCatalog
 from talaria_storage.sequences.versions import VersionCatalog
 
 if TYPE_CHECKING:
@@ -53,6 +51,7 @@ if TYPE_CHECKING:
     from talaria_storage.optimization import optimizer
     from talaria_storage.reduction import profile as reduction_profile
     from talaria_storage.sequences import diff as version_diff
+    from talaria_storage.sequences import seqcol, taxonomy_store
 else:
     # Imported on first use (core.lazy_module): ``get``, ``list`` and ``export`` without a profile
     # need none of them, and through the first three a fresh ``get`` imported the whole reduction engine.
@@ -60,6 +59,8 @@ else:
     optimizer = LazyModule("talaria_storage.optimization.optimizer")
     reduction_profile = LazyModule("talaria_storage.reduction.profile")
     version_diff = LazyModule("talaria_storage.sequences.diff")
+    seqcol = LazyModule("talaria_storage.sequences.seqcol")
+    taxonomy_store = LazyModule("talaria_storage.sequences.taxonomy_store")
 
 _RANGE = re.compile(r"(\d+)-(\d+)")
 
@@ -344,7 +345,7 @@ def export(
     tree = None
     if descendants:
 
-        tree = TaxonomyCatalog(store).load()
+        tree = taxonomy_store.TaxonomyCatalog(store).load()
     options: dict[str, Any] = {
         "version": manifest.version,
         "file_index": file_index,
@@ -559,7 +560,7 @@ def list_databases(ctx: typer.Context, json_output: JsonOption = False) -> None:
                 }
             )
             if db is not None:  # the GA4GH sequence-collection digest (computed once, then kept in the index)
-                versions[-1]["seqcol"] = version_digests(db, info.version).digest
+                versions[-1]["seqcol"] = seqcol.version_digests(db, info.version).digest
         report.append({"database": name, "versions": versions})
     if json_output:
         emit_json(report)

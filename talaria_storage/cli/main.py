@@ -57,33 +57,36 @@ COMMANDS: dict[str, tuple[str, str]] = {
 app named ``commands`` holds top-level commands; any other is a group, mounted under its name."""
 
 
-def module_commands(module: str, attribute: str) -> dict[str, Any]:
-    """The click commands of one module's app, under their top-level names, the module imported now.
+def module_command(name: str) -> Any:
+    """The click command (or group) ``name`` of :data:`COMMANDS`, its module imported now.
 
-    An app named ``commands`` gives each of its commands (they are merged into the top level);
-    any other app is one group, under the name :data:`COMMANDS` gives it.
+    A command of an app named ``commands`` is converted alone: typer converts a whole app's
+    commands at once (``get_group``), and cli/database's five cost a first ``get`` ~18 ms,
+    where its own conversion costs ~4. Any other app is one group, under ``name``.
     """
+    module, attribute = COMMANDS[name]
     sub_app = getattr(importlib.import_module(f"talaria_storage.cli.{module}"), attribute)
-    # get_group, not get_command: a group of one command (index) stays a group, and no
-    # completion options are added to a sub-app, as app.add_typer did before.
-    group = typer.main.get_group(sub_app)
-    if attribute == "commands":
-        return dict(group.commands)
-    group.name = next(name for name, where in COMMANDS.items() if where == (module, attribute))
-    return {group.name: group}
+    if attribute != "commands":
+        # get_group, not get_command: a group of one command (index) stays a group, and no
+        # completion options are added to a sub-app, as app.add_typer did before.
+        group = typer.main.get_group(sub_app)
+        group.name = name
+        return group
+    for info in sub_app.registered_commands:
+        if info.callback is not None and (info.name or typer.main.get_command_name(info.callback.__name__)) == name:
+            return typer.main.get_command_from_info(
+                info, pretty_exceptions_short=sub_app.pretty_exceptions_short, rich_markup_mode=sub_app.rich_markup_mode
+            )
+    raise LookupError(f"talaria_storage.cli.{module} defines no command {name!r}; fix COMMANDS in cli/main.py")
 
 
 def load_command(name: str, loaded: dict[str, Any] | None = None) -> Any:
-    """The click command (or group) ``name`` of :data:`COMMANDS`. ``loaded``: the commands made
-    so far, to which every command of the module is added, so a module is converted once."""
+    """The click command (or group) ``name`` of :data:`COMMANDS`, made once: ``loaded`` holds
+    the commands made so far, and gets this one."""
     loaded = {} if loaded is None else loaded
     if name not in loaded:
-        loaded.update(module_commands(*COMMANDS[name]))
-    found = loaded.get(name)
-    if found is None:
-        module = COMMANDS[name][0]
-        raise LookupError(f"talaria_storage.cli.{module} defines no command {name!r}; fix COMMANDS in cli/main.py")
-    return found
+        loaded[name] = module_command(name)
+    return loaded[name]
 
 
 class LazyCommandGroup(ErrorReportingGroup):

@@ -104,7 +104,6 @@ from talaria_storage.sequences.canonical import (
     digests,
     parse_sequence_id,
 )
-from talaria_storage.sequences.chunking import ChunkingPolicy
 from talaria_storage.sequences.identifiers import (
     EXACT,
     accession_from_header,
@@ -132,13 +131,16 @@ from talaria_storage.storage.store import Store
 if TYPE_CHECKING:
     import multiprocessing
 
+    from talaria_storage.sequences import chunking as chunk_policy
     from talaria_storage.sequences import importing, sharded_import
+    from talaria_storage.sequences.chunking import ChunkingPolicy
 else:
     # Imported on first use (core.lazy_module): the import pipeline and its process pool are
     # about 30 ms of a fresh process's start-up, and a look-up never runs them.
     importing = LazyModule("talaria_storage.sequences.importing")
     sharded_import = LazyModule("talaria_storage.sequences.sharded_import")
     multiprocessing = LazyModule("multiprocessing")
+    chunk_policy = LazyModule("talaria_storage.sequences.chunking")
 
 _log = logging.getLogger(__name__)
 
@@ -236,11 +238,8 @@ class SequenceDatabase:
         # deduplication, when the store was opened from a configuration (see open_store).
         settings = store.config if isinstance(store.config, StorageConfig) else None
         self.codec = codec or (configured_codec(*settings.codec_spec) if settings else ChunkCodec())
-        self.chunking = chunking or (
-            ChunkingPolicy.bounded(settings.optimization.min_chunk_size, settings.optimization.max_chunk_size)
-            if settings
-            else ChunkingPolicy()
-        )
+        self._settings = settings
+        self._chunking = chunking
         #: False: an import lends no sequence from what the store already holds (storage.toml
         #: ``[optimization] deduplication``); every version then stores all its sequences itself.
         self.deduplication = settings.optimization.deduplication if settings else True
@@ -262,6 +261,20 @@ class SequenceDatabase:
         self._cache_size = 16  # packs whose slot digests an index build keeps (see _walk)
         # What look-ups into each version need, by manifest (see _version_lookup).
         self._lookups: dict[SHA256Hash, VersionLookup] = {}
+
+    @property
+    def chunking(self) -> ChunkingPolicy:
+        """How an import cuts records into chunks ([optimization] chunk bounds when the store was
+        opened from a configuration), made on first use: a look-up never chunks, and the module
+        cost a fresh process's first look-up ~6 ms to import."""
+        if self._chunking is None:
+            settings = self._settings
+            self._chunking = (
+                chunk_policy.ChunkingPolicy.bounded(settings.optimization.min_chunk_size, settings.optimization.max_chunk_size)
+                if settings
+                else chunk_policy.ChunkingPolicy()
+            )
+        return self._chunking
 
     # ------------------------------------------------------------------------------ import
 

@@ -16,13 +16,10 @@ from __future__ import annotations
 from array import array
 from collections.abc import Hashable, Sequence
 from itertools import accumulate
+from typing import TYPE_CHECKING
 
 from talaria_storage.core.errors import CompressionError
-from talaria_storage.sequences.similarity_order import (
-    LONG_MATCH_GAIN,
-    gains_from_long_matches,
-    similarity_order,
-)
+from talaria_storage.core.lazy_module import LazyModule
 from talaria_storage.sequences.streams import (
     DEFAULT_CODEC,
     KIND_FASTA,
@@ -41,6 +38,13 @@ from talaria_storage.sequences.streams import (
     encode_container,
 )
 from talaria_storage.sequences.varints import u32s
+
+if TYPE_CHECKING:
+    from talaria_storage.sequences import similarity_order as similarity
+else:
+    # Imported when a pack is written: a look-up only reads packs, and the ordering's k-mer
+    # filter cost a fresh process's first look-up ~5 ms to import.
+    similarity = LazyModule("talaria_storage.sequences.similarity_order")
 
 PACK_MAGIC = b"TSQP"
 PACK_VERSION = 2
@@ -86,11 +90,11 @@ def encode_pack_joined(
     plain = _encode_layout(residues, lengths, qualities, codec, None)
     # A FASTQ pack keeps record order (its qualities, not its residues, are most of it), and so does
     # a pack whose sequences resemble none in another block: neither has anything to gain.
-    if qualities is not None or gains_from_long_matches(residues, codec.block_size) < LONG_MATCH_GAIN:
+    if qualities is not None or similarity.gains_from_long_matches(residues, codec.block_size) < similarity.LONG_MATCH_GAIN:
         return plain
     offsets = list(accumulate(lengths, initial=0))
     slots = [residues[offsets[i] : offsets[i + 1]] for i in range(count)]
-    placement = similarity_order(slots)
+    placement = similarity.similarity_order(slots)
     if placement is None:
         return plain
     laid_out = _encode_layout(b"".join([slots[i] for i in placement]), lengths, None, codec, placement)
