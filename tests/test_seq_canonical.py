@@ -16,6 +16,7 @@ from talaria_storage.sequences.canonical import (
     digests,
     md5_hex,
     parse_sequence_id,
+    sequence_id_in,
     refget_id,
     sequence_hash,
     sha512t24u,
@@ -92,6 +93,16 @@ def test_lookup_identifiers_are_recognised_and_normalised(text: str, kind: str, 
 def test_malformed_lookup_identifiers_are_refused(text: str) -> None:
     with pytest.raises(InvalidSequenceId):
         parse_sequence_id(text)
+
+
+@pytest.mark.parametrize("text", ["P69905", "sp|P69905|HBA_HUMAN", "SQ.short", "a" * 63, ""])
+def test_a_name_is_no_sequence_id_and_raises_nothing_there(text: str) -> None:
+    assert sequence_id_in(text) is None
+
+
+def test_a_digest_is_the_same_sequence_id_either_way() -> None:
+    for text in ("A" * 64, "ga4gh:" + ACGT_REFGET, "md5:" + ACGT_MD5.upper()):
+        assert sequence_id_in(text) == parse_sequence_id(text)
 
 
 def test_invalid_identifier_is_a_value_error() -> None:

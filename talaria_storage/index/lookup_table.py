@@ -205,7 +205,12 @@ class LookupTable:
         if i < 0:
             return []
         fingerprints, values = self._partition(i)
-        return list(values[bisect_left(fingerprints, key) : bisect_right(fingerprints, key)])
+        at = bisect_left(fingerprints, key)
+        found = []
+        while at < len(fingerprints) and fingerprints[at] == key:  # one row, as a rule: no second bisection
+            found.append(values[at])
+            at += 1
+        return found
 
     def _partition(self, i: int) -> tuple[array, array]:
         found = self._decoded.get(i)

@@ -152,6 +152,19 @@ def parse_sequence_id(text: str) -> SequenceId:
     """Validate a user's sequence identifier and say which digest it is."""
     if not isinstance(text, str):
         raise InvalidSequenceId(f"a sequence identifier is text, got {type(text).__name__}")
+    found = sequence_id_in(text)
+    if found is None:
+        raise InvalidSequenceId(
+            f"'{text[:80]}' is not a sequence identifier: expected 64 hex characters (SHA-256), "
+            "'SQ.' or 'ga4gh:SQ.' followed by 32 base64url characters (refget), "
+            "or 'md5:' / 32 hex characters (MD5)"
+        )
+    return found
+
+
+def sequence_id_in(text: str) -> SequenceId | None:
+    """The digest ``text`` is (see :func:`parse_sequence_id`), or None: for a look-up, where
+    most identifiers are names, and raising and catching the error cost each ~3 µs."""
     item = text.strip()
     if _SHA256_HEX.fullmatch(item):
         return SequenceId("sha256", item.lower())
@@ -164,8 +177,4 @@ def parse_sequence_id(text: str) -> SequenceId:
         item = item[len("md5:") :]
     if _MD5_HEX.fullmatch(item):
         return SequenceId("md5", item.lower())
-    raise InvalidSequenceId(
-        f"'{text[:80]}' is not a sequence identifier: expected 64 hex characters (SHA-256), "
-        "'SQ.' or 'ga4gh:SQ.' followed by 32 base64url characters (refget), "
-        "or 'md5:' / 32 hex characters (MD5)"
-    )
+    return None

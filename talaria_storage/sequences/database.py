@@ -97,12 +97,11 @@ from talaria_storage.index.lookup_table import (
 )
 from talaria_storage.index.lookup_table_writer import build_lookup_index
 from talaria_storage.sequences.canonical import (
-    InvalidSequenceId,
     SequenceDigests,
     SequenceId,
     canonical,
     digests,
-    parse_sequence_id,
+    sequence_id_in,
 )
 from talaria_storage.sequences.identifiers import (
     EXACT,
@@ -618,15 +617,17 @@ class SequenceDatabase:
         self._chunk_cache.put(h, records, sum(len(r.header) + len(r.residues) for r in records) + 100 * len(records))
         return records
 
-    def _record_at(self, manifest: Manifest, ci: int, ri: int) -> SequenceRecord:
-        """Record ``ri`` of chunk ``ci``: from a chunk an export decoded whole, else read alone."""
+    def _record_at(self, manifest: Manifest, ci: int, ri: int, *, with_taxon: bool = False) -> SequenceRecord:
+        """Record ``ri`` of chunk ``ci``: from a chunk an export decoded whole, else read alone;
+        ``with_taxon``: labelled with its ``taxon_id``."""
         h = manifest.chunks[ci].hash
+        reader, packs = self._reader(h)
         if self._chunk_cache:
             cached = self._chunk_cache.get(h)
             if cached is not None:
-                return cached[ri]  # type: ignore[index]
-        reader, packs = self._reader(h)
-        return reader.record(ri, packs)
+                record: SequenceRecord = cached[ri]  # type: ignore[index]
+                return labelled(record, reader.taxid(ri)) if with_taxon else record
+        return reader.record(ri, packs, with_taxon=with_taxon)
 
     def canonical_slot(self, manifest: Manifest, ci: int, ri: int) -> tuple[PackReader, int] | None:
         """The sequence pack and slot holding record ``ri`` of chunk ``ci``'s canonical residues,
@@ -1020,10 +1021,7 @@ class DatabaseSnapshot:
             return []  # an empty header names nothing: such a record is found by digest or #N
         if identifier.startswith("#") and identifier[1:].isdigit():
             return self._at_position(int(identifier[1:]))
-        try:
-            sid: SequenceId | None = parse_sequence_id(identifier)
-        except InvalidSequenceId:
-            sid = None
+        sid = sequence_id_in(identifier) if isinstance(identifier, str) else None
         if self._table is not None:
             try:
                 return self._table_positions(identifier, sid)
@@ -1134,7 +1132,7 @@ class DatabaseSnapshot:
         """Records of this version named by ``identifier`` (see :meth:`positions`), each with its
         ``taxon_id``."""
         record_at = self.database._record_at
-        return [self._labelled(ci, ri, record_at(self.manifest, ci, ri)) for ci, ri in self.positions(identifier)]
+        return [record_at(self.manifest, ci, ri, with_taxon=True) for ci, ri in self.positions(identifier)]
 
     def _labelled(self, ci: int, ri: int, record: SequenceRecord) -> SequenceRecord:
         reader, _ = self.database._reader(self.manifest.chunks[ci].hash)
@@ -1195,7 +1193,7 @@ class DatabaseSnapshot:
                 whole = db._chunk(entry.hash)
                 read.update(((ci, ri), self._labelled(ci, ri, whole[ri])) for ri in records)
             else:
-                read.update(((ci, ri), self._labelled(ci, ri, db._record_at(self.manifest, ci, ri))) for ri in sorted(records))
+                read.update(((ci, ri), db._record_at(self.manifest, ci, ri, with_taxon=True)) for ri in sorted(records))
         return {identifier: [read[p] for p in found] for identifier, found in wanted.items()}
 
     def fetch(self, identifier: str, start: int = 0, end: int | None = None) -> str:

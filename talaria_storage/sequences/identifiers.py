@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 
 from talaria_storage.formats.fasta import MARK
 from talaria_storage.index.lookup_table import digest_fingerprint, name_fingerprint
@@ -47,22 +46,29 @@ _VERSION = re.compile(rb"\.(\d+)$")
 EXACT = -1
 
 
-def _first_words(header: bytes) -> Iterator[bytes]:
+def _first_words(header: bytes) -> list[bytes]:
     """The first word of each Ctrl-A-joined part of a header (none for an empty header)."""
-    parts = header.split(b"\x01") if b"\x01" in header else (header,)
-    for part in parts:
-        words = part.split(None, 1)
-        if words:
-            yield words[0]
+    if b"\x01" not in header:
+        words = header.split(None, 1)
+        return words[:1]
+    return [words[0] for words in (part.split(None, 1) for part in header.split(b"\x01")) if words]
+
+
+def _word_names(word: bytes) -> tuple[bytes, bytes | None]:
+    """(accession, UniProt entry name or None) of a header's first word, the UniProt form
+    matched once for both (a look-up checks each candidate's header with them)."""
+    if b"|" not in word:
+        return word, None  # neither form matches: the test spares a look-up two regular expressions
+    found = _UNIPROT.match(word)
+    if found:
+        return found.group(2), found.group(3) or None
+    found = _NCBI_GI.match(word)
+    return (found.group(1) if found else word), None
 
 
 def accession_of_word(word: bytes) -> bytes:
     """The accession a header's first word names (see :func:`accession_from_header`)."""
-    found = _UNIPROT.match(word)
-    if found:
-        return found.group(2)
-    found = _NCBI_GI.match(word)
-    return found.group(1) if found else word
+    return _word_names(word)[0]
 
 
 def accession_from_header(header: bytes) -> str:
@@ -88,15 +94,12 @@ def accessions_from_header(header: bytes) -> list[str]:
 
 def entry_name(word: bytes) -> bytes | None:
     """The UniProt entry name of a first word ``sp|P69905|HBA_HUMAN`` (``HBA_HUMAN``), else None."""
-    found = _UNIPROT.match(word)
-    if found is None:
-        return None
-    return found.group(3) or None
+    return _word_names(word)[1]
 
 
 def bare_accession(accession: bytes) -> tuple[bytes, int | None]:
     """(accession without ``.version``, the version or None)."""
-    found = _VERSION.search(accession)
+    found = _VERSION.search(accession) if b"." in accession else None
     if found is None:
         return accession, None
     return accession[: found.start()], int(found.group(1))
@@ -107,8 +110,8 @@ def indexed_names(header: bytes) -> list[bytes]:
     query with this text probes): each bare accession and each entry name, once."""
     names: dict[bytes, None] = {}
     for word in _first_words(header):
-        names[bare_accession(accession_of_word(word))[0]] = None
-        name = entry_name(word)
+        accession, name = _word_names(word)
+        names[bare_accession(accession)[0]] = None
         if name:
             names[name] = None
     return list(names)
@@ -158,8 +161,8 @@ def name_match(identifier: bytes, header: bytes, pattern: re.Pattern[bytes] | No
         return EXACT
     best: int | None = None
     for word in _first_words(header):
-        accession = accession_of_word(word)
-        if identifier in (word, accession) or identifier == entry_name(word):
+        accession, name = _word_names(word)
+        if identifier in (word, accession) or identifier == name:
             return EXACT
         bare, version = bare_accession(accession)
         if version is not None and bare == identifier and (best is None or version > best):

@@ -110,6 +110,8 @@ from talaria_storage.formats.fasta import (
     LF,
     FastaRecord,
     FastqRecord,
+    LabelledFastaRecord,
+    LabelledFastqRecord,
     Layout,
     SequenceRecord,
     _regular_layout,
@@ -716,15 +718,17 @@ class ChunkReader(Container):
             if pack.fastq != self.fastq:
                 raise CompressionError("a FASTQ chunk refers to a FASTA pack, or the other way round")
 
-    def record(self, index: int, packs: Sequence[PackReader]) -> SequenceRecord:
-        """Record ``index``, decoding only what it needs (one slot of one pack).
+    def record(self, index: int, packs: Sequence[PackReader], *, with_taxon: bool = False) -> SequenceRecord:
+        """Record ``index``, decoding only what it needs (one slot of one pack); ``with_taxon``:
+        labelled with its ``taxon_id`` (:class:`LabelledFastaRecord`), made so, not copied.
 
         Only the pack the record refers to is taken from ``packs`` (and
         checked), so ``packs`` may be a sequence that opens packs on access.
         """
-        if not -self._count <= index < self._count:
-            raise IndexError(f"record {index} of a chunk of {self._count}")
-        index %= self._count
+        count = self._count
+        if not -count <= index < count:
+            raise IndexError(f"record {index} of a chunk of {count}")
+        index %= count
         if len(packs) != self._pack_count():
             raise ValueError(f"{len(packs)} packs given for a pack table of {self._pack_count()}")
         p, slot = self.ref(index)
@@ -733,10 +737,19 @@ class ChunkReader(Container):
             raise CompressionError("a FASTQ chunk refers to a FASTA pack, or the other way round")
         layout = self.layout(index)
         header = self._lines(HEADERS)[index]
-        residues = apply_residue_edit(pack.residues(slot), self.edit(index))
+        residues = pack.residues(slot)
+        edits = self.edits()
+        if edits is not None and edits[index]:
+            residues = apply_residue_edit(residues, edits[index])
+        out: SequenceRecord
         if self.fastq:
-            return FastqRecord(header, residues, self._lines(PLUS)[index], pack.qualities(slot), layout)
-        return FastaRecord(header, residues, layout)
+            fields = (header, residues, self._lines(PLUS)[index], pack.qualities(slot), layout)
+            out = LabelledFastqRecord(*fields) if with_taxon else FastqRecord(*fields)
+        else:
+            out = LabelledFastaRecord(header, residues, layout) if with_taxon else FastaRecord(header, residues, layout)
+        if with_taxon:
+            out.taxon_id = self._u32(TAXIDS)[index]  # type: ignore[union-attr]
+        return out
 
     def records(self, packs: Sequence[PackReader]) -> list[SequenceRecord]:
         """Every record. Each residue block of a pack is decoded at most once: a pack the

@@ -434,6 +434,8 @@ class Container:
         if kind not in (KIND_FASTA, KIND_FASTQ):
             raise CompressionError(f"unknown {what} kind {kind}")
         self.kind = kind
+        #: A FASTQ container (a plain attribute: a look-up asks three times per record).
+        self.fastq = kind == KIND_FASTQ
         self._count = count
         at = _FIXED.size
         entries: list[tuple[int, list[tuple[int, int, int]]]] = []
@@ -466,10 +468,6 @@ class Container:
 
     def __len__(self) -> int:
         return self._count
-
-    @property
-    def fastq(self) -> bool:
-        return self.kind == KIND_FASTQ
 
     def _name(self, stream_id: int) -> str:
         return _STREAM_NAMES.get(stream_id, f"stream {stream_id}")
