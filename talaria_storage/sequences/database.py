@@ -132,7 +132,6 @@ if TYPE_CHECKING:
 
     from talaria_storage.sequences import chunking as chunk_policy
     from talaria_storage.sequences import importing, sharded_import
-    from talaria_storage.sequences.chunking import ChunkingPolicy
 else:
     # Imported on first use (core.lazy_module): the import pipeline and its process pool are
     # about 30 ms of a fresh process's start-up, and a look-up never runs them.
@@ -222,7 +221,7 @@ class SequenceDatabase:
         *,
         index: ChunkIndex | None = None,
         codec: ChunkCodec | None = None,
-        chunking: ChunkingPolicy | None = None,
+        chunking: chunk_policy.ChunkingPolicy | None = None,
         threads: int = 4,
         processes: int | None = None,
         owns_store: bool = False,
@@ -262,7 +261,7 @@ class SequenceDatabase:
         self._lookups: dict[SHA256Hash, VersionLookup] = {}
 
     @property
-    def chunking(self) -> ChunkingPolicy:
+    def chunking(self) -> chunk_policy.ChunkingPolicy:
         """How an import cuts records into chunks ([optimization] chunk bounds when the store was
         opened from a configuration), made on first use: a look-up never chunks, and the module
         cost a fresh process's first look-up ~6 ms to import."""
@@ -621,12 +620,12 @@ class SequenceDatabase:
         """Record ``ri`` of chunk ``ci``: from a chunk an export decoded whole, else read alone;
         ``with_taxon``: labelled with its ``taxon_id``."""
         h = manifest.chunks[ci].hash
-        reader, packs = self._reader(h)
         if self._chunk_cache:
             cached = self._chunk_cache.get(h)
             if cached is not None:
                 record: SequenceRecord = cached[ri]  # type: ignore[index]
-                return labelled(record, reader.taxid(ri)) if with_taxon else record
+                return labelled(record, self._reader(h)[0].taxid(ri)) if with_taxon else record
+        reader, packs = self._reader(h)
         return reader.record(ri, packs, with_taxon=with_taxon)
 
     def canonical_slot(self, manifest: Manifest, ci: int, ri: int) -> tuple[PackReader, int] | None:
@@ -1134,10 +1133,6 @@ class DatabaseSnapshot:
         record_at = self.database._record_at
         return [record_at(self.manifest, ci, ri, with_taxon=True) for ci, ri in self.positions(identifier)]
 
-    def _labelled(self, ci: int, ri: int, record: SequenceRecord) -> SequenceRecord:
-        reader, _ = self.database._reader(self.manifest.chunks[ci].hash)
-        return labelled(record, reader.taxid(ri))
-
     def get(self, identifier: str) -> SequenceRecord:
         """The one record ``identifier`` names (see :meth:`SequenceDatabase.get`)."""
         found = self.get_all(identifier)
@@ -1191,7 +1186,8 @@ class DatabaseSnapshot:
             entry = self.manifest.chunks[ci]
             if len(records) * 16 >= entry.records:
                 whole = db._chunk(entry.hash)
-                read.update(((ci, ri), self._labelled(ci, ri, whole[ri])) for ri in records)
+                reader, _ = db._reader(entry.hash)
+                read.update(((ci, ri), labelled(whole[ri], reader.taxid(ri))) for ri in records)
             else:
                 read.update(((ci, ri), db._record_at(self.manifest, ci, ri, with_taxon=True)) for ri in sorted(records))
         return {identifier: [read[p] for p in found] for identifier, found in wanted.items()}

@@ -686,11 +686,6 @@ class ChunkReader(Container):
             self._cache[REFS] = cached
         return cached  # type: ignore[return-value]
 
-    def edit(self, index: int) -> bytes:
-        """Record ``index``'s residue edit (``b""``: its residues are its slot's, as stored)."""
-        edits = self.edits()
-        return edits[index] if edits is not None else b""
-
     def edits(self) -> list[bytes] | None:
         """Every record's residue edit, or None when the chunk has none (format 2)."""
         if EDITS not in self._streams:
