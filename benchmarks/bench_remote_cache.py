@@ -15,8 +15,10 @@ returned and the wall time:
 
 No row has a local look-up index (the store's ``.index`` folder is removed
 before each): the first look-up reads the version's stored look-up table
-(the manifest, one partition), then the record's chunk and its pack; the
-pack, read whole, is most of its bytes. The
+(the manifest, one partition), then the record's chunk, and its pack by
+byte ranges: the pack's stream table, then the one residue block it needs
+(``talaria_storage/storage/chunk_ranges.py``). Later look-ups into a pack
+already opened read the rest of it whole. The
 warm row shows what the cache saves a second process: the objects come from
 the cache folder, and only the ref crosses the network. Peers: pyfastx answers from
 a local file only (no remote form), so it is not a row here; see the

@@ -304,7 +304,14 @@ def test_a_lookup_reads_only_the_pack_its_record_refers_to(tmp_path: Path) -> No
         fetched.append(h)
         return get_chunk(h)
 
+    open_ranges = store.open_ranges
+
+    def counting_open_ranges(h: SHA256Hash) -> object:
+        fetched.append(h)
+        return open_ranges(h)
+
     store.get_chunk = counting_get_chunk  # type: ignore[method-assign, assignment]
+    store.open_ranges = counting_open_ranges  # type: ignore[method-assign, assignment]
     fresh = SequenceDatabase(store, "db")
     record = fresh._record_at(manifest, ci, ri)
     assert record == decode_records(store.get_chunk(manifest.chunks[ci].hash),

@@ -521,13 +521,15 @@ class SequenceDatabase:
     def _pack(self, h: SHA256Hash) -> PackReader:
         """A sequence pack, from the reader cache (several chunks may refer to one pack).
 
-        Its decoded residue blocks go to the database's shared block cache.
+        Its decoded residue blocks go to the database's shared block cache. A large pack is
+        read by ranges (its stream table, then the blocks a look-up decodes: see
+        :mod:`~talaria_storage.storage.chunk_ranges`), a small one whole.
         """
         cached = self._readers.get((b"p", h.digest))
         if cached is not None:
             return cached  # type: ignore[return-value]
         try:
-            reader = PackReader(self.store.get_chunk(h), blocks=self._blocks, owner=h.digest)
+            reader = PackReader(self.store.open_ranges(h), blocks=self._blocks, owner=h.digest)
         except ChunkNotFound:
             raise StorageError(
                 f"sequence pack {h.to_hex()} of database '{self.name}' is missing from {self.store.location}: "

@@ -38,6 +38,7 @@ from talaria_storage.sequences.streams import (
     encode_container,
 )
 from talaria_storage.sequences.varints import u32s
+from talaria_storage.storage.chunk_ranges import ChunkRanges
 
 if TYPE_CHECKING:
     from talaria_storage.sequences import similarity_order as similarity
@@ -108,7 +109,7 @@ def _encode_layout(
     compressors = Compressors(codec.long_distance)
     entries: list[tuple[int, Blocks]] = [
         (LENGTHS, [encode_block(u32s(lengths), codec.meta_level, compressors)]),
-        (RESIDUES, encode_blocked(residues, codec, compressors, codec.pack_nucleotides)),
+        (RESIDUES, encode_blocked(residues, codec, compressors, codec.pack_nucleotides, residues=True)),
     ]
     if qualities is not None:
         entries.append((QUALITIES, encode_blocked(qualities, codec, compressors, False)))
@@ -123,12 +124,14 @@ def _encode_layout(
 class PackReader(Container):
     """Random access to the slots of one serialised sequence pack.
 
+    ``data``: the serialised pack, or a :class:`ChunkRanges` to read it by
+    ranges (its stream table first, then only the blocks decoded).
     ``blocks``: an :class:`LRUCache` for decoded residue and quality blocks,
     shared with the readers of other packs (``owner``: this pack's hash, its
     key there); without one the reader keeps its last few blocks itself.
     """
 
-    def __init__(self, data: bytes, *, blocks: LRUCache | None = None, owner: Hashable | None = None) -> None:
+    def __init__(self, data: bytes | ChunkRanges, *, blocks: LRUCache | None = None, owner: Hashable | None = None) -> None:
         super().__init__(
             data, PACK_MAGIC, PACK_VERSION, "sequence pack", blocks=blocks, owner=owner, oldest=_IN_SLOT_ORDER
         )
@@ -137,8 +140,9 @@ class PackReader(Container):
 
     @property
     def nbytes(self) -> int:
-        """Bytes this reader holds besides the shared block cache: the serialised pack, its offsets."""
-        return len(self._data) + 16 * self._count
+        """Bytes this reader holds besides the shared block cache, at most: the serialised pack,
+        its offsets."""
+        return self.object_bytes + 16 * self._count
 
     def lengths(self) -> list[int]:
         return list(self._u32(LENGTHS))

@@ -4,7 +4,8 @@ Why
     A pipeline that opens an S3/GCS/Azure store again and again should not
     fetch the same packs and manifests every time. Content-addressed objects
     (``chunks/``, ``manifests/``) never change once written, so a copy is
-    valid for as long as it is kept: the cache is bounded only by size, with
+    valid for as long as it is kept (a byte range read of one, as a look-up
+    reads a pack's table and one block, is kept as an entry of its own): the cache is bounded only by size, with
     least-recently-used eviction (``[cache] size_mb``). Refs do change; a ref
     read is reused only for ``[cache] ttl_seconds`` (0, the default: refs are
     always read from the remote, so a reader sees a version the moment it is
@@ -64,7 +65,11 @@ class ObjectCache:
             # cull_limit=1: each write evicts at most one least-recently-used entry. diskcache's own
             # cull() evicts ten at a time, which empties a cache of a few large packs at once.
             self._cache = diskcache.Cache(
-                str(folder), size_limit=size_bytes, eviction_policy="least-recently-used", cull_limit=1
+                str(folder),
+                size_limit=size_bytes,
+                eviction_policy="least-recently-used",
+                cull_limit=1,
+                tag_index=True,
             )
         except _CACHE_ERRORS as exc:
             self._disable(exc)
@@ -102,8 +107,8 @@ class ObjectCache:
             return None
         return Versioned(value[0], value[1]) if isinstance(value, tuple) else None
 
-    def put(self, key: str, data: bytes, expire: int | None = None) -> None:
-        self._set(key, data, expire)
+    def put(self, key: str, data: bytes, expire: int | None = None, tag: str | None = None) -> None:
+        self._set(key, data, expire, tag)
 
     def put_versioned(self, key: str, found: Versioned) -> None:
         self._set("versioned:" + key, (found.data, found.version), self.ref_ttl_seconds)
@@ -114,14 +119,16 @@ class ObjectCache:
         try:
             self._cache.delete(key)
             self._cache.delete("versioned:" + key)
+            if key.startswith(IMMUTABLE_PREFIXES):
+                self._cache.evict(key)  # the object's cached ranges (tag_index: no scan)
         except _CACHE_ERRORS as exc:
             self._disable(exc)
 
-    def _set(self, key: str, value: object, expire: int | None) -> None:
+    def _set(self, key: str, value: object, expire: int | None, tag: str | None = None) -> None:
         if self._cache is None:
             return
         try:
-            self._cache.set(key, value, expire=expire)
+            self._cache.set(key, value, expire=expire, tag=tag)
             # A write evicts one entry; a large object may need more before the size holds again.
             evictions = 0
             while self._cache.volume() > self._cache.size_limit and evictions < _MAX_EVICTIONS:
@@ -167,11 +174,20 @@ class CachedBackend(WrappingBackend):
         return data
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
-        if key.startswith(IMMUTABLE_PREFIXES):
-            cached = self.cache.get(key)
-            if cached is not None:
-                return cached[start:end]
-        return self.inner.get_range(key, start, end)
+        if not key.startswith(IMMUTABLE_PREFIXES):
+            return self.inner.get_range(key, start, end)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached[start:end]
+        # A range is cached as itself (a look-up reads a pack's table and one block, the next
+        # process the same ranges), tagged with its object's key so forget drops them all.
+        name = f"{key}@{start}-{end}"
+        cached = self.cache.get(name)
+        if cached is not None:
+            return cached
+        data = self.inner.get_range(key, start, end)
+        self.cache.put(name, data, tag=key)
+        return data
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = list(keys)

@@ -56,6 +56,7 @@ from talaria_storage.core.types import (
 )
 from talaria_storage.storage import frame
 from talaria_storage.storage.backend import Backend, ObjectInfo, touched_since
+from talaria_storage.storage.chunk_ranges import HEAD_BYTES, REMOTE_RANGES_BEFORE_WHOLE, ChunkRanges
 from talaria_storage.storage.codecs import Codec, NoneCodec, ZstdCodec
 
 T = TypeVar("T")
@@ -142,6 +143,45 @@ class ChunkStore(ChunkStorage):
         except (HashMismatch, CompressionError):
             self.backend.forget(key)  # a cached copy that is bad is not served again
             raise
+
+    def open_ranges(self, hash: SHA256Hash, head_bytes: int = HEAD_BYTES) -> ChunkRanges | bytes:
+        """A chunk to be read by byte ranges of its content (:class:`ChunkRanges`), or its
+        verified bytes when ranges would not help.
+
+        Its bytes, as :meth:`get_chunk` gives them, when the first read of ``head_bytes``
+        holds the whole object, when its frame is compressed (a range of a compressed
+        frame is not a range of the content), or when the backend reads a range by reading
+        the whole object anyway.
+        """
+        if not self.backend.supports_native_ranges:
+            return self.get_chunk(hash)
+        key = self.key_for(hash)
+        try:
+            first = self.backend.get_range(key, 0, frame.HEADER_SIZE + head_bytes)
+        except ObjectNotFound:
+            raise ChunkNotFound(hash, self.location) from None
+        try:
+            header = frame.decode_header(first)
+        except CompressionError as exc:
+            self.backend.forget(key)
+            raise CompressionError(f"object '{key}' in {self.location}: {exc}") from exc
+        if header.codec.id != NoneCodec.id:
+            return self.get_chunk(hash)
+        if len(first) >= frame.HEADER_SIZE + header.size:
+            try:
+                return self._decode_verified(key, hash, first[: frame.HEADER_SIZE + header.size])
+            except (HashMismatch, CompressionError):
+                self.backend.forget(key)
+                raise
+        return ChunkRanges(
+            hash,
+            key,
+            header.size,
+            first[frame.HEADER_SIZE :],
+            lambda start, end: self.backend.get_range(key, start, end),
+            whole_after=None if self.backend.is_local else REMOTE_RANGES_BEFORE_WHOLE,
+            forget=lambda: self.backend.forget(key),
+        )
 
     def has_chunk(self, hash: SHA256Hash) -> bool:
         # docstring inherited
