@@ -11,7 +11,11 @@ returned and the wall time:
 
 * **cache off**: ``[cache] enabled = false``, every process fetches what it reads;
 * **fresh cache**: an empty cache folder;
-* **warm cache**: the folder the previous process filled.
+* **warm cache**: the folder the previous process filled;
+* **v3, cache off**: after two more releases (each with 1 % of the sequences
+  changed), the same look-ups into v3, whose look-up index has three layers:
+  the small layers' filters (in the manifest) let a look-up of a record they
+  do not hold skip them.
 
 No row has a local look-up index (the store's ``.index`` folder is removed
 before each): the first look-up reads the version's stored look-up table
@@ -109,6 +113,27 @@ def child(location: str, config: str, names_file: str) -> None:
     )
 
 
+def add_releases(store_dir: Path, work: Path) -> int:
+    """Releases v2 and v3 of the database, each with 1 % of its records' sequences changed (as
+    ``bench_lookups.py`` makes v2); how many look-up layers v3 has."""
+    with open_store(str(store_dir)) as store:
+        db = open_database(store, "uniprot15")
+        plain = work / "v1.fasta"
+        with plain.open("wb") as out:
+            db.export(out, version="v1")
+        data = plain.read_bytes().split(b"\n>")
+        for version, seed in (("v2", 1), ("v3", 2)):
+            rng = random.Random(seed)
+            for i in rng.sample(range(len(data)), len(data) // 100):
+                head, _, body = data[i].partition(b"\n")
+                data[i] = head + b"\n" + (b"W" + body[1:] if body[:1] != b"W" else b"Y" + body[1:])
+            release = work / f"{version}.fasta"
+            release.write_bytes(b"\n>".join(data))
+            db.import_files([str(release)], version=version, taxonomy="header")
+        lookup = db.manifest("v3")[1].lookup
+        return len(lookup.layers) if lookup is not None else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -135,11 +160,8 @@ def main() -> None:
         off.write_text("[cache]\nenabled = false\n")
         location = f"faults+file://{store_dir}?latency={LATENCY}"
         rows = []
-        for label, config, folder in (
-            ("cache off", str(off), "off"),
-            ("fresh cache", "", "on"),
-            ("warm cache", "", "on"),
-        ):
+
+        def measure(label: str, config: str, folder: str) -> None:
             shutil.rmtree(store_dir / ".index", ignore_errors=True)  # no local index in any row
             env = dict(os.environ, TALARIA_CACHE_DIR=str(work / f"cache-{folder}"))
             done = subprocess.run(
@@ -150,6 +172,15 @@ def main() -> None:
                 env=env,
             )
             rows.append((label, json.loads(done.stdout)))
+
+        for label, config, folder in (
+            ("cache off", str(off), "off"),
+            ("fresh cache", "", "on"),
+            ("warm cache", "", "on"),
+        ):
+            measure(label, config, folder)
+        layers = add_releases(store_dir, work)
+        measure(f"v3 ({layers} look-up layers), cache off", str(off), "off-v3")
     print(f"### Remote look-ups through the cache: uniprot15, latency {LATENCY * 1000:.0f} ms per request\n")
     print(f"Database objects (chunks/): {database_bytes / 1e6:.1f} MB.\n")
     print("| process | first look-up s | requests | bytes read | 1,000 look-ups s | requests | bytes read | found |")

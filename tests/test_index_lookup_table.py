@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from talaria_storage.backends.memory import MemoryBackend
 
 from talaria_storage.index.lookup_table import (
+    FingerprintFilter,
     LookupPartition,
     LookupTable,
     LookupTableDamaged,
@@ -18,7 +19,11 @@ from talaria_storage.index.lookup_table import (
     fingerprint_bytes,
     name_fingerprint,
 )
-from talaria_storage.index.lookup_table_writer import encode_partition, write_lookup_table
+from talaria_storage.index.lookup_table_writer import (
+    encode_partition,
+    fingerprint_filter,
+    write_lookup_table,
+)
 from talaria_storage.storage.store import Store
 
 
@@ -103,3 +108,28 @@ def test_an_object_that_is_no_partition_is_refused() -> None:
     ref = LookupTableRef(4, 3, 1, (LookupPartition(0, h, 22, 1),))
     with pytest.raises(LookupTableDamaged, match="not a look-up table partition|shorter"):
         LookupTable(store.get_chunk, ref, "db@v1").find(0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, (1 << 40) - 1), min_size=1, max_size=3000))
+def test_a_fingerprint_filter_holds_every_key_it_was_built_from(keys: list[int]) -> None:
+    built = fingerprint_filter(np.array(keys, dtype=np.uint64))
+    assert all(built.may_contain(key) for key in keys)
+
+
+def test_a_fingerprint_filter_says_maybe_for_about_one_absent_key_in_a_hundred() -> None:
+    rng = np.random.default_rng(3)
+    built = fingerprint_filter(rng.integers(0, 1 << 40, 20000, dtype=np.uint64))
+    absent = rng.integers(1 << 40, 1 << 41, 20000, dtype=np.uint64)
+    assert sum(built.may_contain(int(key)) for key in absent) / len(absent) < 0.02
+    assert built.nbytes == 10 * 20000 // 8
+
+
+def test_a_fingerprint_filter_round_trips_as_text_and_a_malformed_one_is_refused() -> None:
+    built = fingerprint_filter(np.arange(100, dtype=np.uint64))
+    again = FingerprintFilter.from_text(built.to_text())
+    assert all(again.may_contain(key) for key in range(100)) and again.to_text() == built.to_text()
+    with pytest.raises(ValueError, match="fingerprint filter"):
+        FingerprintFilter.from_text("7:not base64!")
+    with pytest.raises(ValueError, match="fingerprint filter"):
+        FingerprintFilter.from_text("x:AAAA")

@@ -185,6 +185,42 @@ def test_each_release_indexes_only_its_changed_records_and_finds_every_record(tm
     assert layers[:2] == [2, 3] and max(layers) == 3  # then the small layers are folded into the new one
 
 
+def test_a_look_up_of_a_record_no_newer_layer_holds_reads_no_partition_of_theirs(tmp_path: Path) -> None:
+    rnd = random.Random(12)
+    data = _proteins(rnd, 1200)
+    store = Store(MemoryBackend())
+    db = _import(tmp_path, data, store=store)
+
+    def alone(release: bytes) -> set[bytes]:  # (accession, record) of the accessions of one record
+        by_accession: dict[bytes, list[bytes]] = {}
+        for record in release.lstrip(b">").split(b"\n>"):
+            by_accession.setdefault(record.split(b"|")[1], []).append(record.rstrip(b"\n"))
+        return {accession + b"\0" + found[0] for accession, found in by_accession.items() if len(found) == 1}
+
+    unchanged = alone(data)
+    for n in (2, 3):
+        data = _next_release(rnd, data)
+        unchanged &= alone(data)
+        (tmp_path / f"v{n}.fa").write_bytes(data)
+        db.import_files([tmp_path / f"v{n}.fa"], version=f"v{n}", taxonomy="header")
+    lookup = db.manifest()[1].lookup
+    assert lookup is not None and len(lookup.layers) == 3
+    assert all(layer.filter is not None for layer in lookup.layers[:2]) and lookup.layers[2].filter is None
+    newer = {part.hash for layer in lookup.layers[:2] for part in layer.table.partitions}
+    get_chunk = store.get_chunk
+    reading_newer = 0
+    for accession in rnd.sample(sorted(a.split(b"\0")[0] for a in unchanged), 60):
+        read: list[SHA256Hash] = []
+        fresh = SequenceDatabase(store, "db")  # a fresh process: no partition decoded yet
+        fresh.store.get_chunk = lambda h, read=read: read.append(h) or get_chunk(h)  # type: ignore[method-assign, misc]
+        assert fresh.get_all(accession.decode())
+        reading_newer += bool(newer & set(read))
+        del fresh.store.get_chunk
+    # Each layer's filter says "maybe" for about 1 key in 100 it does not hold (without the
+    # filters, all 60 would read both newer partitions).
+    assert reading_newer <= 3
+
+
 def test_lookups_by_digest_equal_a_full_scan(proteins: SequenceDatabase) -> None:
     records = [record for record, _ in _full_scan(proteins)]
     snapshot = proteins.snapshot()

@@ -194,13 +194,14 @@ class LookupTable:
         self._read = read
         self.ref = ref
         self.where = where
-        self._shift = 64 - 8 * ref.fingerprint_bytes
+        #: A 64-bit fingerprint >> shift is this table's key (its kept fingerprint bytes).
+        self.shift = 64 - 8 * ref.fingerprint_bytes
         self._firsts = [p.first for p in ref.partitions]
         self._decoded: OrderedDict[int, tuple[array, array]] = OrderedDict()
 
     def find(self, fingerprint: int) -> list[int]:
         """The values of every row whose fingerprint matches (candidates, to be checked)."""
-        key = fingerprint >> self._shift
+        key = fingerprint >> self.shift
         i = bisect_right(self._firsts, key) - 1
         if i < 0:
             return []
@@ -280,13 +281,83 @@ class OrdinalMap:
         return cls(list(cls._RUN.iter_unpack(packed)))
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def spread(x: Any) -> Any:
+    """splitmix64's finaliser on a 64-bit int, or elementwise on a numpy ``uint64`` array (the
+    same arithmetic, masked to 64 bits), so a filter built with numpy is probed without it."""
+    z = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+class FingerprintFilter:
+    """A Bloom filter of one small layer's keys (its truncated fingerprints), kept in the manifest.
+
+    Why: a version layered over earlier ones reads one partition per layer,
+    so against a remote store each layer is a request. A release that
+    changed 1 % of the records has a small layer of its own; its filter
+    (10 bits a row, 7 probes: about 1 false "maybe" in 120 look-ups) lets a
+    look-up of any other record skip that layer without reading it. Written
+    here, not taken from a Bloom-filter library: the keys are already
+    uniform hashes, and the bits are part of the stored format, which a
+    library's own hashing and serialisation would tie to its version.
+    Probe ``i`` of a key sets bit ``(h1 + i * h2) mod bits`` of
+    ``spread(key)`` = ``h2 << 32 | h1`` (``h2`` made odd), bit ``b`` being
+    bit ``b % 8`` of byte ``b // 8``.
+    """
+
+    BITS_PER_ROW = 10
+    PROBES = 7
+
+    __slots__ = ("_bits", "_m", "probes")
+
+    def __init__(self, bits: bytes, probes: int = PROBES) -> None:
+        if not bits or not 1 <= probes <= 32:
+            raise ValueError(f"a fingerprint filter needs bits and 1..32 probes, got {len(bits)} bytes, {probes}")
+        self._bits = bits
+        self._m = 8 * len(bits)
+        self.probes = probes
+
+    @property
+    def nbytes(self) -> int:
+        return len(self._bits)
+
+    def may_contain(self, key: int) -> bool:
+        """False when ``key`` is certainly not in the layer; True when it may be."""
+        h = spread(key)
+        h1, h2 = h & 0xFFFFFFFF, (h >> 32) | 1
+        bits, m = self._bits, self._m
+        for i in range(self.probes):
+            b = (h1 + i * h2) % m
+            if not bits[b >> 3] >> (b & 7) & 1:
+                return False
+        return True
+
+    def to_text(self) -> str:
+        return f"{self.probes}:" + base64.b64encode(self._bits).decode("ascii")
+
+    @classmethod
+    def from_text(cls, text: str) -> FingerprintFilter:
+        """The filter :meth:`to_text` wrote; ValueError when ``text`` is not one."""
+        probes, _, bits = text.partition(":")
+        try:
+            return cls(base64.b64decode(bits, validate=True), int(probes))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"a fingerprint filter does not decode ({exc})") from None
+
+
 @dataclass(frozen=True, slots=True)
 class LookupLayer:
     """One table of a version's look-up index: its own (``ordinals`` None: values are this
-    version's ordinals) or an earlier version's, read through an :class:`OrdinalMap`."""
+    version's ordinals) or an earlier version's, read through an :class:`OrdinalMap`; a small
+    layer carries a :class:`FingerprintFilter` of its keys."""
 
     table: LookupTableRef
     ordinals: OrdinalMap | None = None
+    filter: FingerprintFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +386,11 @@ class LookupIndexRef:
         return {
             "format": FORMAT,
             "layers": [
-                {**layer.table.to_doc(), "ordinals": None if layer.ordinals is None else layer.ordinals.to_text()}
+                {
+                    **layer.table.to_doc(),
+                    "ordinals": None if layer.ordinals is None else layer.ordinals.to_text(),
+                    **({} if layer.filter is None else {"filter": layer.filter.to_text()}),
+                }
                 for layer in self.layers
             ],
         }
@@ -327,11 +402,12 @@ class LookupIndexRef:
             raise ValueError(f"look-up index format {doc['format']} is not {FORMAT}")
         layers = []
         for layer in doc["layers"]:
-            ordinals = layer.get("ordinals")
+            ordinals, kept = layer.get("ordinals"), layer.get("filter")
             layers.append(
                 LookupLayer(
                     LookupTableRef.from_doc(layer),
                     OrdinalMap.from_text(ordinals) if ordinals is not None else None,
+                    FingerprintFilter.from_text(kept) if kept is not None else None,
                 )
             )
         return cls(tuple(layers))
@@ -342,11 +418,15 @@ class LookupIndex:
 
     def __init__(self, read: Callable[[SHA256Hash], bytes], ref: LookupIndexRef, where: str) -> None:
         self.ref = ref
-        self._layers = [(LookupTable(read, layer.table, where), layer.ordinals) for layer in ref.layers]
+        self._layers = [
+            (LookupTable(read, layer.table, where), layer.ordinals, layer.filter) for layer in ref.layers
+        ]
 
     def find(self, fingerprint: int) -> list[int]:
         found: list[int] = []
-        for table, ordinals in self._layers:
+        for table, ordinals, kept in self._layers:
+            if kept is not None and not kept.may_contain(fingerprint >> table.shift):
+                continue  # certainly not in this layer: its partition is not read
             values = table.find(fingerprint)
             if ordinals is None:
                 found += values
