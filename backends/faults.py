@@ -320,6 +320,8 @@ class RequestCountingBackend(WrappingBackend):
         self._counts: Counter[str] = Counter()
         self._batched_keys = 0
         self._writes: Counter[str] = Counter()
+        #: Bytes the reads (get, get_range, get_many) returned so far: what crossed the network.
+        self.bytes_read = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -357,6 +359,12 @@ class RequestCountingBackend(WrappingBackend):
             self._counts.clear()
             self._writes.clear()
             self._batched_keys = 0
+            self.bytes_read = 0
+
+    def _returned(self, data: bytes) -> bytes:
+        with self._lock:
+            self.bytes_read += len(data)
+        return data
 
     def _count(self, method: str, key: str | None = None, batch: int = 0) -> None:
         with self._lock:
@@ -371,7 +379,7 @@ class RequestCountingBackend(WrappingBackend):
 
     def get(self, key: str) -> bytes:
         self._count("get")
-        return self.inner.get(key)
+        return self._returned(self.inner.get(key))
 
     def exists(self, key: str) -> bool:
         self._count("exists")
@@ -395,7 +403,7 @@ class RequestCountingBackend(WrappingBackend):
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         self._count("get_range")
-        return self.inner.get_range(key, start, end)
+        return self._returned(self.inner.get_range(key, start, end))
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         self._count("put_if_absent", key)
@@ -416,7 +424,10 @@ class RequestCountingBackend(WrappingBackend):
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = tuple(keys)
         self._count("get_many", batch=len(wanted))
-        return self.inner.get_many(wanted)
+        found = self.inner.get_many(wanted)
+        with self._lock:
+            self.bytes_read += sum(len(v) for v in found.values())
+        return found
 
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         wanted = tuple(keys)

@@ -42,7 +42,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 from _data import require_shared_data
@@ -51,33 +50,9 @@ from talaria_storage.backends.faults import RequestCountingBackend
 
 from talaria_storage import open_database, open_store
 from talaria_storage.sequences.identifiers import accession_from_header
-from talaria_storage.storage.backend import Backend
 
 LATENCY = 0.02
 LOOKUPS = 1000
-
-
-class ByteCountingBackend(RequestCountingBackend):
-    """Counts requests (as its parent) and the bytes the reads returned."""
-
-    def __init__(self, inner: Backend) -> None:
-        super().__init__(inner)
-        self.bytes_read = 0
-
-    def get(self, key: str) -> bytes:
-        data = super().get(key)
-        self.bytes_read += len(data)
-        return data
-
-    def get_range(self, key: str, start: int, end: int) -> bytes:
-        data = super().get_range(key, start, end)
-        self.bytes_read += len(data)
-        return data
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        found = super().get_many(keys)
-        self.bytes_read += sum(len(v) for v in found.values())
-        return found
 
 
 def child(location: str, config: str, names_file: str) -> None:
@@ -88,7 +63,7 @@ def child(location: str, config: str, names_file: str) -> None:
     # The outermost wrapper (the cache, or with the cache off the latency drill) reads through
     # ``inner``: count there, so every request that would cross the network is counted once.
     outer = store.backend
-    counter = ByteCountingBackend(outer.inner)  # type: ignore[attr-defined]
+    counter = RequestCountingBackend(outer.inner)  # type: ignore[attr-defined]
     outer.inner = counter  # type: ignore[attr-defined]
     db = open_database(store, "uniprot15")
     snapshot = db.snapshot()

@@ -133,33 +133,16 @@ def test_a_fresh_process_reads_one_partition_and_the_record_not_the_database(tmp
     assert reads <= 5  # manifest, one partition, the record chunk, its pack (whole, or table and block)
 
 
-class _ByteCounting(RequestCountingBackend):
-    def __init__(self, inner: MemoryBackend) -> None:
-        super().__init__(inner)
-        self.bytes_read = 0
-
-    def get(self, key: str) -> bytes:
-        data = super().get(key)
-        self.bytes_read += len(data)
-        return data
-
-    def get_range(self, key: str, start: int, end: int) -> bytes:
-        data = super().get_range(key, start, end)
-        self.bytes_read += len(data)
-        return data
-
-
 def test_a_fresh_process_reads_one_residue_block_of_a_large_pack_not_the_pack(tmp_path: Path) -> None:
     rnd = random.Random(5)
     proteins = b"".join(
         b">sp|P%05d|N%d_X OX=1\n%s\n" % (i, i, bytes(rnd.choices(b"ACDEFGHIKLMNPQRSTVWY", k=400))) for i in range(4000)
     )
-    counting = _ByteCounting(MemoryBackend())
+    counting = RequestCountingBackend(MemoryBackend())
     db = _db(tmp_path, proteins, Store(counting))
     packs = {e.pack: e.pack_size for e in db.manifest()[1].chunks if e.pack is not None}
     fresh = SequenceDatabase(Store(counting), "db")
     counting.reset()
-    counting.bytes_read = 0
     assert fresh["P02345"].id == "sp|P02345|N2345_X"
     assert counting.counts.get("get_range", 0) == 2  # the pack's stream table, then one block
     assert counting.bytes_read < min(packs.values()) / 4
