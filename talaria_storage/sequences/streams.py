@@ -450,9 +450,14 @@ class Container:
         self._what = what
         # A container read by ranges (a large pack of a remote store) holds its stream table;
         # its blocks are read as they are decoded (storage.chunk_ranges).
-        self._ranges = data if isinstance(data, ChunkRanges) else None
-        self._data = memoryview(data.head if isinstance(data, ChunkRanges) else data)
-        size = data.size if isinstance(data, ChunkRanges) else len(data)
+        if isinstance(data, ChunkRanges):
+            self._ranges: ChunkRanges | None = data
+            self._data = memoryview(data.head)
+            size = data.size
+        else:
+            self._ranges = None
+            self._data = memoryview(data)
+            size = len(data)
         head = self._data
         try:
             found, found_version, kind, _, count, n_streams = _FIXED.unpack_from(head, 0)
