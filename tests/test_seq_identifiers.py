@@ -8,6 +8,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from talaria_storage.backends.faults import RequestCountingBackend
 from talaria_storage.backends.memory import MemoryBackend
 
@@ -15,7 +17,13 @@ from talaria_storage.core.errors import AmbiguousIdentifier, RecordNotFound, Sto
 from talaria_storage.sequences.canonical import digests
 from talaria_storage.sequences.collect import collect_garbage
 from talaria_storage.sequences.database import SequenceDatabase
-from talaria_storage.sequences.identifiers import EXACT, indexed_names, name_match
+from talaria_storage.sequences.identifiers import (
+    EXACT,
+    indexed_names,
+    name_match,
+    parsed_name_match,
+    probe_names,
+)
 from talaria_storage.sequences.integrity import verify_store
 from talaria_storage.storage.store import Store
 from talaria_storage.sync.protocol import push
@@ -201,3 +209,35 @@ def test_a_query_is_reduced_to_the_keys_a_record_is_indexed_by() -> None:
     assert name_match(b"NC_000913", b"NC_000913.3 E. coli") == 3
     assert name_match(b"NC_000913.3", b"NC_000913.3 E. coli") == EXACT
     assert name_match(b"NC_000913.2", b"NC_000913.3 E. coli") is None
+
+
+def test_a_first_word_probes_one_key_which_its_records_hold() -> None:
+    assert probe_names(b"sp|P69905|HBA_HUMAN", None) == [b"P69905"]
+    assert probe_names(b"HBA_HUMAN", None) == [b"HBA_HUMAN"]
+    assert probe_names(b"gi|123|ref|NC_008253.1|", None) == [b"NC_008253"]
+    for word in (b"sp|P69905|HBA_HUMAN", b"gi|123|ref|NC_008253.1|", b"NC_000913.3", b"x|y"):
+        assert set(probe_names(word, None)) <= set(indexed_names(word + b" a description"))
+
+
+# Headers and identifiers built from the pieces the fast paths of name_match look at.
+_PIECES = st.sampled_from([b"sp|", b"tr|", b"gi|", b"|", b" ", b"\t", b"\x01", b".", b".2", b"P1", b"P", b"N_H", b"x"])
+_HEADERS = st.lists(_PIECES, max_size=8).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(header=_HEADERS, identifier=_HEADERS, cut=st.integers(0, 40))
+def test_name_match_answers_as_the_parsed_header_does(header: bytes, identifier: bytes, cut: int) -> None:
+    # the identifier is often a piece of the header itself: its first word, accession or name
+    for query in (identifier, header[:cut], header[3:cut], header[cut:]):
+        assert name_match(query, header) == parsed_name_match(query, header), (query, header)
+
+
+@settings(max_examples=400, deadline=None)
+@given(header=_HEADERS, identifier=_HEADERS, cut=st.integers(0, 40))
+def test_every_record_an_identifier_names_holds_a_key_it_probes(header: bytes, identifier: bytes, cut: int) -> None:
+    # (not an accession with two versions, x.2.2, which its bare form x.2 names: the query's
+    # bare form is x; no database names records so, and an earlier release did not find them)
+    assume(header.count(b".") <= 1)
+    for query in (identifier, header[:cut], header[3:cut], header[cut:]):
+        if query and name_match(query, header) is not None:  # an empty identifier names nothing
+            assert set(probe_names(query, None)) & set(indexed_names(header)), (query, header)

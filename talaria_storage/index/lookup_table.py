@@ -205,7 +205,12 @@ class LookupTable:
         i = bisect_right(self._firsts, key) - 1
         if i < 0:
             return []
-        fingerprints, values = self._partition(i)
+        partition = self._decoded.get(i)  # _partition's cache hit, inline: every look-up's path
+        if partition is None:
+            partition = self._partition(i)
+        else:
+            self._decoded.move_to_end(i)
+        fingerprints, values = partition
         at = bisect_left(fingerprints, key)
         found = []
         while at < len(fingerprints) and fingerprints[at] == key:  # one row, as a rule: no second bisection
@@ -421,8 +426,13 @@ class LookupIndex:
         self._layers = [
             (LookupTable(read, layer.table, where), layer.ordinals, layer.filter) for layer in ref.layers
         ]
+        if len(self._layers) == 1 and self._layers[0][1] is None:
+            # A version indexed in one table of its own (every first version): its ordinals are
+            # this version's, and a look-up calls that table straight away.
+            self.find = self._layers[0][0].find  # type: ignore[method-assign]
 
     def find(self, fingerprint: int) -> list[int]:
+        """This version's ordinals of the rows matching ``fingerprint``, in every layer."""
         found: list[int] = []
         for table, ordinals, kept in self._layers:
             if kept is not None and not kept.may_contain(fingerprint >> table.shift):

@@ -162,10 +162,15 @@ def parse_sequence_id(text: str) -> SequenceId:
     return found
 
 
+_DIGEST_STARTS = "SgGmM"  # of SQ., ga4gh: and md5: in any case ("" is in it too: checked in full)
+
+
 def sequence_id_in(text: str) -> SequenceId | None:
     """The digest ``text`` is (see :func:`parse_sequence_id`), or None: for a look-up, where
     most identifiers are names, and raising and catching the error cost each ~3 µs."""
     item = text.strip()
+    if len(item) not in (32, 64) and item[:1] not in _DIGEST_STARTS:
+        return None  # a name: no digest has its length or first letter (spares it three expressions)
     if _SHA256_HEX.fullmatch(item):
         return SequenceId("sha256", item.lower())
     lowered = item.lower()

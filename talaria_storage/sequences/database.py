@@ -998,6 +998,9 @@ class DatabaseSnapshot:
         if self._table is None:
             database._ensure_index(manifest_hash, manifest)
         self._prefix = database._prefix(manifest_hash)
+        # The last record chunk a look-up read (chunk index, reader, packs): its header check
+        # and its record then take the reader from the database's cache once, not twice.
+        self._last_chunk: tuple[int, ChunkReader, Sequence[PackReader]] | None = None
 
     @property
     def version(self) -> str:
@@ -1035,28 +1038,36 @@ class DatabaseSnapshot:
         return self._index_positions(identifier, sid)
 
     def _table_positions(self, identifier: str, sid: SequenceId | None) -> list[tuple[int, int]]:
-        table = self._table
-        assert table is not None
         if sid is not None:
             found = self._digest_positions(sid)
             if found:
                 return found
-        return self._name_positions(identifier, lambda key: self._places(table.find(name_fingerprint(key))))
+        return self._name_positions(identifier, self._table_candidates)
+
+    def _table_candidates(self, key: bytes) -> list[tuple[int, int]]:
+        """The records whose row in the stored table matches name ``key`` (to be checked)."""
+        assert self._table is not None
+        return self._places(self._table.find(name_fingerprint(key)))
 
     def _name_positions(
         self, identifier: str, candidates: Callable[[bytes], Iterable[tuple[int, int]]]
     ) -> list[tuple[int, int]]:
-        """The records ``identifier`` names as a name: the ``candidates`` of each key it reduces
-        to (:func:`~talaria_storage.sequences.identifiers.indexed_names`), each checked against
+        """The records ``identifier`` names as a name: the ``candidates`` of each key it probes
+        (:func:`~talaria_storage.sequences.identifiers.probe_names`), each checked against
         its header; the exact names, else the records of the highest ``.version``."""
         name = identifier.encode("utf-8", "surrogateescape")
-        found: set[tuple[int, int]] = set()
-        for key in probe_names(name, self._declared):
-            found.update(candidates(key))
+        declared = self._declared
+        keys = probe_names(name, declared)
+        if len(keys) == 1:  # as a rule (one first word, no declared keys): no set, no sort
+            found = list(candidates(keys[0]))
+            if len(found) > 1:
+                found.sort()
+        else:
+            found = sorted({position for key in keys for position in candidates(key)})
         exact: list[tuple[int, int]] = []
         versioned: list[tuple[int, tuple[int, int]]] = []
-        for position in sorted(found):
-            match = name_match(name, self.database.record_header(self.manifest, *position), self._declared)
+        for position in found:
+            match = name_match(name, self._chunk_reader(position[0])[0].header(position[1]), declared)
             if match == EXACT:
                 exact.append(position)
             elif match is not None:
@@ -1075,7 +1086,7 @@ class DatabaseSnapshot:
         found: list[tuple[int, int]] = []
         checked: dict[tuple[SHA256Hash, int], bool] = {}
         for ci, ri in self._places(self._table.find(digest_fingerprint(digest))):
-            reader, packs = self.database._reader(self.manifest.chunks[ci].hash)
+            reader, packs = self._chunk_reader(ci)
             p, slot = reader.ref(ri)
             key = (reader.pack_hashes()[p], slot)
             if key not in checked:
@@ -1129,11 +1140,23 @@ class DatabaseSnapshot:
         for entry in self.manifest.extra.get("files", []):
             yield from decode_order(self.database.store.get_chunk(SHA256Hash.from_hex(entry["order"])))
 
+    def _chunk_reader(self, ci: int) -> tuple[ChunkReader, Sequence[PackReader]]:
+        """Record chunk ``ci``'s reader and packs (the database's :meth:`~SequenceDatabase._reader`)."""
+        last = self._last_chunk
+        if last is not None and last[0] == ci:
+            return last[1], last[2]
+        reader, packs = self.database._reader(self.manifest.chunks[ci].hash)
+        self._last_chunk = (ci, reader, packs)
+        return reader, packs
+
     def get_all(self, identifier: str) -> list[SequenceRecord]:
         """Records of this version named by ``identifier`` (see :meth:`positions`), each with its
         ``taxon_id``."""
-        record_at = self.database._record_at
-        return [record_at(self.manifest, ci, ri, with_taxon=True) for ci, ri in self.positions(identifier)]
+        found = []
+        for ci, ri in self.positions(identifier):
+            reader, packs = self._chunk_reader(ci)
+            found.append(reader.record(ri, packs, with_taxon=True))
+        return found
 
     def get(self, identifier: str) -> SequenceRecord:
         """The one record ``identifier`` names (see :meth:`SequenceDatabase.get`)."""

@@ -16,10 +16,11 @@ desc``) names one record by each of its Ctrl-A-joined parts.
 
 Index keys. The stored look-up table (:mod:`talaria_storage.index.lookup_table`)
 holds, per record, only its bare accessions (without ``.version``) and its
-entry names (:func:`indexed_names`). A query is reduced by the same rule
-(:func:`indexed_names` of the query itself: ``sp|P69905|HBA_HUMAN`` gives
-``P69905`` and ``HBA_HUMAN``, ``NC_000913.3`` gives ``NC_000913``), and each
-candidate record is then checked against the query (:func:`name_match`):
+entry names (:func:`indexed_names`). A query probes the bare accession of
+its first word (:func:`probe_names`: ``sp|P69905|HBA_HUMAN`` and ``P69905``
+probe ``P69905``, ``HBA_HUMAN`` probes itself, ``NC_000913.3`` probes
+``NC_000913``), and each candidate record is then checked against the query
+(:func:`name_match`):
 indexing every form separately made the table 1.5x larger for the same
 answers.
 
@@ -41,6 +42,11 @@ _UNIPROT = re.compile(rb"(sp|tr)\|([^|\s]+)\|([^|\s]*)")
 _NCBI_GI = re.compile(rb"gi\|\d+\|[a-z]{2,4}\|([^|\s]+)")
 _VERSION = re.compile(rb"\.(\d+)$")
 
+# Bytes tested for by value: ``b"|" in word`` costs CPython 3.11 a TypeError raised and
+# cleared (bytes.__contains__ tries its operand as an integer first), ~7x ``0x7C in word``.
+_CTRL_A, _PIPE, _DOT = 0x01, ord("|"), ord(".")
+_SPACES = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.split() splits on
+
 #: :func:`name_match` of an identifier that is a record's own name (first word, accession or
 #: entry name); larger results are a bare accession matching that record's ``.version``.
 EXACT = -1
@@ -48,7 +54,7 @@ EXACT = -1
 
 def _first_words(header: bytes) -> list[bytes]:
     """The first word of each Ctrl-A-joined part of a header (none for an empty header)."""
-    if b"\x01" not in header:
+    if _CTRL_A not in header:
         words = header.split(None, 1)
         return words[:1]
     return [words[0] for words in (part.split(None, 1) for part in header.split(b"\x01")) if words]
@@ -57,7 +63,7 @@ def _first_words(header: bytes) -> list[bytes]:
 def _word_names(word: bytes) -> tuple[bytes, bytes | None]:
     """(accession, UniProt entry name or None) of a header's first word, the UniProt form
     matched once for both (a look-up checks each candidate's header with them)."""
-    if b"|" not in word:
+    if _PIPE not in word:
         return word, None  # neither form matches: the test spares a look-up two regular expressions
     found = _UNIPROT.match(word)
     if found:
@@ -99,7 +105,7 @@ def entry_name(word: bytes) -> bytes | None:
 
 def bare_accession(accession: bytes) -> tuple[bytes, int | None]:
     """(accession without ``.version``, the version or None)."""
-    found = _VERSION.search(accession) if b"." in accession else None
+    found = _VERSION.search(accession) if _DOT in accession else None
     if found is None:
         return accession, None
     return accession[: found.start()], int(found.group(1))
@@ -144,9 +150,20 @@ def declared_pattern(regex: str | None) -> re.Pattern[bytes] | None:
 
 
 def probe_names(identifier: bytes, pattern: re.Pattern[bytes] | None) -> list[bytes]:
-    """The name keys a look-up of ``identifier`` probes: :func:`indexed_names` of it, and the
-    identifier as written when the version has declared keys."""
-    names = indexed_names(identifier)
+    """The name keys a look-up of ``identifier`` probes: the bare accession of each of its
+    first words, and the identifier as written when the version has declared keys.
+
+    A first word's entry name is not probed: ``sp|P69905|HBA_HUMAN`` names only records
+    whose first word it is, and each of those holds the key ``P69905`` too (an entry name
+    has no ``|``, so no record's accession or entry name is the word itself). One probe,
+    not two, for the form BLAST and DIAMOND report.
+    """
+    if _CTRL_A not in identifier:  # one first word (no generator: this is every look-up's path)
+        words = identifier.split(None, 1)
+        word = words[0] if words else b""
+        names = [bare_accession(_word_names(word)[0] if _PIPE in word else word)[0]] if words else []
+    else:
+        names = list(dict.fromkeys(bare_accession(_word_names(word)[0])[0] for word in _first_words(identifier)))
     if pattern is not None and identifier not in names:
         names.append(identifier)
     return names
@@ -156,9 +173,34 @@ def name_match(identifier: bytes, header: bytes, pattern: re.Pattern[bytes] | No
     """How ``identifier`` names the record with ``header``: :data:`EXACT` when it is one of its
     first words, accessions, entry names or declared keys (``pattern``); the record's version
     ``N`` when it is the bare form of an accession ``identifier.N``; None when it does not
-    name the record."""
+    name the record.
+
+    Every look-up checks its candidates here, so the usual answers are told without
+    splitting the header into words: an identifier that is the header's first word (what
+    BLAST and DIAMOND report), and a UniProt accession or entry name (``P69905`` or
+    ``HBA_HUMAN`` of ``sp|P69905|HBA_HUMAN``). Each gives what :func:`parsed_name_match`
+    gives (a property test holds them to it).
+    """
     if pattern is not None and identifier in declared_names(header, pattern):
         return EXACT
+    n = len(identifier)
+    if n and _CTRL_A not in identifier and identifier.split(None, 1) == [identifier]:  # one plain word
+        if header.startswith(identifier) and (len(header) == n or header[n] in _SPACES):
+            return EXACT  # the first word
+        if (
+            header[3 + n : 4 + n] == b"|" and header.startswith(identifier, 3) and _PIPE not in identifier
+            and header.startswith((b"sp|", b"tr|"))
+        ):
+            return EXACT  # sp|<identifier>|...: the UniProt accession
+    if n and header.startswith((b"sp|", b"tr|")):
+        found = _UNIPROT.match(header)  # the first word's match, unless a Ctrl-A ends that word first
+        if found is not None and identifier in found.group(2, 3) and _CTRL_A not in header[: found.end()]:
+            return EXACT  # the UniProt accession or entry name
+    return parsed_name_match(identifier, header)
+
+
+def parsed_name_match(identifier: bytes, header: bytes) -> int | None:
+    """:func:`name_match` without declared keys, by parsing each of the header's first words."""
     best: int | None = None
     for word in _first_words(header):
         accession, name = _word_names(word)

@@ -100,6 +100,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, repeat
+from typing import NamedTuple
 
 import zstandard
 
@@ -515,6 +516,22 @@ def encode_records(
     return chunk, pack
 
 
+_new_tuple = tuple.__new__
+
+
+class _LookupPlan(NamedTuple):
+    """A record chunk's per-record streams, as :meth:`ChunkReader.record` reads them."""
+
+    headers: list[bytes]
+    layouts: list[Layout]
+    layout_index: array
+    taxids: array
+    edits: list[bytes] | None  # None: no record has a residue edit
+    pack_count: int
+    implicit_refs: bool  # record i is slot i of pack 0 (see ChunkReader.ref)
+    plus: list[bytes] | None  # a FASTQ chunk's plus lines
+
+
 class ChunkReader(Container):
     """Random access to the records of one serialised record chunk.
 
@@ -586,7 +603,8 @@ class ChunkReader(Container):
 
     def header(self, index: int) -> bytes:
         """The header of record ``index`` (0 <= index < len)."""
-        return self._lines(HEADERS)[index]
+        lines = self._cache.get(HEADERS)  # decoded already, as a rule: a look-up's check
+        return (lines if lines is not None else self._lines(HEADERS))[index]  # type: ignore[index]
 
     def headers(self) -> list[bytes]:
         """Every header, without touching any residue."""
@@ -713,6 +731,22 @@ class ChunkReader(Container):
             if pack.fastq != self.fastq:
                 raise CompressionError("a FASTQ chunk refers to a FASTA pack, or the other way round")
 
+    def _lookup_plan(self) -> _LookupPlan:
+        """What :meth:`record` reads of every record, decoded once and held together: a
+        look-up then costs a few list indexings, not a dozen stream-cache calls."""
+        plan = self._cache.get(-6)
+        if plan is None:
+            layout_table = self._cache.get(-5)
+            if layout_table is None:
+                layout_table = self._cache[-5] = _decode_layouts(self._whole(LAYOUT_TABLE))
+            edits = self.edits()
+            plan = self._cache[-6] = _LookupPlan(
+                self._lines(HEADERS), layout_table, self._u32(LAYOUT_INDEX), self._u32(TAXIDS),  # type: ignore[arg-type]
+                edits if edits is not None and any(edits) else None, self._pack_count(),
+                self._implicit_refs(), self._lines(PLUS) if self.fastq else None,
+            )
+        return plan  # type: ignore[return-value]
+
     def record(self, index: int, packs: Sequence[PackReader], *, with_taxon: bool = False) -> SequenceRecord:
         """Record ``index``, decoding only what it needs (one slot of one pack); ``with_taxon``:
         labelled with its ``taxon_id`` (:class:`LabelledFastaRecord`), made so, not copied.
@@ -721,29 +755,34 @@ class ChunkReader(Container):
         checked), so ``packs`` may be a sequence that opens packs on access.
         """
         count = self._count
-        if not -count <= index < count:
-            raise IndexError(f"record {index} of a chunk of {count}")
-        index %= count
-        if len(packs) != self._pack_count():
-            raise ValueError(f"{len(packs)} packs given for a pack table of {self._pack_count()}")
-        p, slot = self.ref(index)
+        if not 0 <= index < count:
+            if not -count <= index < 0:
+                raise IndexError(f"record {index} of a chunk of {count}")
+            index += count
+        headers, layouts, layout_index, taxids, edits, pack_count, implicit_refs, plus = self._lookup_plan()
+        if len(packs) != pack_count:
+            raise ValueError(f"{len(packs)} packs given for a pack table of {pack_count}")
+        p, slot = (0, index) if implicit_refs else self.ref(index)
         pack = packs[p]
         if pack.fastq != self.fastq:
             raise CompressionError("a FASTQ chunk refers to a FASTA pack, or the other way round")
-        layout = self.layout(index)
-        header = self._lines(HEADERS)[index]
+        try:
+            layout = layouts[layout_index[index]]
+        except IndexError:
+            raise CompressionError("sequence chunk layout index points past its layout table") from None
         residues = pack.residues(slot)
-        edits = self.edits()
         if edits is not None and edits[index]:
             residues = apply_residue_edit(residues, edits[index])
         out: SequenceRecord
-        if self.fastq:
-            fields = (header, residues, self._lines(PLUS)[index], pack.qualities(slot), layout)
+        if plus is not None:
+            fields = (headers[index], residues, plus[index], pack.qualities(slot), layout)
             out = LabelledFastqRecord(*fields) if with_taxon else FastqRecord(*fields)
         else:
-            out = LabelledFastaRecord(header, residues, layout) if with_taxon else FastaRecord(header, residues, layout)
+            # tuple.__new__ rather than the named tuple's own __new__ (a Python function): the
+            # same record, one interpreted call fewer on a look-up's path.
+            out = _new_tuple(LabelledFastaRecord if with_taxon else FastaRecord, (headers[index], residues, layout))
         if with_taxon:
-            out.taxon_id = self._u32(TAXIDS)[index]  # type: ignore[union-attr]
+            out.taxon_id = taxids[index]  # type: ignore[union-attr]
         return out
 
     def records(self, packs: Sequence[PackReader]) -> list[SequenceRecord]:

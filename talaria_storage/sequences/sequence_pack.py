@@ -16,6 +16,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Hashable, Sequence
 from itertools import accumulate
+from operator import add
 from typing import TYPE_CHECKING
 
 from talaria_storage.core.errors import CompressionError
@@ -137,6 +138,7 @@ class PackReader(Container):
         )
         self._sequences: list[bytes] | None = None
         self._starts: array | None = None
+        self._bounds: tuple[array, array] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -182,18 +184,29 @@ class PackReader(Container):
     def _slot(self, slot: int) -> tuple[int, int]:
         if not 0 <= slot < self._count:
             raise CompressionError(f"reference to slot {slot} of a sequence pack of {self._count}")
+        starts, ends = self._bounds or self._slot_bounds()
+        return starts[slot], ends[slot]
+
+    def _slot_bounds(self) -> tuple[array, array]:
+        """Where every slot's residues start and end in the residue stream, made once: a
+        look-up then indexes two arrays (16 bytes a slot, counted in :attr:`nbytes`)."""
         starts = self._laid_out_starts()
-        if starts is not None:
-            return starts[slot], starts[slot] + self._u32(LENGTHS)[slot]
-        offsets = self._offsets()
-        return offsets[slot], offsets[slot + 1]
+        if starts is None:
+            offsets = self._offsets()
+            self._bounds = offsets, offsets[1:]  # starts keep the total at the end: unread
+        else:
+            self._bounds = starts, array("Q", map(add, starts, self._u32(LENGTHS)))
+        return self._bounds
 
     def residues(self, slot: int, start: int = 0, end: int | None = None) -> bytes:
         """Residues ``[start:end]`` of ``slot`` (as written, case kept), decoding only their blocks.
 
         A 1 kb region of a chromosome costs one block, not the chromosome.
         """
-        first, last = self._slot(slot)
+        if not 0 <= slot < self._count:
+            raise CompressionError(f"reference to slot {slot} of a sequence pack of {self._count}")
+        starts, ends = self._bounds or self._slot_bounds()  # _slot, inline: every look-up's path
+        first, last = starts[slot], ends[slot]
         if start == 0 and end is None:
             return self._range(RESIDUES, first, last)
         begin, stop, _ = slice(start, end).indices(last - first)

@@ -347,11 +347,12 @@ class LRUCache:
         """The value of ``key`` (now the most recently used), or None."""
         # No lock: a look-up's hot path. Each OrderedDict call is atomic under the GIL; an
         # entry another thread drops in between is still returned, just not moved.
-        found = self._entries.get(key)
+        entries = self._entries
+        found = entries.get(key)
         if found is None:
             return None
         try:
-            self._entries.move_to_end(key)
+            entries.move_to_end(key)
         except KeyError:
             pass
         return found[0]
@@ -605,13 +606,16 @@ class Container:
         (and of a packed nucleotide block, unpacking only the range)."""
         if start == end:
             return b""
-        stream = self._stream(stream_id)
+        stream = self._streams.get(stream_id) or self._stream(stream_id)
         if end > (stream.raw_starts[-1] + stream.blocks[-1][1] if stream.blocks else 0):
             raise CompressionError(f"{self._what} {self._name(stream_id)} stream is shorter than its lengths say")
         first = bisect_right(stream.raw_starts, start) - 1
         base = stream.raw_starts[first]
         if end - base <= stream.blocks[first][1]:  # the common case: one block
-            block = self._decoded(stream_id, first)
+            shared = self._shared
+            block = shared.get((self._owner, stream_id, first)) if shared is not None else None  # a warm look-up
+            if block is None:
+                block = self._decoded(stream_id, first)
             if isinstance(block, bytes):
                 return block[start - base : end - base]
             return block.slice(start - base, end - base)
