@@ -51,6 +51,7 @@ class FilesystemBackend(Backend):
 
     def __init__(self, root: str | os.PathLike[str], *, create: bool = True, fsync: bool = True) -> None:
         self.root = Path(root).expanduser().resolve()
+        self._root = str(self.root)
         self.location = f"file://{self.root}"
         self._fsync = fsync
         if create:
@@ -77,12 +78,17 @@ class FilesystemBackend(Backend):
 
     # -- paths ----------------------------------------------------------------------------------
 
-    def _path(self, key: str) -> Path:
+    def _file(self, key: str) -> str:
+        """The file of ``key``: ``chunks/<hex>`` under ``chunks/<first two>/``. Made with string
+        joins, not pathlib (a third of the cost): a look-up's ranged reads make hundreds."""
         validate_key(key)
         parts = key.split("/")
         if len(parts) == 2 and parts[0] in _FANOUT_PREFIXES and len(parts[1]) >= 2:
-            return self.root / parts[0] / parts[1][:2] / parts[1]
-        return self.root.joinpath(*parts)
+            return f"{self._root}/{parts[0]}/{parts[1][:2]}/{parts[1]}"
+        return os.path.join(self._root, *parts)
+
+    def _path(self, key: str) -> Path:
+        return Path(self._file(key))
 
     def _key(self, path: Path) -> str:
         parts = path.relative_to(self.root).parts
@@ -154,11 +160,19 @@ class FilesystemBackend(Backend):
     def get_range(self, key: str, start: int, end: int) -> bytes:
         if start < 0 or end < start:
             raise ValueError(f"invalid range [{start}, {end}) for '{key}'")
-        path = self._path(key)
+        path = self._file(key)
         try:
-            with open(path, "rb") as handle:
-                handle.seek(start)
-                return handle.read(end - start)
+            fd = os.open(path, os.O_RDONLY)  # one pread, no buffered file object: half the cost
+            try:
+                data = os.pread(fd, end - start, start)
+                while len(data) < end - start:  # a read past 2 GiB comes back short: read on
+                    more = os.pread(fd, end - start - len(data), start + len(data))
+                    if not more:
+                        break  # the end of the file
+                    data += more
+                return data
+            finally:
+                os.close(fd)
         except (FileNotFoundError, IsADirectoryError):
             raise ObjectNotFound(key, self.location) from None
         except OSError as exc:

@@ -1028,7 +1028,11 @@ class DatabaseSnapshot:
         sid = sequence_id_in(identifier) if isinstance(identifier, str) else None
         if self._table is not None:
             try:
-                return self._table_positions(identifier, sid)
+                if sid is not None:
+                    found = self._digest_positions(sid)
+                    if found:
+                        return found
+                return self._name_positions(identifier, self._table_candidates)
             except LookupTableDamaged as exc:
                 _log.warning("%s", exc)
                 self._table = None
@@ -1036,13 +1040,6 @@ class DatabaseSnapshot:
                 lookups[self.manifest_hash] = lookups[self.manifest_hash]._replace(table=None)
                 self.database._ensure_index(self.manifest_hash, self.manifest)
         return self._index_positions(identifier, sid)
-
-    def _table_positions(self, identifier: str, sid: SequenceId | None) -> list[tuple[int, int]]:
-        if sid is not None:
-            found = self._digest_positions(sid)
-            if found:
-                return found
-        return self._name_positions(identifier, self._table_candidates)
 
     def _table_candidates(self, key: bytes) -> list[tuple[int, int]]:
         """The records whose row in the stored table matches name ``key`` (to be checked)."""

@@ -187,7 +187,7 @@ def describe(
         from_bytes = int.from_bytes
         for record in records:
             residues = record.residues
-            if residues.isupper() and b" " not in residues and b"\t" not in residues:
+            if residues.isupper() and 0x20 not in residues and 0x09 not in residues:  # by value: see identifiers
                 digest = sha256(residues).digest()
                 key = digest[:16]
             else:

@@ -682,10 +682,10 @@ class ChunkReader(Container):
         full = self._cache.get(REFS)
         if full is not None:
             return full[index]  # type: ignore[index, no-any-return]
-        if self._implicit_refs():
-            return 0, index
         table = self._cache.get(-4)
         if table is None:
+            if self._implicit_refs():
+                return 0, index
             table = self._cache[-4] = _ref_exceptions(self._whole(REFS), self._count, len(self.pack_hashes()))
         records: array
         packs: array
