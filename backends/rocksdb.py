@@ -164,6 +164,10 @@ class RocksDBBackend(Backend):
             if compression != "none":
                 opts.set_bottommost_compression_type(DBCompressionType.zstd())
             opts.set_write_buffer_size(max(1, write_buffer_mb) * 1024 * 1024)
+            # One info log file: by default every open kept the last one (LOG.old.*, ~30 KB each).
+            opts.set_keep_log_file_num(1)
+            opts.set_max_log_file_size(1 << 20)
+            opts.set_stats_dump_period_sec(0)
             if blob_files and name in _BLOB_CFS:
                 # Large values in blob files keep the LSM tree small, so compaction
                 # rewrites keys, not megabytes of chunk data. Chunks are already

@@ -91,6 +91,14 @@ def test_close_releases_the_lock_for_other_processes(tmp_path: Path) -> None:
     assert result.stdout.strip() == "OK:v1", result.stderr
 
 
+def test_reopening_the_store_keeps_one_info_log(tmp_path: Path) -> None:
+    for i in range(3):  # a command each: RocksDB's default kept every earlier log (LOG.old.*)
+        backend = RocksDBBackend(tmp_path / "rocks")
+        backend.put(f"refs/db/v{i}", b"x")
+        backend.close()
+    assert sorted(p.name for p in (tmp_path / "rocks").rglob("LOG*")) == ["LOG"]
+
+
 def test_a_second_handle_in_the_same_process_is_refused_clearly(
     rocksdb_backend: RocksDBBackend,
 ) -> None:

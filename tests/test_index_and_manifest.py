@@ -54,6 +54,14 @@ def test_persistent_indexes_survive_reopening(tmp_path: Path) -> None:
         again.close()
 
 
+def test_reopening_the_rocksdb_index_keeps_one_info_log(tmp_path: Path) -> None:
+    for _ in range(3):  # a command each: RocksDB's default kept every earlier log (LOG.old.*)
+        idx = open_index("rocksdb", tmp_path / "rocks")
+        idx.write_batch([(b"k", b"v")])
+        idx.close()
+    assert sorted(p.name for p in (tmp_path / "rocks").rglob("LOG*")) == ["LOG"]
+
+
 def _h(i: int) -> SHA256Hash:
     return SHA256Hash.compute(str(i).encode())
 

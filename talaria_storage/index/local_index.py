@@ -153,7 +153,7 @@ class SqliteIndex(ChunkIndex):
 
 class RocksIndex(ChunkIndex):
     def __init__(self, path: Path) -> None:
-        from rocksdict import BlockBasedOptions, Options, Rdict
+        from rocksdict import BlockBasedOptions, DBCompressionType, Options, Rdict
 
         path.parent.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
@@ -161,6 +161,13 @@ class RocksIndex(ChunkIndex):
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)
         options.set_block_based_table_factory(table)
+        # zstd, not the default snappy: the pack hashes its values repeat compress (ResFinder's
+        # table: 98.6 to 85.3 KB). RocksDB's info log is kept to one file: by default every
+        # open kept the last one as LOG.old.* (~30 KB each, one more per command run).
+        options.set_compression_type(DBCompressionType.zstd())
+        options.set_keep_log_file_num(1)
+        options.set_max_log_file_size(1 << 20)
+        options.set_stats_dump_period_sec(0)
         try:
             self._db = Rdict(str(path), options=options)
         except Exception as exc:  # rocksdict raises plain Exception

@@ -87,9 +87,14 @@ def write_lookup_table(
 
 
 #: Layers a version's look-up index may read; past it, the small layers are folded into the
-#: new one. A look-up reads one partition of each layer: measured on the 14 ResFinder releases,
+#: new one. Measured on the 14 ResFinder releases,
 #: 2 layers stored 244 KB of tables, 3 layers 167 KB, 4 layers 165 KB (one whole table per
-#: release: 684 KB); 3 keeps a remote first look-up at 7 requests at most.
+#: release: 684 KB). A look-up reads one partition of each layer that may hold its key: the
+#: small layers carry a Bloom filter (FingerprintFilter), so a key of the big layer reads that
+#: layer's partition alone (1 % of the time one more, a false positive). What else a layered
+#: version's remote look-up reads is its record chunk's dictionary chain: bench_remote_cache's
+#: third release took 10 requests, the ref, the manifest, one partition, the record chunk and
+#: the four it is compressed against (two of each earlier release), the pack's head and block.
 MAX_LAYERS = 3
 #: A version writes one whole table when more than this share of its rows would be its own
 #: layer, or when less than it of the earlier layers' rows are still live (removed records).

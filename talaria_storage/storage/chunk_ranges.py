@@ -36,8 +36,9 @@ from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.storage import frame
 
 #: Content bytes the first read of a ranged chunk asks for: a pack's stream table and its
-#: slot lengths (uniprot15: ~300 B and ~7 KB), so the next read is the block a look-up wants.
-HEAD_BYTES = 16 << 10
+#: slot lengths, so the next read is the block a look-up wants. uniprot15's packs need 0.7 to
+#: 19.2 KB (320 to 10,657 slots); at 16 KiB its largest pack took a read more.
+HEAD_BYTES = 32 << 10
 #: Ranges a reader of a remote object asks for before it reads the rest of the object whole.
 REMOTE_RANGES_BEFORE_WHOLE = 1
 
