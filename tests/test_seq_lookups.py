@@ -221,6 +221,21 @@ def test_a_look_up_of_a_record_no_newer_layer_holds_reads_no_partition_of_theirs
     assert reading_newer <= 3
 
 
+def test_a_release_that_rewrote_a_fifth_of_the_records_carries_no_filter(tmp_path: Path) -> None:
+    rnd = random.Random(13)
+    data = _proteins(rnd, 1200)
+    db = _import(tmp_path, data)
+    records = data.split(b"\n>")
+    for i in rnd.sample(range(len(records)), 240):  # a fifth: more than FILTERED_SHARE of the rows
+        head, _, body = records[i].partition(b"\n")
+        records[i] = head + b"\nWWW" + body
+    (tmp_path / "v2.fa").write_bytes(b"\n>".join(records))
+    db.import_files([tmp_path / "v2.fa"], version="v2", taxonomy="header")
+    lookup = db.manifest()[1].lookup
+    assert lookup is not None and len(lookup.layers) == 2  # layered, as a release of a fifth is
+    assert lookup.layers[0].filter is None  # its filter would be copied into every later manifest
+
+
 def test_lookups_by_digest_equal_a_full_scan(proteins: SequenceDatabase) -> None:
     records = [record for record, _ in _full_scan(proteins)]
     snapshot = proteins.snapshot()

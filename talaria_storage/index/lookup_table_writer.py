@@ -103,6 +103,11 @@ COMPACT_SHARE = 0.5
 #: row, base64, in the manifest: 40 KB at most), so a look-up of a record it does not hold skips
 #: it. uniprot15 with 1 % of records changed: ~4,000 rows, a 5 KB filter.
 FILTERED_ROWS = 32768
+#: ... and only when it holds at most this share of the version's rows. A filter is copied into
+#: every later manifest that keeps its layer, while the partition it lets a look-up skip is
+#: read once: a release that rewrote a fifth of ResFinder's records kept 6 KB of filter in each
+#: of its successors' manifests (its 14 releases: 45 KB of filters, 97.7 KB of manifests).
+FILTERED_SHARE = 1 / 8
 
 
 def build_lookup_index(
@@ -201,7 +206,8 @@ def _layered(
     if len(own_fps):
         own = write_lookup_table(store_chunk, own_fps, own_ords, partition_rows=partition_rows, width=width)
         keys = own_fps >> np.uint64(64 - 8 * own.fingerprint_bytes)
-        layers.insert(0, LookupLayer(own, None, fingerprint_filter(keys) if len(keys) <= FILTERED_ROWS else None))
+        filtered = len(keys) <= min(FILTERED_ROWS, FILTERED_SHARE * len(fingerprints))
+        layers.insert(0, LookupLayer(own, None, fingerprint_filter(keys) if filtered else None))
     return LookupIndexRef(tuple(layers))
 
 
