@@ -3,6 +3,8 @@ a damaged one is reported, never read as rows."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -133,3 +135,9 @@ def test_a_fingerprint_filter_round_trips_as_text_and_a_malformed_one_is_refused
         FingerprintFilter.from_text("7:not base64!")
     with pytest.raises(ValueError, match="fingerprint filter"):
         FingerprintFilter.from_text("x:AAAA")
+
+
+@given(st.binary(max_size=300))
+def test_a_name_fingerprint_is_the_first_eight_bytes_of_blake2b_of_the_name(name: bytes) -> None:
+    # the stored format's definition, spelled out
+    assert name_fingerprint(name) == int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big")

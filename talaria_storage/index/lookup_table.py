@@ -76,9 +76,16 @@ class LookupTableDamaged(StorageError):
     """A partition of a stored look-up table is missing, fails its hash or does not decode."""
 
 
+# Copied per name, never updated itself: a copy costs half of a new hash object made with its
+# digest_size keyword (0.6 against 1.3 us), on every look-up and every record an import indexes.
+_NAME_HASH = hashlib.blake2b(digest_size=8)
+
+
 def name_fingerprint(name: bytes) -> int:
-    """The 64-bit fingerprint of a name key (first 8 bytes of BLAKE2b)."""
-    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big")
+    """The 64-bit fingerprint of a name key (BLAKE2b with an 8-byte digest)."""
+    found = _NAME_HASH.copy()
+    found.update(name)
+    return int.from_bytes(found.digest(), "big")
 
 
 def digest_fingerprint(digest: bytes) -> int:

@@ -77,6 +77,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import edlib
 
 from talaria_storage.core.errors import ConfigError
+from talaria_storage.core.forking import freeze_inherited_objects
 from talaria_storage.core.hashing import is_hash_hex
 from talaria_storage.core.lazy_module import LazyModule
 from talaria_storage.sequences.kmer_filter import (
@@ -396,6 +397,7 @@ def _start_pool(
         return None
     # Fork where it exists: the workers inherit the sequences instead of unpickling a copy each.
     context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+    freeze_inherited_objects()  # a child must not finalize the parent's RocksDB handles (core.forking)
     return ProcessPoolExecutor(
         workers, mp_context=context, initializer=_install_worker, initargs=(residues, encoded, groups)
     )

@@ -87,6 +87,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from talaria_storage.core.errors import InputFormatError
+from talaria_storage.core.forking import freeze_inherited_objects
 from talaria_storage.core.hashing import SHA256Hash
 from talaria_storage.core.lazy_module import LazyModule
 from talaria_storage.formats.fasta import (
@@ -811,7 +812,10 @@ def _pool_context() -> Any:
     program runs other threads (a Dask client's, a server's): a fork copies their locks held,
     and a child that needs one waits for ever (it hung the Dask tests). Elsewhere the default."""
     if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork" if threading.active_count() == 1 else "forkserver")
+        if threading.active_count() == 1:
+            freeze_inherited_objects()  # a child must not finalize the parent's RocksDB handles
+            return multiprocessing.get_context("fork")
+        return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context()
 
 
