@@ -3,10 +3,12 @@
 An import's parse and encode workers, and the reduction's aligners, are forked
 (they inherit the data instead of unpickling a copy each). What the parent held
 comes along, garbage included: a database dropped in a reference cycle, whose
-RocksDB index waited for the collector. Collected in a child, its finalizer closed
-the RocksDB handle there and waited for ever on background threads the fork did not
-copy (seen: an import's parse worker hung in a futex at its first allocations, and
-the import with it). :func:`freeze_inherited_objects` moves everything a child
+RocksDB index waits for the collector. Collected in a child, such a finalizer closes
+the RocksDB handle there and can wait for ever on background threads the fork did not
+copy. Seen once in the test suite: an import's parse worker hung in a futex at an
+allocation (where the collector runs), and the import with it; the test of this
+module shows a child finalizing its parent's garbage without this, and not with it.
+:func:`freeze_inherited_objects` moves everything a child
 inherits out of the collector's reach, right after the fork; what the child makes
 is collected as usual, and the parent's pages the collector would have written
 stay shared (Python's ``gc.freeze`` documentation recommends it for forked workers).
