@@ -31,6 +31,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_database": (["all"], ["all", "--quick"]),
     "bench_sync": ([], ["--quick"]),
     "bench_remote_cache": ([], []),
+    "bench_lookups": ([], ["--only", "first,footprint"]),
+    "bench_lookup_instructions": ([], []),
     "bench_import_formats": ([], ["--runs", "1"]),
     "bench_serve": ([], ["--requests", "200"]),
     "bench_optimize": ([], ["--only", "resfinder"]),
