@@ -212,7 +212,7 @@ class LookupTable:
         i = bisect_right(self._firsts, key) - 1
         if i < 0:
             return []
-        partition = self._decoded.get(i)  # _partition's cache hit, inline: every look-up's path
+        partition = self._decoded.get(i)
         if partition is None:
             partition = self._partition(i)
         else:
@@ -226,10 +226,7 @@ class LookupTable:
         return found
 
     def _partition(self, i: int) -> tuple[array, array]:
-        found = self._decoded.get(i)
-        if found is not None:
-            self._decoded.move_to_end(i)
-            return found
+        """Partition ``i`` read, checked and kept (:meth:`find` looks in the kept ones first)."""
         part = self.ref.partitions[i]
         try:
             found = decode_partition(self._read(part.hash))

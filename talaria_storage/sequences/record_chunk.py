@@ -617,21 +617,18 @@ class ChunkReader(Container):
         """The taxon of record ``index`` (0: none), without copying every record's."""
         return self._u32(TAXIDS)[index]
 
-    def layout(self, index: int) -> Layout:
-        """The layout of record ``index`` (0 <= index < len), without building every record's."""
+    def _layout_table(self) -> list[Layout]:
+        """The chunk's distinct layouts, decoded once (records name theirs by index)."""
         table = self._cache.get(-5)
         if table is None:
             table = self._cache[-5] = _decode_layouts(self._whole(LAYOUT_TABLE))
-        try:
-            return table[self._u32(LAYOUT_INDEX)[index]]  # type: ignore[index]
-        except IndexError:
-            raise CompressionError("sequence chunk layout index points past its layout table") from None
+        return table  # type: ignore[return-value]
 
     def layouts(self) -> list[Layout]:
         """Every record's layout."""
         cached = self._cache.get(-2)  # per record, unlike the stream's own cache entry
         if cached is None:
-            table = _decode_layouts(self._whole(LAYOUT_TABLE))
+            table = self._layout_table()
             try:
                 cached = [table[i] for i in self._u32(LAYOUT_INDEX)]
             except IndexError:
@@ -736,12 +733,9 @@ class ChunkReader(Container):
         look-up then costs a few list indexings, not a dozen stream-cache calls."""
         plan = self._cache.get(-6)
         if plan is None:
-            layout_table = self._cache.get(-5)
-            if layout_table is None:
-                layout_table = self._cache[-5] = _decode_layouts(self._whole(LAYOUT_TABLE))
             edits = self.edits()
             plan = self._cache[-6] = _LookupPlan(
-                self._lines(HEADERS), layout_table, self._u32(LAYOUT_INDEX), self._u32(TAXIDS),  # type: ignore[arg-type]
+                self._lines(HEADERS), self._layout_table(), self._u32(LAYOUT_INDEX), self._u32(TAXIDS),  # type: ignore[arg-type]
                 edits if edits is not None and any(edits) else None, self._pack_count(),
                 self._implicit_refs(), self._lines(PLUS) if self.fastq else None,
             )

@@ -203,10 +203,7 @@ class PackReader(Container):
 
         A 1 kb region of a chromosome costs one block, not the chromosome.
         """
-        if not 0 <= slot < self._count:
-            raise CompressionError(f"reference to slot {slot} of a sequence pack of {self._count}")
-        starts, ends = self._bounds or self._slot_bounds()  # _slot, inline: every look-up's path
-        first, last = starts[slot], ends[slot]
+        first, last = self._slot(slot)
         if start == 0 and end is None:
             return self._range(RESIDUES, first, last)
         begin, stop, _ = slice(start, end).indices(last - first)
