@@ -165,8 +165,9 @@ class RocksDBBackend(Backend):
                 opts.set_bottommost_compression_type(DBCompressionType.zstd())
             opts.set_write_buffer_size(max(1, write_buffer_mb) * 1024 * 1024)
             # One info log file: by default every open kept the last one (LOG.old.*, ~30 KB each).
+            # No max_log_file_size: its rolling logger trims old logs inside DB::Open and fails
+            # the open when a racing process deleted the same LOG.old first.
             opts.set_keep_log_file_num(1)
-            opts.set_max_log_file_size(1 << 20)
             opts.set_stats_dump_period_sec(0)
             if blob_files and name in _BLOB_CFS:
                 # Large values in blob files keep the LSM tree small, so compaction

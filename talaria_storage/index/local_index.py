@@ -163,10 +163,12 @@ class RocksIndex(ChunkIndex):
         options.set_block_based_table_factory(table)
         # zstd, not the default snappy: the pack hashes its values repeat compress (ResFinder's
         # table: 98.6 to 85.3 KB). RocksDB's info log is kept to one file: by default every
-        # open kept the last one as LOG.old.* (~30 KB each, one more per command run).
+        # open kept the last one as LOG.old.* (~30 KB each, one more per command run). No
+        # max_log_file_size: its rolling logger trims old logs inside the open, and an open
+        # failed ("while unlink() file: LOG.old.*") when a racing process had deleted one first.
+        # Without it, the holder of the lock trims them after opening, best effort.
         options.set_compression_type(DBCompressionType.zstd())
         options.set_keep_log_file_num(1)
-        options.set_max_log_file_size(1 << 20)
         options.set_stats_dump_period_sec(0)
         try:
             self._db = Rdict(str(path), options=options)
