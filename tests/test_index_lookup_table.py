@@ -57,6 +57,29 @@ def test_a_partition_decodes_to_the_rows_it_was_made_of(keys: list[int], width: 
     assert list(fingerprints) == keys and list(decoded) == values
 
 
+def _format_1_partition(keys: list[int], values: list[int], width: int, value_width: int) -> bytes:
+    """A partition as format 1 wrote it: the fingerprints' deltas in the planes (written by hand here)."""
+    def planes(numbers: list[int], size: int) -> bytes:
+        return b"".join(bytes((n >> (8 * (size - 1 - plane))) & 0xFF for n in numbers) for plane in range(size))
+
+    first = keys[0]
+    deltas = [key - before for before, key in zip([first, *keys], keys)]
+    head = b"TLKP" + bytes([1, width, value_width, 0]) + len(keys).to_bytes(4, "big") + first.to_bytes(8, "big")
+    return head + planes(deltas, width) + planes(values, value_width)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=200).map(sorted))
+def test_a_format_1_partition_still_decodes_to_its_rows(keys: list[int]) -> None:
+    values = [k % 65536 for k in keys]
+    fingerprints, decoded = decode_partition(_format_1_partition(keys, values, 4, 2))
+    assert list(fingerprints) == keys and list(decoded) == values
+
+
+def test_a_new_partition_is_format_2() -> None:
+    assert encode_partition(np.array([3, 9], dtype=np.uint64), np.array([0, 1], dtype=np.uint64), 4, 2)[4] == 2
+
+
 def test_the_rows_of_one_fingerprint_stay_in_one_partition() -> None:
     keys = [5 << 40] * 40 + [k << 40 for k in range(100, 140)]
     _, table = _table(keys, list(range(80)), rows=16)

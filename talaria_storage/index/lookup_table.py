@@ -22,10 +22,15 @@ in its header, the digest is its sequence's), so a collision costs one more
 record read, never a wrong record.
 
 Why this layout. Measured on uniprot15 (82,814 records, 414,070 keys),
-rows in byte planes (the high bytes of sorted, delta-coded fingerprints are
-mostly zero) then zstd: 4.0 bytes per row with 4-byte fingerprints, 5.0 with
-5-byte ones; at the store's default codec the table is 1.74 MB, 8.5 % of the
-database's other objects (``benchmarks/bench_lookups.py``). The ordinals are the part that does
+rows in byte planes (the high planes of sorted fingerprints are long runs)
+then zstd: about 4.3 bytes per row with 4-byte fingerprints; at the store's
+default codec the table is 1.85 MB, 9 % of the database's other objects
+(``benchmarks/bench_lookups.py``). Format 1 stored the fingerprints'
+deltas, 6 % smaller (1.74 MB), but a partition then decoded through a
+running sum of 16,384 Python integers: 0.5 ms of its 0.54, and a fifth of
+the instructions of 1,000 cold look-ups (callgrind). Format 2 planes hold
+the fingerprints themselves, and decode in C (slice assignment) alone.
+Format 1 partitions are still read. The ordinals are the part that does
 not compress (a permutation: log2(records) bits each, whatever the layout),
 which is also why a minimal perfect hash would save only the fingerprint
 bytes' share. A partition decodes with numpy in a fraction of a millisecond
@@ -33,9 +38,10 @@ bytes' share. A partition decodes with numpy in a fraction of a millisecond
 
 A partition object (compressed by the store's configured codec)::
 
-    header   magic "TLKP", format 1, fingerprint bytes F, value bytes V,
+    header   magic "TLKP", format 2, fingerprint bytes F, value bytes V,
              u32 rows, u64 first fingerprint                  (20 bytes)
-    F planes the rows' fingerprint deltas, most significant byte first
+    F planes the rows' fingerprints, most significant byte first
+             (format 1: their deltas from the previous row's, the first's from the header's)
     V planes the rows' values (record ordinals), likewise
 
 Rows with one fingerprint (a sequence many records carry) are never split
@@ -62,6 +68,8 @@ from talaria_storage.core.errors import ChunkNotFound, CompressionError, HashMis
 from talaria_storage.core.hashing import SHA256Hash
 
 FORMAT = 1
+#: A partition's own format (its header's second field): 2 holds fingerprints, 1 their deltas.
+PARTITION_FORMAT = 2
 #: Rows per partition: ~65 KB of compressed partition on UniProt-like keys, so a look-up
 #: against a remote store reads one small object, and a store of 10^9 rows has 60,000.
 PARTITION_ROWS = 16384
@@ -152,7 +160,7 @@ class LookupTableRef:
 
 def partition_header(width: int, value_width: int, rows: int, first: int) -> bytes:
     """The 20-byte header of a partition (see the module docstring)."""
-    return _HEAD.pack(_MAGIC, FORMAT, width, value_width, rows, first)
+    return _HEAD.pack(_MAGIC, PARTITION_FORMAT, width, value_width, rows, first)
 
 
 def _from_planes(data: memoryview, rows: int, width: int) -> array:
@@ -177,15 +185,17 @@ def decode_partition(data: bytes) -> tuple[array, array]:
     if len(data) < _HEAD.size:
         raise ValueError("shorter than a partition header")
     magic, fmt, width, value_width, rows, first = _HEAD.unpack_from(data)
-    if magic != _MAGIC or fmt != FORMAT:
+    if magic != _MAGIC or fmt not in (1, PARTITION_FORMAT):
         raise ValueError("not a look-up table partition")
     if len(data) != _HEAD.size + rows * (width + value_width):
         raise ValueError(f"{len(data)} bytes do not hold {rows} rows of {width}+{value_width} bytes")
     body = memoryview(data)[_HEAD.size :]
-    # Fingerprints are delta-coded from ``first``: their running sum. Kept as plain arrays: a
-    # look-up is one bisect on them, ~10x cheaper than np.searchsorted on a numpy array.
-    fingerprints = array("Q", accumulate(_from_planes(body, rows, width), initial=first))
-    del fingerprints[0]
+    # Kept as plain arrays: a look-up is one bisect on them, ~10x cheaper than np.searchsorted
+    # on a numpy array.
+    fingerprints = _from_planes(body, rows, width)
+    if fmt == 1:  # deltas from ``first``: their running sum
+        fingerprints = array("Q", accumulate(fingerprints, initial=first))
+        del fingerprints[0]
     return fingerprints, _from_planes(body[rows * width :], rows, value_width)
 
 

@@ -42,9 +42,8 @@ def _planes(values: np.ndarray, width: int) -> bytes:
 def encode_partition(fingerprints: np.ndarray, values: np.ndarray, width: int, value_width: int) -> bytes:
     """One partition's bytes: sorted truncated fingerprints and their values (see the module docstring)."""
     first = int(fingerprints[0]) if len(fingerprints) else 0
-    deltas = np.diff(fingerprints, prepend=np.uint64(first))
     head = partition_header(width, value_width, len(fingerprints), first)
-    return head + _planes(deltas, width) + _planes(values, value_width)
+    return head + _planes(fingerprints, width) + _planes(values, value_width)
 
 
 def write_lookup_table(
