@@ -80,6 +80,24 @@ def test_a_new_partition_is_format_2() -> None:
     assert encode_partition(np.array([3, 9], dtype=np.uint64), np.array([0, 1], dtype=np.uint64), 4, 2)[4] == 2
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**24 - 1)), max_size=200),
+    st.sampled_from([2, 4, 5, 6, 8]),  # 8: fingerprint and value do not fit one integer (lexsort)
+)
+def test_a_table_holds_each_distinct_row_once_in_order(rows: list[tuple[int, int]], width: int) -> None:
+    store = Store(MemoryBackend())
+    ref = write_lookup_table(
+        store.store_chunk, np.array([k for k, _ in rows], dtype=np.uint64),
+        np.array([v for _, v in rows], dtype=np.uint64), partition_rows=16, width=width,
+    )
+    stored = []
+    for part in ref.partitions:
+        fingerprints, values = decode_partition(store.get_chunk(part.hash))
+        stored += zip(fingerprints, values)
+    assert stored == sorted({(k >> (64 - 8 * width), v) for k, v in rows})
+
+
 def test_the_rows_of_one_fingerprint_stay_in_one_partition() -> None:
     keys = [5 << 40] * 40 + [k << 40 for k in range(100, 140)]
     _, table = _table(keys, list(range(80)), rows=16)
