@@ -23,7 +23,7 @@ record read, never a wrong record.
 
 Why this layout. Measured on uniprot15 (82,814 records, 414,070 keys),
 rows in byte planes (the high planes of sorted fingerprints are long runs)
-then zstd: about 4.3 bytes per row with 4-byte fingerprints; at the store's
+then zstd: about 4.5 bytes per row with 4-byte fingerprints; at the store's
 default codec the table is 1.85 MB, 9 % of the database's other objects
 (``benchmarks/bench_lookups.py``). Format 1 stored the fingerprints'
 deltas, 6 % smaller (1.74 MB), but a partition then decoded through a
@@ -33,8 +33,9 @@ the fingerprints themselves, and decode in C (slice assignment) alone.
 Format 1 partitions are still read. The ordinals are the part that does
 not compress (a permutation: log2(records) bits each, whatever the layout),
 which is also why a minimal perfect hash would save only the fingerprint
-bytes' share. A partition decodes with numpy in a fraction of a millisecond
-(pure Python took 2 ms), and is then searched as plain arrays.
+bytes' share. A partition decodes by slice assignments of its byte planes,
+in C and without numpy (whose import would cost a fresh process ~50 ms),
+and is then searched as plain arrays.
 
 A partition object (compressed by the store's configured codec)::
 
