@@ -122,10 +122,10 @@ class ChunkCodec:
     ~0.35 MB of residues, and zstd's decoding was a third of the pass's
     instructions (callgrind: the pass takes 651 M at 16 KiB against 744 M;
     8 KiB gives 619 M); the store grows 0.3 % (8 KiB: 0.65 %). In time the
-    gain is smaller than in instructions: a block has a fixed cost of ~8 us
-    (20 us for 16 KiB of protein-like text, 34 us for 64 KiB), so ~850
-    blocks take ~17 ms where ~560 took ~19; a remote look-up reads 12 %
-    fewer bytes. ``long_distance`` turns on zstd's long
+    gain is smaller than in instructions: a checksummed block of
+    protein-like text decodes in 14-19 us at 16 KiB and 27-34 us at 64 KiB
+    (best of 7, three runs), so ~850 blocks take ~13 ms where ~560 took
+    ~16; a remote look-up reads 12 % fewer bytes. ``long_distance`` turns on zstd's long
     distance matcher (window 128 MiB) for blocks of several MiB.
     ``redundant_level`` (17) re-compresses a nucleotide block that level
     ``nucleotide_level`` already brings under 2 bits a base -- a redundant
