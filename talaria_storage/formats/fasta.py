@@ -279,6 +279,7 @@ def labelled(record: SequenceRecord, taxon_id: int) -> SequenceRecord:
     out.taxon_id = taxon_id
     return out
 
+
 _CR = 0x0D  # a carriage return, tested for by value
 
 # Regular layouts are shared: a file of 80 million records holds a handful of Layout objects.
